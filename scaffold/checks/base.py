@@ -162,11 +162,14 @@ class Check(ContextAwareVisitor):
         return any(fnmatch.fnmatch(name, pattern) for pattern in cls.CONFIG_FILES)
 
 
-_TEST_NAME = re.compile(r"^(test_.*|.*_test|conftest)\.py$")
+_TEST_NAME = re.compile(r"^(test_.*|.*_test|conftest|testing)\.py$")
 
 
 def is_test_path(path: str | PurePath) -> bool:
-    """Whether a file is test code (a ``tests``/``test`` folder, ``test_*.py``, ``conftest.py``)."""
+    """Whether a file is test code: in a ``tests`` folder, ``test_*.py``, ``conftest.py``...
+
+    ``testing.py`` counts too: it is where pytest plugins such as the kit's live.
+    """
     pure = PurePath(path)
     return bool(_TEST_NAME.match(pure.name)) or any(
         part in {"tests", "test", "testing"} for part in pure.parts[:-1]

@@ -11,13 +11,13 @@ the first trace-context propagator. Propagators it does not know are ignored.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import libcst as cst
 from libcst.metadata import ParentNodeProvider, ScopeProvider
 
+from scaffold.checks._envfiles import ENV_FILES, env_values
 from scaffold.checks._syntax import argument, call_name, string_value, terminal_name
 from scaffold.checks.base import Check, Invalid
 from scaffold.engine.model import Finding
@@ -45,9 +45,6 @@ _NAME_BY_CLASS = {
 }
 _TRACE_CONTEXT_NAMES = frozenset(_KEYS_BY_NAME) - {"baggage"}
 _ENV_VARIABLE = "OTEL_PROPAGATORS"
-_ENV_LINE = re.compile(
-    r"""^\s*(?:-\s*)?(?:export\s+)?["']?OTEL_PROPAGATORS["']?\s*[=:]\s*(?P<value>.*?)\s*$"""
-)
 
 
 def problems_in(names: Sequence[str]) -> list[str]:
@@ -57,7 +54,11 @@ def problems_in(names: Sequence[str]) -> list[str]:
     for name in names:
         for key in sorted(_KEYS_BY_NAME.get(name, ())):
             if key in seen:
-                problems.append(f"`{seen[key]}` and `{name}` both write the `{key}` key")
+                problems.append(
+                    f"`{name}` is listed twice"
+                    if seen[key] == name
+                    else f"`{seen[key]}` and `{name}` both write the `{key}` key"
+                )
                 break
         for key in _KEYS_BY_NAME.get(name, ()):
             seen.setdefault(key, name)
@@ -71,7 +72,6 @@ def problems_in(names: Sequence[str]) -> list[str]:
 
 
 def _split_env_value(value: str) -> list[str]:
-    value = value.split(" #", 1)[0].strip().strip("'\"")
     return [name.strip().lower() for name in value.split(",") if name.strip()]
 
 
@@ -91,10 +91,7 @@ class PropagatorOverlap(Check):
     )
     METADATA_DEPENDENCIES = (ParentNodeProvider, ScopeProvider)
     PREFILTER = ("CompositePropagator", _ENV_VARIABLE)
-    CONFIG_FILES = (
-        ".env", "*.env", ".env.*", "docker-compose*.yml", "docker-compose*.yaml",
-        "compose*.yml", "compose*.yaml",
-    )
+    CONFIG_FILES = ENV_FILES
     VALID = (
         """
         import os
@@ -190,20 +187,9 @@ class PropagatorOverlap(Check):
         cls, path: str, text: str, options: Mapping[str, Any] | None = None
     ) -> list[Finding]:
         findings = []
-        for number, line in enumerate(text.splitlines(), start=1):
-            match = _ENV_LINE.match(line)
-            if not match:
-                continue
-            problems = problems_in(_split_env_value(match["value"]))
+        for line, column, value in env_values(text, _ENV_VARIABLE):
+            problems = problems_in(_split_env_value(value))
             if problems:
-                findings.append(
-                    Finding(
-                        path=path,
-                        line=number,
-                        column=match.start("value") + 1,
-                        rule_id=cls.ID,
-                        message="; ".join(problems),
-                    )
-                )
+                findings.append(Finding(path, line, column, cls.ID, "; ".join(problems)))
         return findings
 

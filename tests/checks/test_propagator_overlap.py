@@ -84,3 +84,9 @@ def test_env_and_compose_files_are_read(file_name, text, lines):
 def test_other_files_are_not_read():
     assert not PropagatorOverlap.reads_config_file("settings.yaml")
     assert not PropagatorOverlap.reads_config_file("app.py")
+
+
+def test_a_propagator_listed_twice_is_named_once():
+    assert propagator_overlap.problems_in(["tracecontext", "tracecontext"]) == [
+        "`tracecontext` is listed twice"
+    ]

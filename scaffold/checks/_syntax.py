@@ -61,21 +61,21 @@ def is_true(node: cst.BaseExpression | None) -> bool:
 
 
 def calls_in(node: cst.CSTNode) -> Iterator[cst.Call]:
-    """Every call inside ``node``, not descending into nested functions, lambdas or classes."""
+    """Every call in ``node``'s own code: nested functions, lambdas and classes are skipped."""
     found: list[cst.Call] = []
 
     class _Collect(cst.CSTVisitor):
         def visit_Call(self, call: cst.Call) -> None:
             found.append(call)
 
-        def visit_FunctionDef(self, _: cst.FunctionDef) -> bool:
-            return False
+        def visit_FunctionDef(self, function: cst.FunctionDef) -> bool:
+            return function is node
 
-        def visit_Lambda(self, _: cst.Lambda) -> bool:
-            return False
+        def visit_Lambda(self, lambda_: cst.Lambda) -> bool:
+            return lambda_ is node
 
-        def visit_ClassDef(self, _: cst.ClassDef) -> bool:
-            return False
+        def visit_ClassDef(self, class_: cst.ClassDef) -> bool:
+            return class_ is node
 
     node.visit(_Collect())
     return iter(found)

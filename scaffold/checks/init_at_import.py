@@ -3,7 +3,8 @@
 What it does: reports calls to ``init_tracing`` or ``set_tracer_provider`` (option
 ``functions``) that run when the module is imported: at module level or in a class body,
 including inside module-level ``if``/``try``/``with`` blocks. Calls inside functions and under
-``if __name__ == "__main__":`` are fine.
+``if __name__ == "__main__":`` are fine, and so is test code: a ``conftest.py`` that installs
+the test provider once at import is the usual way to test tracing.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import libcst as cst
 import libcst.matchers as m
 
 from scaffold.checks._syntax import call_name
-from scaffold.checks.base import Check, Invalid, Valid
+from scaffold.checks.base import Check, Invalid, Valid, is_test_path
 
 
 def _is_main(literal: str) -> bool:
@@ -62,6 +63,7 @@ class InitAtImport(Check):
             init_tracing("orders")
         """,
         Valid("deferred = lambda: init_tracing('orders')\n"),
+        Valid("trace.set_tracer_provider(TEST_PROVIDER)\n", path="tests/conftest.py"),
     )
     INVALID = (
         """
@@ -91,6 +93,9 @@ class InitAtImport(Check):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self._function_depth = 0
+
+    def visit_Module(self, node: cst.Module) -> bool:
+        return not is_test_path(self.path)
 
     def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
         self._function_depth += 1

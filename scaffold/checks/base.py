@@ -64,6 +64,10 @@ class Invalid:
         ]
 
 
+def _as_example(example: str | Valid | Invalid) -> Valid | Invalid:
+    return Valid(example) if isinstance(example, str) else example
+
+
 def _normalise(code: str) -> str:
     return dedent(code).lstrip("\n")
 
@@ -129,6 +133,22 @@ class Check(ContextAwareVisitor):
     def wants(cls, source: str) -> bool:
         """The cheap text prefilter: can this source contain anything the check looks for?"""
         return not cls.PREFILTER or any(needle in source for needle in cls.PREFILTER)
+
+    @classmethod
+    def help_text(cls) -> str:
+        """The rule doc in ruff's headings (markdown): what, why, an example, its fix."""
+        doc = (sys.modules[cls.__module__].__doc__ or "").strip()
+        what = doc.split("\n\n", 1)[1].strip() if "\n\n" in doc else ""
+        parts = [cls.SUMMARY]
+        if what:
+            parts.append(what)
+        parts.append(f"Why is this bad? {cls.WHY}")
+        if cls.INVALID:
+            parts.append(f"Example:\n\n```python\n{_as_example(cls.INVALID[0]).source}```")
+        if cls.VALID:
+            parts.append(f"Use instead:\n\n```python\n{_as_example(cls.VALID[0]).source}```")
+        parts.append(f"Fix: {cls.FIX_HINT}")
+        return "\n\n".join(parts)
 
     @property
     def path(self) -> str:

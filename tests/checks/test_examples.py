@@ -36,3 +36,6 @@ def test_every_check_documents_itself():
         assert check.ID and check.SUMMARY and check.WHY and check.FIX_HINT, check
         assert check.VALID and check.INVALID, f"{check.ID} needs valid and invalid examples"
         assert check.ID == check.__module__.rsplit(".", 1)[-1].replace("_", "-")
+        help_text = check.help_text()
+        assert help_text.startswith(check.SUMMARY)
+        assert check.WHY in help_text and check.FIX_HINT in help_text and "```python" in help_text

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
+from typing import Any
 
 
-class Kind(str, Enum):
-    """What a reported site is: a rewrite the tool made (or would make), or a finding it cannot fix."""
+class Kind(StrEnum):
+    """What a reported site is: a rewrite made (or that would be made), or a finding not fixed."""
 
     CHANGE = "change"
     FINDING = "finding"
 
 
-class Status(str, Enum):
+class Status(StrEnum):
     """One file's outcome, as LibCST's codemod runner reports it (success, skip, failure)."""
 
     UNCHANGED = "unchanged"
@@ -24,7 +26,11 @@ class Status(str, Enum):
 
 @dataclass(frozen=True, order=True)
 class Finding:
-    """One site: where it is, which rule saw it, and what it says (rule ids are kebab-case)."""
+    """One site: where it is, which rule saw it, and what it says (rule ids are kebab-case).
+
+    Lines and columns are 1-based, as editors count; for a rewrite they point into the file as
+    it was before the run.
+    """
 
     path: str
     line: int
@@ -46,3 +52,13 @@ class FileResult:
     reason: str | None = None  # why it was skipped or failed
     original: str | None = field(default=None, repr=False)  # text before, when changed
     updated: str | None = field(default=None, repr=False)  # text after, when changed
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What a rule may read about the project a file belongs to ([tool.scaffold] + discovery)."""
+
+    kit: str | None = None  # import path of the repo's ``tracekit`` package, when it has one
+    helper_module: str | None = None  # an existing HuleEdu-style helper library to call
+    unsafe_fixes: bool = False  # apply codemods whose FIX_SAFETY is "unsafe"
+    options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # by rule id

@@ -1,0 +1,225 @@
+"""The ``Codemod`` base class: a LibCST transformer that rewrites one tracing mistake.
+
+A codemod is one module in ``scaffold.codemods`` holding one ``Codemod`` subclass. The module
+name is the id (``token_finally`` -> ``token-finally``) and the first line of the module
+docstring is the summary; the rest of that docstring (What it does / Why / Example / Fix
+safety) is the help text ``scaffold rules`` and SARIF show. The engine builds one instance per
+file, resolves only the metadata the class declares, and runs the codemods in
+``scaffold.codemods.ORDER`` on one parsed tree.
+
+Inside a visit, a codemod
+- calls ``record_change(original_node, message)`` before it rewrites a site, and leaves the
+  site alone when that returns False (a ``# scaffold: ignore[ID]`` comment covers it);
+- calls ``report(node, message)`` for a site it will not rewrite, saying why;
+- asks ``name_for(module, obj)`` for the local name of something it needs imported: an
+  existing import (or alias) is reused, otherwise one is scheduled with
+  ``AddImportsVisitor`` and added once by the engine after the last codemod.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import libcst as cst
+from libcst.codemod import CodemodContext, ContextAwareTransformer
+from libcst.codemod.visitors import AddImportsVisitor
+from libcst.metadata import PositionProvider, ProviderT, QualifiedNameProvider
+
+from scaffold.engine.model import Finding, Kind, Settings
+from scaffold.engine.sites import FILE_STATE, SETTINGS, FileState
+
+SAFE = "safe"
+UNSAFE = "unsafe"
+
+
+class CodemodOptionError(ValueError):
+    """Options were configured for a codemod that takes none."""
+
+
+class Codemod(ContextAwareTransformer):
+    """Base of every codemod; subclasses set the class attributes and rewrite in ``leave_*``."""
+
+    ID: ClassVar[str]
+    SUMMARY: ClassVar[str]
+    FIX_SAFETY: ClassVar[str] = SAFE  # "unsafe": applied only with --unsafe-fixes
+    # A file is parsed only if it contains at least one of these substrings (empty: always).
+    PREFILTER: ClassVar[tuple[str, ...]] = ()
+    METADATA_DEPENDENCIES: ClassVar[tuple[ProviderT, ...]] = (PositionProvider,)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        module = sys.modules[cls.__module__]
+        cls.ID = cls.__dict__.get("ID") or cls.__module__.rsplit(".", 1)[-1].replace("_", "-")
+        doc = (module.__doc__ or cls.__doc__ or "").strip()
+        cls.SUMMARY = cls.__dict__.get("SUMMARY") or (doc.splitlines()[0] if doc else cls.ID)
+        if cls.FIX_SAFETY not in (SAFE, UNSAFE):
+            raise TypeError(f"{cls.__name__}.FIX_SAFETY must be 'safe' or 'unsafe'")
+        if PositionProvider not in cls.METADATA_DEPENDENCIES:
+            cls.METADATA_DEPENDENCIES = (PositionProvider, *cls.METADATA_DEPENDENCIES)
+
+    def __init__(self, context: CodemodContext, options: Mapping[str, Any] | None = None) -> None:
+        super().__init__(context)
+        self.options = self.resolve_options(options)
+        self.findings: list[Finding] = []
+        self._imports: dict[str, str] | None = None
+        self._names: set[str] | None = None
+
+    # -- class-level metadata the engine, `scaffold rules` and the reporters read --
+
+    @classmethod
+    def resolve_options(cls, options: Mapping[str, Any] | None) -> dict[str, Any]:
+        """Codemods take no options yet; configuring some is an error rather than a no-op."""
+        if options:
+            raise CodemodOptionError(f"codemod {cls.ID!r} takes no options (got {sorted(options)})")
+        return {}
+
+    @classmethod
+    def wants(cls, source: str) -> bool:
+        """The cheap text prefilter: can this source contain anything the codemod rewrites?"""
+        return not cls.PREFILTER or any(needle in source for needle in cls.PREFILTER)
+
+    @classmethod
+    def help_text(cls) -> str:
+        """The rule doc (What it does / Why / Example / Fix safety): the module docstring."""
+        return (sys.modules[cls.__module__].__doc__ or cls.SUMMARY).strip()
+
+    # -- what the engine handed this file --
+
+    @property
+    def path(self) -> str:
+        return self.context.filename or "<string>"
+
+    @property
+    def settings(self) -> Settings:
+        return self.context.scratch.get(SETTINGS) or Settings()
+
+    @property
+    def _state(self) -> FileState:
+        state = self.context.scratch.get(FILE_STATE)
+        if state is None:
+            state = self.context.scratch[FILE_STATE] = FileState(self.path)
+        return state
+
+    # -- recording sites --
+
+    def record_change(self, node: cst.CSTNode, message: str) -> bool:
+        """Record the rewrite of ``node`` (an original node); False means: leave it alone."""
+        return self._record(node, message, Kind.CHANGE)
+
+    def report(self, node: cst.CSTNode, message: str) -> None:
+        """Record a site this codemod will not rewrite, and why."""
+        self._record(node, message, Kind.FINDING)
+
+    def _record(self, node: cst.CSTNode, message: str, kind: Kind) -> bool:
+        where = self.get_metadata(PositionProvider, node)
+        state = self._state
+        start, end = state.original_line(where.start.line), state.original_line(where.end.line)
+        lines = (start,) if isinstance(node, cst.BaseCompoundStatement) else (start, end)
+        if state.suppressed(self.ID, *lines):
+            return False
+        self.findings.append(
+            Finding(
+                path=self.path,
+                line=start,
+                column=where.start.column + 1,
+                rule_id=self.ID,
+                message=message,
+                kind=kind,
+                end_line=end,
+                end_column=where.end.column + 1,
+            )
+        )
+        return True
+
+    # -- names and imports --
+
+    def qualified_names(self, node: cst.CSTNode) -> set[str]:
+        """Qualified names of ``node`` (needs QualifiedNameProvider in METADATA_DEPENDENCIES)."""
+        return {q.name for q in self.get_metadata(QualifiedNameProvider, node, set())}
+
+    def name_for(self, module: str, obj: str | None = None, *, alias: str | None = None) -> str:
+        """The expression naming ``module`` (or ``module.obj``) here, importing it if needed.
+
+        Reuses a module-level import or alias already in the file; otherwise schedules
+        ``import module`` / ``from module import obj`` (as ``alias`` when the plain name is
+        already taken in this file) for the engine to add after the last codemod.
+        """
+        imports = self._module_imports()
+        wanted = f"{module}.{obj}" if obj else module
+        if wanted in imports:
+            return imports[wanted]
+        if obj and module in imports:
+            return f"{imports[module]}.{obj}"
+        local = obj or module.split(".")[0]
+        if local in self._bound_names():
+            local = alias or f"_{local}"
+            AddImportsVisitor.add_needed_import(self.context, module, obj, asname=local)
+            return local
+        AddImportsVisitor.add_needed_import(self.context, module, obj)
+        return obj or module
+
+    def _module_imports(self) -> dict[str, str]:
+        """Dotted target -> local expression, for every top-level import of the module."""
+        if self._imports is None:
+            self._imports = {}
+            for statement in self.module.body:
+                if not isinstance(statement, cst.SimpleStatementLine):
+                    continue
+                for small in statement.body:
+                    if isinstance(small, cst.Import):
+                        for name in small.names:
+                            dotted = _dotted(name.name)
+                            if name.asname is not None:
+                                self._imports[dotted] = _dotted(name.asname.name)
+                            else:
+                                parts = dotted.split(".")
+                                for end in range(1, len(parts) + 1):
+                                    prefix = ".".join(parts[:end])
+                                    self._imports.setdefault(prefix, prefix)
+                    elif (
+                        isinstance(small, cst.ImportFrom)
+                        and not small.relative
+                        and small.module is not None
+                        and not isinstance(small.names, cst.ImportStar)
+                    ):
+                        base = _dotted(small.module)
+                        for name in small.names:
+                            local = _dotted(name.asname.name) if name.asname else _dotted(name.name)
+                            self._imports[f"{base}.{_dotted(name.name)}"] = local
+        return self._imports
+
+    def _bound_names(self) -> set[str]:
+        """Every identifier used as a plain name anywhere in the module (a safe over-estimate)."""
+        if self._names is None:
+            names: set[str] = set()
+
+            class _Collect(cst.CSTVisitor):
+                def visit_Name(self, node: cst.Name) -> None:
+                    names.add(node.value)
+
+                def visit_Attribute(self, node: cst.Attribute) -> bool:
+                    node.value.visit(self)  # the attribute's own name binds nothing
+                    return False
+
+            self.module.visit(_Collect())
+            self._names = names
+        return self._names
+
+
+def dotted_name(node: cst.CSTNode) -> str | None:
+    """``a.b.c`` for a chain of names and attributes; ``None`` for anything else."""
+    if isinstance(node, cst.Name):
+        return node.value
+    if isinstance(node, cst.Attribute):
+        base = dotted_name(node.value)
+        return None if base is None else f"{base}.{node.attr.value}"
+    return None
+
+
+def _dotted(node: cst.CSTNode) -> str:
+    name = dotted_name(node)
+    if name is None:
+        raise ValueError(f"not a dotted name: {node!r}")
+    return name

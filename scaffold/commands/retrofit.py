@@ -1,0 +1,36 @@
+"""``scaffold retrofit PATH...``: run the codemods, write the fixes (or show / check them)."""
+
+from __future__ import annotations
+
+import argparse
+
+from scaffold.codemods import all_codemods
+from scaffold.engine.command import add_engine_arguments, execute
+from scaffold.engine.runner import Options
+
+NAME = "retrofit"
+HELP = "rewrite a repo so its tracing is correct (see 'scaffold rules' for what changes)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_engine_arguments(parser)
+    parser.add_argument("--check", action="store_true",
+                        help="write nothing; exit 1 when anything would change")
+    parser.add_argument("--diff", action="store_true",
+                        help="write nothing; print a unified diff of what would change")
+    parser.add_argument("--unsafe-fixes", action="store_true", default=None,
+                        help="also apply codemods whose fix safety is 'unsafe'")
+    parser.add_argument("--no-tests", action="store_true",
+                        help="do not generate the tests that prove the retrofit")
+
+
+def run(args: argparse.Namespace) -> int:
+    options = Options(
+        write=not (args.check or args.diff),
+        select=args.select,
+        ignore=args.ignore,
+        jobs=args.jobs,
+        unsafe_fixes=args.unsafe_fixes,
+        generate_tests=not args.no_tests,
+    )
+    return execute(args, all_codemods(), options, diff=args.diff).exit_code

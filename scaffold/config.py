@@ -1,0 +1,125 @@
+"""``[tool.scaffold]`` in the target's ``pyproject.toml``: its shape, defaults and validation.
+
+The table (every key optional)::
+
+    [tool.scaffold]
+    include = ["src/**/*.py"]      # gitignore-style globs relative to this file; default: all *.py
+    exclude = ["src/legacy/**"]    # gitignore-style globs removed from what include found
+    select = ["token-finally"]     # rule ids to run (codemods and checks); default: all
+    ignore = ["thread-context"]    # rule ids never to run
+    unsafe-fixes = false           # also apply codemods whose fix safety is "unsafe"
+    kit = "myservice.tracekit"     # import path of the kit; default: found by */tracekit/threads.py
+    helper-module = "huleedu_service_libs.observability"  # existing helper library codemods call
+    service-name = "grading_service"  # service name the bootstrap codemod uses
+    tests-dir = "tests"            # where retrofit writes the tests it generates
+    generate-tests = true          # false: like --no-tests
+
+    [tool.scaffold.options.baggage-cardinality]   # per-rule options, validated by the rule
+    allowed-keys = ["correlation_id"]
+
+A key this module does not know is an error naming the key and the file (exit 2), so a typo
+never silently turns a setting off. Adding a key for a later feature is one line in ``_KEYS``.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+class ConfigError(Exception):
+    """The configuration is unreadable or invalid; the message names the key and the file."""
+
+
+@dataclass(frozen=True)
+class Config:
+    """One project's settings; ``root`` is where globs are anchored (the pyproject's folder)."""
+
+    root: Path
+    source: Path | None = None  # the pyproject.toml read, None for defaults
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    select: tuple[str, ...] = ()
+    ignore: tuple[str, ...] = ()
+    unsafe_fixes: bool = False
+    kit: str | None = None
+    helper_module: str | None = None
+    service_name: str | None = None
+    tests_dir: str = "tests"
+    generate_tests: bool = True
+    options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    @property
+    def where(self) -> str:
+        return str(self.source) if self.source else "defaults"
+
+
+_LIST = "a list of strings"
+_KEYS: dict[str, str] = {
+    "include": _LIST,
+    "exclude": _LIST,
+    "select": _LIST,
+    "ignore": _LIST,
+    "unsafe-fixes": "a boolean",
+    "kit": "a string",
+    "helper-module": "a string",
+    "service-name": "a string",
+    "tests-dir": "a string",
+    "generate-tests": "a boolean",
+    "options": "a table of tables keyed by rule id",
+}
+
+
+def _valid(kind: str, value: Any) -> bool:
+    if kind == _LIST:
+        return isinstance(value, list) and all(isinstance(item, str) for item in value)
+    if kind == "a boolean":
+        return isinstance(value, bool)
+    if kind == "a string":
+        return isinstance(value, str) and bool(value)
+    return isinstance(value, dict) and all(isinstance(item, dict) for item in value.values())
+
+
+def load_config(pyproject: Path) -> Config | None:
+    """The ``[tool.scaffold]`` table of ``pyproject`` as a Config, or None when it has none."""
+    try:
+        data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"cannot read {pyproject}: {exc}") from exc
+    table = data.get("tool", {}).get("scaffold")
+    if table is None:
+        return None
+    if not isinstance(table, dict):
+        raise ConfigError(f"[tool.scaffold] in {pyproject} must be a table")
+    values: dict[str, Any] = {}
+    for key, value in table.items():
+        kind = _KEYS.get(key)
+        if kind is None:
+            known = ", ".join(sorted(_KEYS))
+            raise ConfigError(
+                f"unknown key {key!r} in [tool.scaffold] of {pyproject} (known: {known})"
+            )
+        if not _valid(kind, value):
+            raise ConfigError(f"key {key!r} in [tool.scaffold] of {pyproject} must be {kind}")
+        field_name = key.replace("-", "_")
+        values[field_name] = tuple(value) if kind == _LIST else value
+    return Config(root=pyproject.parent.resolve(), source=pyproject, **values)
+
+
+def find_config(start: Path) -> Config:
+    """The nearest ``pyproject.toml`` with a ``[tool.scaffold]`` table at or above ``start``.
+
+    Without one, defaults anchored at ``start`` (a folder, or a file's folder).
+    """
+    start = start.resolve()
+    folder = start if start.is_dir() else start.parent
+    for candidate in (folder, *folder.parents):
+        pyproject = candidate / "pyproject.toml"
+        if pyproject.is_file():
+            config = load_config(pyproject)
+            if config is not None:
+                return config
+    return Config(root=folder)

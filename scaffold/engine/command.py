@@ -1,0 +1,90 @@
+"""What ``scaffold retrofit`` and ``scaffold check`` share on the command line.
+
+Both take PATH..., --select/--ignore/--jobs/--format, print through the same reporters and
+exit with the same codes; each command module only adds its own flags and picks its rules.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from scaffold.config import ConfigError
+from scaffold.engine.discovery import PathNotFound
+from scaffold.engine.registry import all_rule_ids
+from scaffold.engine.report import FORMATS, write_report
+from scaffold.engine.runner import Options, Rule, RunResult, run
+
+
+def _ids(value: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in value.split(",") if part.strip())
+
+
+def _jobs(value: str) -> int:
+    try:
+        jobs = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {value!r}") from None
+    if jobs < 0:
+        raise argparse.ArgumentTypeError("must be 0 (all cores) or more")
+    return jobs
+
+
+def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
+    """PATH... and the flags every engine command takes."""
+    parser.add_argument("paths", nargs="+", metavar="PATH", help="files or folders to process")
+    parser.add_argument("--select", type=_ids, default=(), metavar="IDS",
+                        help="comma-separated rule ids to run (default: all, or the config's)")
+    parser.add_argument("--ignore", type=_ids, default=(), metavar="IDS",
+                        help="comma-separated rule ids not to run")
+    parser.add_argument("--jobs", type=_jobs, default=0, metavar="N",
+                        help="processes to use (default: 0 = all cores)")
+    parser.add_argument("--format", choices=FORMATS, default="text",
+                        help="output format (default: text)")
+
+
+def execute(
+    args: argparse.Namespace, rules: Sequence[Rule], options: Options, *, diff: bool = False
+) -> RunResult:
+    """Run the engine for a command, with a progress bar on a terminal; raise UsageError."""
+    from scaffold.cli import UsageError
+
+    try:
+        with _progress() as on_progress:
+            result = run(args.paths, rules, options, known_ids=all_rule_ids(),
+                         on_progress=on_progress)
+    except (ConfigError, PathNotFound) as exc:
+        raise UsageError(str(exc)) from exc
+    write_report(result, args.format, sys.stdout, diff=diff)
+    return result
+
+
+class _progress:
+    """A transient rich progress bar on stderr when it is a terminal; nothing when piped."""
+
+    def __init__(self) -> None:
+        self._bar = None
+        self._task = None
+
+    def __enter__(self):
+        if not sys.stderr.isatty():
+            return None
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+        self._bar = Progress(
+            "parsing", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            console=Console(stderr=True), transient=True,
+        )
+        return self._update
+
+    def _update(self, done: int, total: int) -> None:
+        if self._task is None:
+            self._bar.start()
+            self._task = self._bar.add_task("files", total=total)
+        self._bar.update(self._task, completed=done)
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._bar is not None and self._task is not None:
+            self._bar.stop()

@@ -1,0 +1,220 @@
+"""Which files a run looks at: git's view of the tree (or a walk honouring .gitignore) + config.
+
+Never descends into virtualenvs, build or cache folders, and never follows a symlink out of the
+tree: a symlinked file is taken only if it resolves inside the tree (and then once, by its real
+path); symlinked folders are not entered, so symlink loops cannot trap the walk.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import pathspec
+
+from scaffold.config import Config, find_config
+
+SKIPPED_DIRS = frozenset(
+    {
+        ".git", ".hg", ".svn", ".venv", "venv", ".tox", ".nox", ".direnv", "__pycache__",
+        ".mypy_cache", ".pytest_cache", ".ruff_cache", ".eggs", "build", "dist",
+        "node_modules", "site-packages", "__pypackages__",
+    }
+)
+KIT_MARKER = ("tracekit", "threads.py")  # the rendered kit is found by its threads module
+
+
+@dataclass(frozen=True)
+class Target:
+    """One file to process: where it really is, how to show it, the config it falls under."""
+
+    path: Path  # real path on disk (symlinks resolved)
+    display: str  # as the user would write it: the PATH argument joined with the relative part
+    config: Config
+    python: bool = True  # False: a non-Python file some check reads (CONFIG_FILES)
+    skip_reason: str | None = None  # set when discovery decided not to process it
+
+
+class PathNotFound(Exception):
+    """A PATH argument does not exist."""
+
+
+def _skipped_dir(folder: Path, name: str) -> bool:
+    return (
+        name in SKIPPED_DIRS
+        or name.endswith(".egg-info")
+        or (folder / name / "pyvenv.cfg").exists()
+    )
+
+
+def _git(root: Path, *args: str) -> subprocess.CompletedProcess[bytes] | None:
+    try:
+        return subprocess.run(
+            ["git", "-C", str(root), *args], capture_output=True, check=False, timeout=120
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def _git_files(root: Path) -> list[str] | None:
+    """Paths (relative to ``root``) git tracks or would track; None outside a usable work tree.
+
+    A folder git ignores (say, a path inside ``.venv`` named on purpose) is walked instead.
+    """
+    inside = _git(root, "rev-parse", "--is-inside-work-tree")
+    if inside is None or inside.returncode != 0 or inside.stdout.strip() != b"true":
+        return None
+    ignored = _git(root, "check-ignore", "-q", ".")
+    if ignored is not None and ignored.returncode == 0:
+        return None
+    listed = _git(root, "ls-files", "-z", "--cached", "--others", "--exclude-standard")
+    if listed is None or listed.returncode != 0:
+        return None
+    names = {os.fsdecode(raw) for raw in listed.stdout.split(b"\0") if raw}
+    return sorted(names)
+
+
+def _walk_files(root: Path) -> Iterator[str]:
+    """Paths relative to ``root``, honouring every .gitignore on the way down."""
+    specs: list[tuple[str, pathspec.PathSpec]] = []
+    # os.walk does not follow symlinked folders: no loops, nothing outside the tree
+    for folder, dirs, files in os.walk(root):
+        here = Path(folder)
+        rel_folder = here.relative_to(root).as_posix()
+        rel_folder = "" if rel_folder == "." else rel_folder + "/"
+        specs = [(base, spec) for base, spec in specs if rel_folder.startswith(base)]
+        gitignore = here / ".gitignore"
+        if gitignore.is_file():
+            try:
+                lines = gitignore.read_text(encoding="utf-8", errors="replace").splitlines()
+                specs.append((rel_folder, pathspec.GitIgnoreSpec.from_lines(lines)))
+            except OSError:
+                pass
+
+        def ignored(rel: str, is_dir: bool, specs: list = specs) -> bool:
+            probe = rel + "/" if is_dir else rel
+            return any(spec.match_file(probe[len(base):]) for base, spec in specs)
+
+        dirs[:] = sorted(
+            name for name in dirs
+            if not _skipped_dir(here, name) and not ignored(rel_folder + name, True)
+        )
+        for name in sorted(files):
+            if not ignored(rel_folder + name, False):
+                yield rel_folder + name
+
+
+def _under_skipped_dir(root: Path, rel: str) -> bool:
+    parts = rel.split("/")[:-1]
+    folder = root
+    for part in parts:
+        if _skipped_dir(folder, part):
+            return True
+        folder = folder / part
+    return False
+
+
+def _matcher(patterns: Sequence[str]) -> pathspec.PathSpec | None:
+    return pathspec.GitIgnoreSpec.from_lines(patterns) if patterns else None
+
+
+def _kit_module(root: Path, rel_paths: Iterable[str]) -> str | None:
+    """The import path of a rendered kit in the tree (``pkg.tracekit``), if there is one."""
+    for rel in sorted(rel_paths, key=lambda p: (p.count("/"), p)):
+        parts = rel.split("/")
+        if tuple(parts[-2:]) != KIT_MARKER:
+            continue
+        package = parts[:-1]
+        # the import root is the first folder above the innermost run of packages
+        end = len(package)
+        while end > 0 and (root.joinpath(*package[:end]) / "__init__.py").is_file():
+            end -= 1
+        if end < len(package):
+            return ".".join(package[end:])
+    return None
+
+
+def discover(
+    paths: Sequence[str | os.PathLike[str]],
+    *,
+    wants_other_file: Callable[[str], bool] = lambda name: False,
+) -> list[Target]:
+    """Every file under ``paths`` to process, sorted by display path, each once.
+
+    ``wants_other_file(name)`` says whether a non-Python file name is read by some rule.
+    A PATH naming a file is always taken; folders are searched as described above.
+    """
+    seen: dict[Path, Target] = {}
+    for given in paths:
+        argument = Path(given)
+        if not os.path.lexists(argument):
+            raise PathNotFound(f"path {str(given)!r} does not exist")
+        config = find_config(argument)
+        if not argument.is_dir():
+            target = _target(argument, str(given), config, wants_other_file, tree=None)
+            if target is not None:
+                seen.setdefault(target.path, target)
+            continue
+        root = argument
+        listed = _git_files(root)
+        rel_paths = listed if listed is not None else list(_walk_files(root))
+        if config.kit is None:
+            kit = _kit_module(root, rel_paths)
+            if kit is not None:
+                config = replace(config, kit=kit)
+        include, exclude = _matcher(config.include), _matcher(config.exclude)
+        for rel in rel_paths:
+            if not (rel.endswith(".py") or wants_other_file(rel.rsplit("/", 1)[-1])):
+                continue
+            if _under_skipped_dir(root, rel):
+                continue
+            full = root / rel
+            anchored = _anchored(full, config.root)
+            if include is not None and (anchored is None or not include.match_file(anchored)):
+                continue
+            if exclude is not None and anchored is not None and exclude.match_file(anchored):
+                continue
+            display = os.path.join(str(given), rel) if str(given) != "." else rel
+            target = _target(full, display, config, wants_other_file, tree=root)
+            if target is not None:
+                seen.setdefault(target.path, target)
+    return sorted(seen.values(), key=lambda target: target.display)
+
+
+def _anchored(full: Path, base: Path) -> str | None:
+    try:
+        return full.absolute().relative_to(base).as_posix()
+    except ValueError:
+        return None
+
+
+def _target(
+    full: Path,
+    display: str,
+    config: Config,
+    wants_other_file: Callable[[str], bool],
+    *,
+    tree: Path | None,
+) -> Target | None:
+    """The Target for one path, or None; ``tree`` is the folder a symlink must stay inside."""
+    python = full.name.endswith(".py") or not wants_other_file(full.name)
+    if not os.path.lexists(full):
+        return None  # in git's index but deleted from the work tree
+    if full.is_symlink():
+        try:
+            real = full.resolve(strict=True)
+        except (OSError, RuntimeError) as exc:
+            reason = "symlink loop" if "loop" in str(exc).lower() else "broken symlink"
+            return Target(full.absolute(), display, config, python, skip_reason=reason)
+        if tree is not None and not real.is_relative_to(tree.resolve()):
+            return Target(full.absolute(), display, config, python,
+                          skip_reason="symlink to outside the tree")
+        if not real.is_file():
+            return None
+        return Target(real, display, config, python)
+    if not full.is_file():
+        return None
+    return Target(full.resolve(), display, config, python)

@@ -1,0 +1,340 @@
+"""The parse-once runner: prefilter, parse, metadata, checks, codemods in order, imports, write.
+
+Per file: a cheap text prefilter per rule (files no rule can match are never parsed) -> one
+parse (bytes in, so encoding cookie, BOM and line endings survive) -> one MetadataWrapper
+resolving only the providers the surviving rules declare -> checks visit the tree as parsed ->
+codemods transform it in ``scaffold.codemods.ORDER`` -> scheduled imports are added once ->
+compare -> atomic write, only when the bytes changed and the run writes. Files run in parallel
+over processes; results come back sorted by path, identical to a serial run.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import libcst as cst
+from libcst.codemod import CodemodContext
+from libcst.codemod.visitors import AddImportsVisitor
+from libcst.metadata import MetadataWrapper
+
+from scaffold.config import Config, ConfigError
+from scaffold.engine.discovery import discover
+from scaffold.engine.model import FileResult, Finding, Kind, Settings, Status
+from scaffold.engine.sites import (
+    FILE_STATE,
+    SETTINGS,
+    SUPPRESSION_MARK,
+    FileState,
+    line_map,
+    parse_suppressions,
+)
+from scaffold.engine.writer import atomic_write
+
+EXIT_OK, EXIT_CHANGES, EXIT_ERROR = 0, 1, 2
+UNSAFE_NOTE = " (unsafe fix: apply with --unsafe-fixes)"
+
+Rule = Any  # a Codemod or Check subclass: ID, SUMMARY, PREFILTER, wants(), findings after a visit
+ProgressCallback = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class Options:
+    """How to run: what to select, whether to write, how many processes."""
+
+    write: bool = False  # apply changes on disk (--check and --diff never write)
+    select: tuple[str, ...] = ()  # rule ids; replaces the config's select
+    ignore: tuple[str, ...] = ()  # rule ids; added to the config's ignore
+    jobs: int = 0  # processes; 0 = one per core
+    unsafe_fixes: bool | None = None  # None: the config decides
+    generate_tests: bool = True  # hook for the test generator of a later issue (--no-tests)
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """Every file's result, sorted by path, plus the rules that could have run."""
+
+    results: tuple[FileResult, ...]
+    rules: tuple[Rule, ...]
+    options: Options
+
+    @property
+    def changed(self) -> list[FileResult]:
+        return [r for r in self.results if r.status is Status.CHANGED]
+
+    @property
+    def failed(self) -> list[FileResult]:
+        return [r for r in self.results if r.status is Status.FAILED]
+
+    @property
+    def findings(self) -> list[Finding]:
+        return [finding for result in self.results for finding in result.findings]
+
+    @property
+    def exit_code(self) -> int:
+        """2: a file could not be processed; 1: changes needed or made, or findings; else 0."""
+        if self.failed:
+            return EXIT_ERROR
+        if self.changed or self.findings:
+            return EXIT_CHANGES
+        return EXIT_OK
+
+
+def is_codemod(rule: Rule) -> bool:
+    return isinstance(rule, type) and issubclass(rule, cst.CSTTransformer)
+
+
+def _reason_for_parse_error(exc: Exception) -> str:
+    if isinstance(exc, cst.ParserSyntaxError):
+        return f"syntax error at line {exc.editor_line}, column {exc.editor_column}: {exc.message}"
+    if isinstance(exc, RecursionError):
+        return "too deeply nested to parse"
+    return f"cannot decode: {exc}"
+
+
+def process_source(
+    source: bytes, path: str, rules: Sequence[Rule], settings: Settings | None = None
+) -> FileResult:
+    """Run ``rules`` (codemods in the given order, checks first) over one file's bytes.
+
+    Pure: reads and writes nothing, so tests, fixtures and workers all go through it.
+    """
+    return _transform(source, path, rules, settings or Settings())[0]
+
+
+def _transform(
+    source: bytes, path: str, rules: Sequence[Rule], settings: Settings
+) -> tuple[FileResult, bytes | None]:
+    """``process_source``, plus the new bytes (in the file's own encoding) when it changed."""
+    probe = source.decode("latin-1")  # prefilter needles are ASCII: any byte decoding keeps them
+    active = [rule for rule in rules if rule.wants(probe)]
+    if not active:
+        return FileResult(path, Status.UNCHANGED), None
+    if b"\0" in source:
+        return FileResult(path, Status.FAILED, reason="binary file (contains NUL bytes)"), None
+    try:
+        module = cst.parse_module(source)
+        text = source.decode(module.encoding)
+    except (cst.ParserSyntaxError, SyntaxError, UnicodeError, LookupError, RecursionError) as exc:
+        return FileResult(path, Status.FAILED, reason=_reason_for_parse_error(exc)), None
+    state = FileState(path)
+    if SUPPRESSION_MARK in probe:
+        state.suppressions = parse_suppressions(text)
+    context = CodemodContext(filename=path, scratch={FILE_STATE: state, SETTINGS: settings})
+    current = None
+    try:
+        findings: list[Finding] = []
+        wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
+        checks = [rule for rule in active if not is_codemod(rule)]
+        if checks:
+            wrapper.resolve_many(
+                {dep for rule in checks for dep in rule.get_inherited_dependencies()}
+            )
+            check_context = replace(context, wrapper=wrapper)
+            for current in checks:
+                check = current(check_context, settings.options.get(current.ID))
+                module.visit(check)
+                findings.extend(
+                    finding for finding in check.findings
+                    if not state.suppressed(finding.rule_id, finding.line, finding.end_line or 0)
+                )
+        tree = module
+        for current in (rule for rule in active if is_codemod(rule)):
+            if tree is not wrapper.module:
+                wrapper = MetadataWrapper(tree, unsafe_skip_copy=True)
+                state.lines = line_map(text, tree.code)
+            applies = current.FIX_SAFETY == "safe" or settings.unsafe_fixes
+            scheduled = list(context.scratch.get(AddImportsVisitor.CONTEXT_KEY, []))
+            codemod = current(replace(context, wrapper=wrapper), settings.options.get(current.ID))
+            with codemod.resolve(wrapper):
+                rewritten = tree.visit(codemod)
+            if applies:
+                tree = rewritten
+                findings.extend(codemod.findings)
+            else:  # report what it would do; keep neither its tree nor its imports
+                context.scratch[AddImportsVisitor.CONTEXT_KEY] = scheduled
+                findings.extend(
+                    replace(f, kind=Kind.FINDING, message=f.message + UNSAFE_NOTE)
+                    if f.kind is Kind.CHANGE else f
+                    for f in codemod.findings
+                )
+        current = None
+        if tree is not module and context.scratch.get(AddImportsVisitor.CONTEXT_KEY):
+            tree = tree.visit(AddImportsVisitor(context))
+    except Exception as exc:  # a rule crashed on this file: report it, leave the file alone
+        where = f"rule {current.ID}" if current is not None else "the engine"
+        return FileResult(path, Status.FAILED, reason=f"internal error in {where}: {exc!r}"), None
+    updated = tree.bytes if tree is not module else source
+    ordered = tuple(sorted(findings))
+    if updated == source:
+        return FileResult(path, Status.UNCHANGED, ordered), None
+    return FileResult(path, Status.CHANGED, ordered, original=text, updated=tree.code), updated
+
+
+@dataclass(frozen=True)
+class _Task:
+    path: Path
+    display: str
+    python: bool
+    rules: tuple[Rule, ...]
+    settings: Settings
+    write: bool
+
+
+def _read(task: _Task) -> bytes | FileResult:
+    try:
+        return task.path.read_bytes()
+    except OSError as exc:
+        return FileResult(task.display, Status.FAILED, reason=f"cannot read: {exc.strerror or exc}")
+
+
+def _run_task(task: _Task) -> FileResult:
+    """One file, start to finish (in a worker process or in-process)."""
+    data = _read(task)
+    if isinstance(data, FileResult):
+        return data
+    if not task.python:
+        text = data.decode("utf-8", errors="replace")
+        findings = [
+            finding
+            for rule in task.rules
+            if rule.reads_config_file(task.path.name)
+            for finding in rule.check_config_file(
+                task.display, text, task.settings.options.get(rule.ID)
+            )
+        ]
+        return FileResult(task.display, Status.UNCHANGED, tuple(sorted(findings)))
+    result, updated = _transform(data, task.display, task.rules, task.settings)
+    if updated is not None and task.write:
+        try:
+            atomic_write(task.path, updated)
+        except OSError as exc:
+            return replace(result, status=Status.FAILED,
+                           reason=f"cannot write: {exc.strerror or exc}")
+    return result
+
+
+
+def _check_ids(ids: Iterable[str], known: set[str], where: str) -> None:
+    for rule_id in ids:
+        if rule_id not in known:
+            raise ConfigError(f"unknown rule {rule_id!r} in {where}; run 'scaffold rules' for ids")
+
+
+def _plan(
+    config: Config, rules: Sequence[Rule], options: Options, known_ids: set[str]
+) -> tuple[tuple[Rule, ...], Settings]:
+    """The rules that run under ``config`` (in the given order) and the settings they see."""
+    source = f"[tool.scaffold] of {config.where}"
+    _check_ids(config.select, known_ids, f"'select' in {source}")
+    _check_ids(config.ignore, known_ids, f"'ignore' in {source}")
+    _check_ids(config.options, known_ids, f"'options' in {source}")
+    select = set(options.select or config.select)
+    ignore = set(options.ignore) | set(config.ignore)
+    chosen = tuple(
+        rule for rule in rules
+        if (not select or rule.ID in select) and rule.ID not in ignore
+    )
+    options_by_id: dict[str, dict[str, Any]] = {}
+    for rule in rules:
+        configured = config.options.get(rule.ID)
+        if configured is None:
+            continue
+        try:
+            rule.resolve_options(configured)
+        except ValueError as exc:
+            raise ConfigError(f"{exc} in {source}") from exc
+        options_by_id[rule.ID] = dict(configured)
+    unsafe = config.unsafe_fixes if options.unsafe_fixes is None else options.unsafe_fixes
+    settings = Settings(
+        kit=config.kit,
+        helper_module=config.helper_module,
+        unsafe_fixes=unsafe,
+        options=options_by_id,
+    )
+    return chosen, settings
+
+
+def _worker_count(jobs: int, tasks: int) -> int:
+    cores = os.cpu_count() or 1
+    return max(1, min(jobs or cores, tasks))
+
+
+def run(
+    paths: Sequence[str | os.PathLike[str]],
+    rules: Sequence[Rule],
+    options: Options = Options(),
+    *,
+    known_ids: Iterable[str] = (),
+    on_progress: ProgressCallback | None = None,
+) -> RunResult:
+    """Discover the files under ``paths`` and run ``rules`` over them.
+
+    ``rules`` are the command's rules in run order; ``known_ids`` are every rule id any
+    command knows (a config's select may name checks and codemods alike). Raises ConfigError
+    for an unknown id or bad configuration, PathNotFound for a missing path.
+    """
+    rules = tuple(rules)
+    own_ids = {rule.ID for rule in rules}
+    known = set(known_ids) | own_ids
+    _check_ids(options.select, own_ids, "--select")
+    _check_ids(options.ignore, own_ids, "--ignore")
+
+    def reads(name: str) -> bool:
+        return any(getattr(rule, "reads_config_file", lambda _: False)(name) for rule in rules)
+
+    targets = discover(paths, wants_other_file=reads)
+    plans: dict[int, tuple[tuple[Rule, ...], Settings]] = {}
+    results: list[FileResult] = []
+    tasks: list[_Task] = []
+    for target in targets:
+        if target.skip_reason:
+            results.append(FileResult(target.display, Status.SKIPPED, reason=target.skip_reason))
+            continue
+        plan = plans.get(id(target.config))
+        if plan is None:
+            plan = plans[id(target.config)] = _plan(target.config, rules, options, known)
+        chosen, settings = plan
+        task = _Task(target.path, target.display, target.python, chosen, settings, options.write)
+        if target.python:  # prefilter here so files no rule can match never reach a worker
+            data = _read(task)
+            if isinstance(data, FileResult):
+                results.append(data)
+                continue
+            probe = data.decode("latin-1")
+            if not any(rule.wants(probe) for rule in chosen):
+                results.append(FileResult(target.display, Status.UNCHANGED))
+                continue
+        elif not any(getattr(rule, "reads_config_file", None) and rule.reads_config_file(
+                target.path.name) for rule in chosen):
+            continue
+        tasks.append(task)
+    results.extend(_execute(tasks, options.jobs, on_progress))
+    results.sort(key=lambda result: result.path)
+    return RunResult(tuple(results), rules, options)
+
+
+def _execute(
+    tasks: list[_Task], jobs: int, on_progress: ProgressCallback | None
+) -> list[FileResult]:
+    """Run the tasks in-process or over a process pool; order is restored by the caller."""
+    workers = _worker_count(jobs, len(tasks))
+    done: list[FileResult] = []
+    if workers == 1:
+        outcomes: Iterable[FileResult] = map(_run_task, tasks)
+        for result in outcomes:
+            done.append(result)
+            if on_progress:
+                on_progress(len(done), len(tasks))
+        return done
+    chunk = max(1, len(tasks) // (workers * 8))
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        for result in pool.map(_run_task, tasks, chunksize=chunk):
+            done.append(result)
+            if on_progress:
+                on_progress(len(done), len(tasks))
+    return done

@@ -1,0 +1,78 @@
+"""Per-file facts rules need when they record a site: suppression comments and line mapping.
+
+The engine puts one ``FileState`` in ``CodemodContext.scratch[FILE_STATE]`` for every file.
+Rules record sites against the tree they visit; after an earlier codemod has changed the tree,
+``original_line`` maps a line back to the file as it is on disk, so messages, suppression
+comments and SARIF regions all speak about the same lines the user sees.
+"""
+
+from __future__ import annotations
+
+import difflib
+import io
+import re
+import tokenize
+from dataclasses import dataclass, field
+
+FILE_STATE = "scaffold.file"
+SETTINGS = "scaffold.settings"  # the Settings of the project the file belongs to
+SUPPRESSION_MARK = "scaffold:"
+ALL_RULES = "*"
+
+_SUPPRESSION = re.compile(r"#\s*scaffold:\s*ignore\b(?:\[(?P<ids>[^\]]*)\])?")
+
+
+def parse_suppressions(text: str) -> dict[int, frozenset[str]]:
+    """Line -> rule ids silenced there by ``# scaffold: ignore[ID, ...]`` (``*`` for a bare one).
+
+    Comments are found with ``tokenize`` so the words inside a string never count.
+    """
+    found: dict[int, frozenset[str]] = {}
+    try:
+        for token in tokenize.generate_tokens(io.StringIO(text).readline):
+            if token.type != tokenize.COMMENT:
+                continue
+            match = _SUPPRESSION.search(token.string)
+            if not match:
+                continue
+            ids = match.group("ids")
+            names = {part.strip() for part in ids.split(",")} - {""} if ids else {ALL_RULES}
+            found[token.start[0]] = found.get(token.start[0], frozenset()) | names
+    except (tokenize.TokenError, SyntaxError):
+        pass  # LibCST parsed it, so this only happens on exotic input: no suppressions then
+    return found
+
+
+def line_map(original: str, current: str) -> list[int]:
+    """For each line of ``current`` (index = line - 1), the line of ``original`` it came from.
+
+    Inserted lines map to the original line just before them.
+    """
+    before, after = original.splitlines(), current.splitlines()
+    mapping = [0] * len(after)
+    matcher = difflib.SequenceMatcher(None, before, after, autojunk=False)
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        for offset, j in enumerate(range(j1, j2)):
+            mapping[j] = min(i1 + offset + 1, i2) if tag in ("equal", "replace") else max(i1, 1)
+    return mapping
+
+
+@dataclass
+class FileState:
+    """Where sites are, and which are silenced, for the file being processed."""
+
+    path: str
+    suppressions: dict[int, frozenset[str]] = field(default_factory=dict)
+    lines: list[int] | None = None  # current line -> original line, once the tree has changed
+
+    def original_line(self, line: int) -> int:
+        if self.lines is None or not 0 < line <= len(self.lines):
+            return line
+        return self.lines[line - 1]
+
+    def suppressed(self, rule_id: str, *lines: int) -> bool:
+        for line in lines:
+            ids = self.suppressions.get(line)
+            if ids and (ALL_RULES in ids or rule_id in ids):
+                return True
+        return False

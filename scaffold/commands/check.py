@@ -1,0 +1,30 @@
+"""``scaffold check PATH...``: report tracing mistakes, including every rewrite retrofit would make.
+
+Lint-only checks (``scaffold.checks``) report what has no safe fix; the codemods run as in
+``scaffold retrofit --check`` so one command shows everything. It never writes. Discovery,
+``[tool.scaffold]``, ``# scaffold: ignore[ID]``, output formats and exit codes are retrofit's.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from scaffold.checks import all_checks
+from scaffold.codemods import all_codemods
+from scaffold.engine.command import add_engine_arguments, execute
+from scaffold.engine.runner import Options
+
+NAME = "check"
+HELP = (
+    "report tracing mistakes that have no safe fix, and every rewrite 'scaffold retrofit' "
+    "would make; never writes (exit 1 when anything is found)"
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_engine_arguments(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    options = Options(write=False, select=args.select, ignore=args.ignore, jobs=args.jobs)
+    return execute(args, (*all_codemods(), *all_checks()), options).exit_code

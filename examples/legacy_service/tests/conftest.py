@@ -18,12 +18,17 @@ from redis.asyncio import Redis
 
 from legacy_service.config import Settings
 
-# Installed before any test imports the app, so the app's own provider is refused: the global
-# provider can be set only once per process.
 _EXPORTER = InMemorySpanExporter()
-_PROVIDER = TracerProvider()
-_PROVIDER.add_span_processor(SimpleSpanProcessor(_EXPORTER))
-trace.set_tracer_provider(_PROVIDER)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Install the test provider before any test module imports the app.
+
+    The global provider can be set only once per process, so the app's own set-up is refused.
+    """
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(_EXPORTER))
+    trace.set_tracer_provider(provider)
 
 
 @pytest.fixture

@@ -1,0 +1,1 @@
+"""The example service: its manifest, its own tests, and the end-to-end trace harness."""

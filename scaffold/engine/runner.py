@@ -202,7 +202,7 @@ def _run_task(task: _Task) -> FileResult:
         findings = [
             finding
             for rule in task.rules
-            if rule.reads_config_file(task.path.name)
+            if getattr(rule, "reads_config_file", None) and rule.reads_config_file(task.path.name)
             for finding in rule.check_config_file(
                 task.display, text, task.settings.options.get(rule.ID)
             )

@@ -139,12 +139,16 @@ class Codemod(ContextAwareTransformer):
         """Qualified names of ``node`` (needs QualifiedNameProvider in METADATA_DEPENDENCIES)."""
         return {q.name for q in self.get_metadata(QualifiedNameProvider, node, set())}
 
-    def name_for(self, module: str, obj: str | None = None, *, alias: str | None = None) -> str:
+    def name_for(
+        self, module: str, obj: str | None = None, *, alias: str | None = None,
+        always_alias: bool = False,
+    ) -> str:
         """The expression naming ``module`` (or ``module.obj``) here, importing it if needed.
 
         Reuses a module-level import or alias already in the file; otherwise schedules
         ``import module`` / ``from module import obj`` (as ``alias`` when the plain name is
-        already taken in this file) for the engine to add after the last codemod.
+        already taken in this file, or always with ``always_alias``) for the engine to add
+        after the last codemod.
         """
         imports = self._module_imports()
         wanted = f"{module}.{obj}" if obj else module
@@ -153,7 +157,7 @@ class Codemod(ContextAwareTransformer):
         if obj and module in imports:
             return f"{imports[module]}.{obj}"
         local = obj or module.split(".")[0]
-        if local in self._bound_names():
+        if always_alias or local in self._bound_names():
             local = alias or f"_{local}"
             AddImportsVisitor.add_needed_import(self.context, module, obj, asname=local)
             return local

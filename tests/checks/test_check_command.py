@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 from importlib.resources import files
 from pathlib import Path
 from textwrap import dedent
@@ -215,3 +216,19 @@ def test_github_format_prints_one_annotation_per_finding(mistakes, capsys):
         ("app.py", 3, "init-at-import"),
         ("tags.py", 4, "baggage-cardinality"),
     ]
+
+
+def test_make_check_runs_scaffold_check_on_repo(tmp_path):
+    """`make check REPO=path`: the Makefile target fails on a finding and passes a clean tree."""
+    repo_root = Path(__file__).resolve().parents[2]
+    _tree(tmp_path / "bad", {"app.py": INIT_AT_IMPORT})
+    _tree(tmp_path / "good", {"app.py": INIT_IN_FACTORY})
+    def make_check(folder: Path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["make", "-s", "-C", str(repo_root), "check", f"REPO={folder}"],
+            capture_output=True, text=True, timeout=300,
+        )
+
+    bad, good = make_check(tmp_path / "bad"), make_check(tmp_path / "good")
+    assert bad.returncode != 0 and "init-at-import" in bad.stdout, bad.stdout + bad.stderr
+    assert good.returncode == 0, good.stdout + good.stderr

@@ -24,7 +24,7 @@ from typing import Any, ClassVar
 
 import libcst as cst
 from libcst.codemod import CodemodContext, ContextAwareTransformer
-from libcst.codemod.visitors import AddImportsVisitor
+from libcst.codemod.visitors import AddImportsVisitor, ImportItem
 from libcst.metadata import PositionProvider, ProviderT, QualifiedNameProvider
 
 from scaffold.engine.model import Finding, Kind, Settings
@@ -159,10 +159,16 @@ class Codemod(ContextAwareTransformer):
         local = obj or module.split(".")[0]
         if always_alias or local in self._bound_names():
             local = alias or f"_{local}"
-            AddImportsVisitor.add_needed_import(self.context, module, obj, asname=local)
+            self._schedule(module, obj, local)
             return local
-        AddImportsVisitor.add_needed_import(self.context, module, obj)
+        self._schedule(module, obj, None)
         return obj or module
+
+    def _schedule(self, module: str, obj: str | None, asname: str | None) -> None:
+        # AddImportsVisitor merges plain imports but would repeat an aliased one per request
+        wanted = ImportItem(module, obj, asname)
+        if wanted not in AddImportsVisitor._get_imports_from_context(self.context):
+            AddImportsVisitor.add_needed_import(self.context, module, obj, asname=asname)
 
     def _module_imports(self) -> dict[str, str]:
         """Dotted target -> local expression, for every top-level import of the module."""

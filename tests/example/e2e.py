@@ -137,9 +137,9 @@ def _named(name: str) -> Callable[[SpanRecord], bool]:
 
 def _messaging(kind: str, event_type: str) -> Callable[[SpanRecord], bool]:
     # topics are the event type behind a per-run prefix
-    return lambda record: record.kind == kind and str(
-        record.attributes.get(DESTINATION, "")
-    ).endswith(event_type)
+    return lambda record: (
+        record.kind == kind and str(record.attributes.get(DESTINATION, "")).endswith(event_type)
+    )
 
 
 # In flow order; each hop's spans must descend from a span of the hop named in ``under``.
@@ -213,8 +213,18 @@ def run_flow(
     out = service_dir.parent / f".e2e-{uuid.uuid4().hex}.json"
     env = {**os.environ, "PYTHONPATH": str(service_dir), "PYTHONDONTWRITEBYTECODE": "1"}
     argv = [
-        sys.executable, __file__, "--service-dir", str(service_dir), "--out", str(out),
-        "--kafka-bootstrap", kafka_bootstrap, "--redis-url", redis_url, "--timeout", str(timeout),
+        sys.executable,
+        __file__,
+        "--service-dir",
+        str(service_dir),
+        "--out",
+        str(out),
+        "--kafka-bootstrap",
+        kafka_bootstrap,
+        "--redis-url",
+        redis_url,
+        "--timeout",
+        str(timeout),
     ]
     try:
         done = subprocess.run(
@@ -366,17 +376,22 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
             essay_id = body["essay_id"]
             downstream = await _downstream_event(observer, essay_id, remaining)
             course_stats = await _poll_json(
-                client, f"/v1/courses/{course_code}/stats", headers,
-                lambda stats: stats["essays"] >= 1, remaining,
+                client,
+                f"/v1/courses/{course_code}/stats",
+                headers,
+                lambda stats: stats["essays"] >= 1,
+                remaining,
             )
             essay = await _poll_json(
-                client, f"/v1/essays/{essay_id}", headers,
-                lambda record: record.get("status") == "analysed", remaining,
+                client,
+                f"/v1/essays/{essay_id}",
+                headers,
+                lambda record: record.get("status") == "analysed",
+                remaining,
             )
         # What a downstream consumer that restores the envelope's context would record.
-        tracer.start_span(
-            DOWNSTREAM, context=w3c.extract(downstream.get("metadata") or {}), kind=SpanKind.CONSUMER
-        ).end()
+        origin = w3c.extract(downstream.get("metadata") or {})
+        tracer.start_span(DOWNSTREAM, context=origin, kind=SpanKind.CONSUMER).end()
     finally:
         stop.set()
         await asyncio.wait_for(worker, timeout=60)

@@ -1,24 +1,25 @@
 """What is left of the OpenTracing era: ``tracer.scope_manager.activate(span, finish_on_close)``
 kept working on top of OpenTelemetry so old call sites did not have to change.
+
+Modelled on the official OpenTracing shim, which enters ``trace.use_span`` on activation and
+leaves it when the scope closes.
 """
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from types import TracebackType
 
-from opentelemetry import context, trace
+from opentelemetry import trace
 
 
 class Scope:
-    def __init__(self, span: trace.Span, token: object, finish_on_close: bool) -> None:
+    def __init__(self, span: trace.Span, span_cm: AbstractContextManager[trace.Span]) -> None:
         self.span = span
-        self._token = token
-        self._finish_on_close = finish_on_close
+        self._span_cm = span_cm
 
     def close(self) -> None:
-        context.detach(self._token)
-        if self._finish_on_close:
-            self.span.end()
+        self._span_cm.__exit__(None, None, None)
 
     def __enter__(self) -> Scope:
         return self
@@ -29,13 +30,14 @@ class Scope:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.close()
+        self._span_cm.__exit__(exc_type, exc, tb)
 
 
 class ScopeManager:
     def activate(self, span: trace.Span, finish_on_close: bool) -> Scope:
-        token = context.attach(trace.set_span_in_context(span))
-        return Scope(span, token, finish_on_close)
+        span_cm = trace.use_span(span, end_on_exit=finish_on_close)
+        span_cm.__enter__()
+        return Scope(span, span_cm)
 
 
 class CompatTracer:

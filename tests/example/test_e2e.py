@@ -1,15 +1,15 @@
-"""The untraced example, run end to end: it works, and its trace breaks where it was planted.
+"""The example run end to end over Tansu and Redis.
 
-This is the control for the retrofit test: the same ``assert_unbroken`` that must pass on the
-retrofitted copy fails here.
+Untraced, it works and its trace breaks exactly where mistakes were planted: the control that
+shows ``assert_unbroken`` can fail. Instrumented by hand as retrofit should do it, the trace is
+unbroken: the control that shows ``assert_unbroken`` can pass on a real run.
 """
-
-from pathlib import Path
 
 import pytest
 
 from example.e2e import (
     ANALYSED,
+    CLIENT,
     CONTENT_SERVICE,
     DOWNSTREAM,
     MISSING,
@@ -20,8 +20,7 @@ from example.e2e import (
     broken_hops,
     run_flow,
 )
-
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "legacy_service"
+from example.service import EXAMPLE_DIR, copy_service, hand_retrofit
 
 # hop -> how it breaks, and the planted sites that break it
 EXPECTED_BREAKS = {
@@ -40,7 +39,17 @@ EXPECTED_BREAKS = {
 
 @pytest.fixture(scope="module")
 def legacy_flow(tansu, redis_url):
-    return run_flow(EXAMPLE, kafka_bootstrap=tansu, redis_url=redis_url)
+    return run_flow(EXAMPLE_DIR, kafka_bootstrap=tansu, redis_url=redis_url)
+
+
+@pytest.fixture(scope="module")
+def instrumented_flow(tansu, redis_url, tmp_path_factory):
+    service = hand_retrofit(copy_service(tmp_path_factory.mktemp("hand") / "legacy_service"))
+    return run_flow(service, kafka_bootstrap=tansu, redis_url=redis_url)
+
+
+def _trace_id(traceparent: str) -> str:
+    return traceparent.split("-")[1]
 
 
 @pytest.mark.slow
@@ -75,3 +84,20 @@ def test_the_breaks_are_visible_on_the_wire(legacy_flow):
 def test_assert_unbroken_fails_on_the_untraced_example(legacy_flow):
     with pytest.raises(AssertionError, match="the trace is broken at"):
         assert_unbroken(legacy_flow.spans)
+
+
+@pytest.mark.slow
+def test_instrumented_by_hand_the_trace_is_unbroken(instrumented_flow):
+    assert_unbroken(instrumented_flow.spans)
+
+
+@pytest.mark.slow
+def test_instrumented_by_hand_the_context_crosses_http_and_the_outbox(instrumented_flow):
+    client = instrumented_flow.spans.one(CLIENT)
+    handler = instrumented_flow.spans.one(SUBMITTED)
+
+    sent = instrumented_flow.content_service_headers["traceparent"]
+    downstream = instrumented_flow.downstream_envelope["metadata"]["traceparent"]
+    assert _trace_id(sent) == client.trace_id
+    assert (_trace_id(downstream), downstream.split("-")[2]) == (client.trace_id, handler.span_id)
+    assert instrumented_flow.course_stats["essays"] == 1

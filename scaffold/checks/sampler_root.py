@@ -70,6 +70,11 @@ class SamplerRoot(Check):
         root = TraceIdRatioBased(0.5)
         other = TracerProvider(sampler=ParentBased(root=root))
 
+        class HalfOfNewTraces(ParentBased):
+            def __init__(self):
+                ratio = TraceIdRatioBased(0.5)
+                super().__init__(root=ratio)
+
         class TimePrefixedIds(IdGenerator):
             def generate_span_id(self):
                 return random.getrandbits(64)
@@ -241,10 +246,11 @@ class SamplerRoot(Check):
 
 
 def _is_parent_based_root(arg: cst.Arg, call: cst.CSTNode) -> bool:
-    if call_name(call) != "ParentBased" or not isinstance(call, cst.Call):
-        return False
-    return (arg.keyword is None and call.args.index(arg) == 0) or (
-        arg.keyword is not None and arg.keyword.value == "root"
+    """``ParentBased(x)``, or ``root=x`` of any call (as a ParentBased subclass passes it on)."""
+    if arg.keyword is not None:
+        return arg.keyword.value == "root"
+    return call_name(call) == "ParentBased" and isinstance(call, cst.Call) and (
+        call.args.index(arg) == 0
     )
 
 

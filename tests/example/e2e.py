@@ -20,13 +20,16 @@ event, every hop under the hop that caused it.
 from __future__ import annotations
 
 import argparse
+import asyncio
+import importlib
 import json
 import os
 import subprocess
 import sys
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -119,7 +122,7 @@ class Flow:
     course_stats: dict[str, Any]
     content_service_headers: dict[str, str]
     downstream_envelope: dict[str, Any]
-    topics: dict[str, str] = field(default_factory=dict)
+    topics: dict[str, str]
 
 
 @dataclass(frozen=True)
@@ -210,8 +213,10 @@ def run_flow(
 ) -> Flow:
     """Run one essay through the service in ``service_dir`` (a copy of the example)."""
     service_dir = Path(service_dir).resolve()
-    out = service_dir.parent / f".e2e-{uuid.uuid4().hex}.json"
-    env = {**os.environ, "PYTHONPATH": str(service_dir), "PYTHONDONTWRITEBYTECODE": "1"}
+    out = Path(tempfile.gettempdir()) / f"e2e-flow-{uuid.uuid4().hex}.json"
+    # OTEL_* settings of the caller (a sampler, a disabled SDK) must not change what is recorded
+    env = {key: value for key, value in os.environ.items() if not key.startswith("OTEL_")}
+    env.update(PYTHONPATH=str(service_dir), PYTHONDONTWRITEBYTECODE="1")
     argv = [
         sys.executable,
         __file__,
@@ -255,15 +260,12 @@ def _child_main(argv: list[str]) -> None:
     parser.add_argument("--redis-url", required=True)
     parser.add_argument("--timeout", type=float, required=True)
     args = parser.parse_args(argv)
-    import asyncio
-
     result = asyncio.run(_run(args))
     args.out.write_text(json.dumps(result))
 
 
 async def _run(args: argparse.Namespace) -> dict[str, Any]:
-    import asyncio
-
+    # third-party imports stay here: the parent only reads results
     from aiohttp import web
     from aiokafka import AIOKafkaConsumer
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -271,6 +273,7 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from opentelemetry.sdk.trace.sampling import ALWAYS_ON
     from opentelemetry.trace import SpanKind
     from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
     from quart.testing.app import TestApp
@@ -282,20 +285,13 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
             pass
 
     exporter = KeepOpenExporter()
-    provider = TracerProvider()
+    provider = TracerProvider(sampler=ALWAYS_ON)
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     trace.set_tracer_provider(provider)
     tracer = provider.get_tracer("e2e")
     w3c = TraceContextTextMapPropagator()
     loop = asyncio.get_running_loop()
     deadline = loop.time() + args.timeout
-
-    def remaining() -> float:
-        left = deadline - loop.time()
-        if left <= 0:
-            raise TimeoutError("the flow did not finish in time")
-        return left
-
     # The content service: answers the service's outgoing call, continuing whatever it was sent.
     content_headers: list[dict[str, str]] = []
 
@@ -312,9 +308,8 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
     content_app.router.add_post("/v1/content", store_content)
     content_runner = web.AppRunner(content_app)
     await content_runner.setup()
-    site = web.TCPSite(content_runner, "127.0.0.1", 0)
-    await site.start()
-    content_port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    await web.TCPSite(content_runner, "127.0.0.1", 0).start()
+    content_port = content_runner.addresses[0][1]
 
     run_id = uuid.uuid4().hex[:10]
     topic_prefix = f"e2e-{run_id}."
@@ -335,10 +330,9 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
         await admin.close()
 
     # Imported only now, with our provider installed and the settings in the environment.
-    sys.path.insert(0, str(args.service_dir))
-    app_module = __import__(f"{PACKAGE}.app", fromlist=["create_app"])
-    worker_module = __import__(f"{PACKAGE}.worker", fromlist=["serve"])
-    config_module = __import__(f"{PACKAGE}.config", fromlist=["Settings"])
+    app_module = importlib.import_module(f"{PACKAGE}.app")
+    worker_module = importlib.import_module(f"{PACKAGE}.worker")
+    config_module = importlib.import_module(f"{PACKAGE}.config")
     loaded_from = Path(app_module.__file__).resolve()
     if not loaded_from.is_relative_to(args.service_dir.resolve()):
         raise RuntimeError(f"{PACKAGE} was imported from {loaded_from}, not {args.service_dir}")
@@ -355,6 +349,16 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
     await lifespan.startup()
     stop = asyncio.Event()
     worker = asyncio.create_task(worker_module.serve(config_module.Settings.from_env(), stop))
+
+    def remaining() -> float:
+        """Seconds left to wait; fails at once when the worker has died."""
+        if worker.done():
+            raise RuntimeError(f"the worker stopped early: {worker.exception()!r}")
+        left = deadline - loop.time()
+        if left <= 0:
+            raise TimeoutError("the flow did not finish in time")
+        return left
+
     client = app.test_client()
     course_code = f"BIO-{run_id}"
     try:
@@ -411,8 +415,6 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
 
 async def _downstream_event(observer, essay_id: str, remaining) -> dict[str, Any]:
     """The first event on the observed topic about ``essay_id``."""
-    import asyncio
-
     while True:
         batch = await asyncio.wait_for(observer.getmany(timeout_ms=500), remaining())
         for records in batch.values():
@@ -424,8 +426,6 @@ async def _downstream_event(observer, essay_id: str, remaining) -> dict[str, Any
 
 async def _poll_json(client, path: str, headers, done, remaining) -> dict[str, Any]:
     """GET ``path`` until ``done(body)``; the requests carry the client's trace context."""
-    import asyncio
-
     while True:
         remaining()
         response = await client.get(path, headers=headers)

@@ -16,7 +16,8 @@ class NotWritable(OSError):
 def atomic_write(path: Path, data: bytes) -> None:
     """Replace ``path`` with ``data`` so readers see the old or the new file, never half of one."""
     info = path.stat()
-    if not os.access(path, os.W_OK):
+    # the write bits count even for root: a read-only file was made so on purpose
+    if not info.st_mode & 0o222 or not os.access(path, os.W_OK):
         raise NotWritable(f"{path} is read-only")
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:

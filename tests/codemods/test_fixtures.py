@@ -1,4 +1,4 @@
-"""Every codemod's before/after fixtures: the rewrite, its reports, and a second run changing nothing.
+"""Every codemod's before/after fixtures: the rewrite, its reports, a second run changing nothing.
 
 ``tests/fixtures/<id>/<case>/before.py`` becomes ``after.py`` (no ``after.py``: unchanged);
 lines of ``before.py`` ending in ``# <- reported`` must each carry exactly one finding, and no

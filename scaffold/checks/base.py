@@ -21,9 +21,10 @@ from typing import Any, ClassVar
 
 import libcst as cst
 from libcst.codemod import CodemodContext, ContextAwareVisitor
-from libcst.metadata import MetadataWrapper, PositionProvider, ProviderT
+from libcst.metadata import PositionProvider, ProviderT
 
-from scaffold.engine.model import Finding
+from scaffold.engine.model import Finding, Settings, Status
+from scaffold.engine.runner import process_source
 
 EXPECTED_MARK = "# <-"
 
@@ -196,46 +197,20 @@ def is_test_path(path: str | PurePath) -> bool:
     )
 
 
-def metadata_for(checks: Iterable[type[Check]]) -> set[ProviderT]:
-    """Every metadata provider the given checks need, to resolve once per file."""
-    needed: set[ProviderT] = set()
-    for check in checks:
-        needed.update(check.get_inherited_dependencies())
-    return needed
-
-
-def run_checks(
-    wrapper: MetadataWrapper,
-    path: str,
-    checks: Iterable[type[Check]],
-    options: Mapping[str, Mapping[str, Any]] | None = None,
-) -> list[Finding]:
-    """Run ``checks`` (already prefiltered) over one parsed file; ``options`` is keyed by id.
-
-    The tree is parsed once by the caller; each check visits it with the metadata resolved
-    here once for all of them.
-    """
-    selected = list(checks)
-    if not selected:
-        return []
-    wrapper.resolve_many(metadata_for(selected))
-    context = CodemodContext(wrapper=wrapper, filename=path)
-    findings: list[Finding] = []
-    for check_class in selected:
-        check = check_class(context, (options or {}).get(check_class.ID))
-        wrapper.module.visit(check)
-        findings.extend(check.findings)
-    return sorted(findings)
-
-
 def check_source(
     source: str,
     path: str,
     checks: Iterable[type[Check]],
     options: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> list[Finding]:
-    """Parse ``source`` and run the checks whose prefilter it passes (examples, tests, tools)."""
-    wanted = [check for check in checks if check.wants(source)]
-    if not wanted:
-        return []
-    return run_checks(MetadataWrapper(cst.parse_module(source)), path, wanted, options)
+    """Findings of ``checks`` on one source, through the engine's parse-once runner.
+
+    For examples, tests and tools; a source that cannot be parsed, or a check that raises, is an
+    error here rather than a failed file.
+    """
+    result = process_source(
+        source.encode("utf-8"), path, list(checks), Settings(options=dict(options or {}))
+    )
+    if result.status is Status.FAILED:
+        raise RuntimeError(f"{path}: {result.reason}")
+    return list(result.findings)

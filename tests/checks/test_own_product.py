@@ -27,6 +27,12 @@ def _report(capsys, command: str, path: Path, *flags: str) -> dict:
     return json.loads(capsys.readouterr().out)
 
 
+def _listing(report: dict) -> str:
+    return "\n".join(
+        f"{s['path']}:{s['line']}: {s['rule_id']} {s['message']}" for s in report["sites"]
+    )
+
+
 def test_the_rendered_kit_passes_scaffold_check(tmp_path, capsys):
     package = tmp_path / "orders"
     package.mkdir()
@@ -34,7 +40,7 @@ def test_the_rendered_kit_passes_scaffold_check(tmp_path, capsys):
     render_kit(package / KIT_PACKAGE, package_name="orders")
     report = _report(capsys, "check", tmp_path)
     assert report["summary"]["files"] > 1
-    assert (report["exit_code"], report["sites"], report["files"]) == (0, [], [])
+    assert (report["exit_code"], report["sites"], report["files"]) == (0, [], []), _listing(report)
 
 
 @pytest.mark.slow
@@ -49,7 +55,7 @@ def test_a_newly_generated_service_passes_scaffold_check(tmp_path, capsys):
     )
     report = _report(capsys, "check", service)
     assert report["summary"]["files"] > 1
-    assert (report["exit_code"], report["sites"], report["files"]) == (0, [], [])
+    assert (report["exit_code"], report["sites"], report["files"]) == (0, [], []), _listing(report)
 
 
 # -- examples/legacy_service and its manifest of planted mistakes ---------------------------

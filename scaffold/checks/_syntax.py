@@ -1,4 +1,4 @@
-"""Small readers of LibCST nodes that several checks share."""
+"""Small readers of LibCST nodes that the checks share (``dotted_name`` is the codemods' own)."""
 
 from __future__ import annotations
 
@@ -8,15 +8,7 @@ from collections.abc import Iterator
 import libcst as cst
 import libcst.matchers as m
 
-
-def dotted_name(node: cst.BaseExpression) -> str | None:
-    """``a.b.c`` for a chain of names and attributes; ``None`` for anything else."""
-    if isinstance(node, cst.Name):
-        return node.value
-    if isinstance(node, cst.Attribute):
-        base = dotted_name(node.value)
-        return None if base is None else f"{base}.{node.attr.value}"
-    return None
+from scaffold.codemods.base import dotted_name
 
 
 def terminal_name(node: cst.BaseExpression) -> str | None:

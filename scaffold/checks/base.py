@@ -42,19 +42,12 @@ class Valid:
 
     @property
     def source(self) -> str:
-        return _normalise(self.code)
+        return dedent(self.code).lstrip("\n")
 
 
 @dataclass(frozen=True)
-class Invalid:
+class Invalid(Valid):
     """Source whose lines ending in ``# <-`` each carry exactly one finding of the check."""
-
-    code: str
-    path: str = "service/app.py"
-
-    @property
-    def source(self) -> str:
-        return _normalise(self.code)
 
     @property
     def expected_lines(self) -> list[int]:
@@ -65,12 +58,8 @@ class Invalid:
         ]
 
 
-def _as_example(example: str | Valid | Invalid) -> Valid | Invalid:
+def _as_example(example: str | Valid) -> Valid:
     return Valid(example) if isinstance(example, str) else example
-
-
-def _normalise(code: str) -> str:
-    return dedent(code).lstrip("\n")
 
 
 class Check(ContextAwareVisitor):

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import libcst as cst
-from libcst.metadata import ParentNodeProvider, ScopeProvider
+from libcst.metadata import Assignment, ParentNodeProvider, ScopeProvider
 
 from scaffold.checks._envfiles import ENV_FILES, env_values
 from scaffold.checks._syntax import argument, call_name, string_value, terminal_name
@@ -166,7 +166,7 @@ class PropagatorOverlap(Check):
         """The value of a name assigned exactly once in its scope (``x = [...]``), if any."""
         scope = self.get_metadata(ScopeProvider, name, None)
         assignments = list(scope.assignments[name.value]) if scope is not None else []
-        if len(assignments) != 1 or not isinstance(assignments[0].node, cst.Name):
+        if len(assignments) != 1 or not isinstance(assignments[0], Assignment):
             return None
         target = self.get_metadata(ParentNodeProvider, assignments[0].node, None)
         statement = self.get_metadata(ParentNodeProvider, target, None) if target else None

@@ -105,7 +105,7 @@ class SpanNotEnded(Check):
 
     def _borrows(self, call: cst.CSTNode) -> bool:
         """A call that uses the span but leaves ending it to the caller."""
-        if call_name(call) not in _BORROWING_CALLS:
+        if not isinstance(call, cst.Call) or call_name(call) not in _BORROWING_CALLS:
             return False
         end_on_exit = keyword(call, "end_on_exit")
         return not (end_on_exit and is_true(end_on_exit.value))

@@ -159,7 +159,11 @@ class TaskOutlivesSpan(Check):
             receiving_call = self.get_metadata(ParentNodeProvider, parent)
             if call_name(receiving_call) in {"gather", "wait", "wait_for", "shield"}:
                 return False
-            if call_name(receiving_call) in {"append", "add"}:
+            if (
+                isinstance(receiving_call, cst.Call)
+                and isinstance(receiving_call.func, cst.Attribute)
+                and receiving_call.func.attr.value in {"append", "add"}
+            ):
                 holder = dotted_name(receiving_call.func.value)
         elif isinstance(parent, (cst.Element, cst.ListComp)):
             holder = self._comprehension_holder(parent)

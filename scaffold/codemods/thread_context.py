@@ -34,6 +34,7 @@ The context of a ``Thread`` is captured when it is constructed (kit: when it sta
 
 from __future__ import annotations
 
+import re
 from pathlib import PurePath
 
 import libcst as cst
@@ -49,6 +50,7 @@ THREAD_POOLS = {
 PROCESS_POOLS = {
     "concurrent.futures.ProcessPoolExecutor", "concurrent.futures.process.ProcessPoolExecutor",
 }
+_SITES = re.compile(r"\b(?:Thread|Timer)\s*[()]|ThreadPoolExecutor|run_in_executor")
 _CARRIED = "copy_context"  # already rewritten (or written by hand the same way)
 
 
@@ -78,10 +80,9 @@ class ThreadContext(Codemod):
 
     @classmethod
     def wants(cls, source: str) -> bool:
-        if "run_in_executor" in source:
-            return True
-        return ("Thread" in source or "Timer" in source) and (
-            "threading" in source or "concurrent" in source
+        # a call or subclass of Thread/Timer, an executor, or run_in_executor must be spelled out
+        return _SITES.search(source) is not None and (
+            "run_in_executor" in source or "threading" in source or "concurrent" in source
         )
 
     def __init__(self, context, options=None) -> None:

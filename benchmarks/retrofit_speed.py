@@ -1,0 +1,86 @@
+"""`make bench`: `scaffold retrofit --check` against a bare LibCST parse-and-print, same run.
+
+The tree is a copy of the running environment's site-packages (a few thousand real files), so
+both sides read the same files with the same number of processes. Reported: files/s of each,
+the ratio scaffold / bare LibCST (target: at most 0.1, since a file no codemod can match is
+never parsed), and `ruff check` of the same tree as the floor.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import libcst as cst
+
+TARGET_RATIO = 0.1
+
+
+def _parse_and_print(path: str) -> bool:
+    try:
+        data = Path(path).read_bytes()
+        return cst.parse_module(data).bytes == data
+    except Exception:  # the baseline skips what LibCST cannot parse, as scaffold does
+        return False
+
+
+def bare_libcst(files: list[str], jobs: int) -> float:
+    started = time.perf_counter()
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        list(pool.map(_parse_and_print, files, chunksize=max(1, len(files) // (jobs * 8))))
+    return time.perf_counter() - started
+
+
+def scaffold_check(tree: Path, jobs: int) -> tuple[float, int]:
+    started = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-m", "scaffold", "retrofit", "--check", "--jobs", str(jobs),
+         "--format", "json", str(tree)],
+        capture_output=True, text=True,
+    )
+    elapsed = time.perf_counter() - started
+    if done.returncode not in (0, 1):
+        raise SystemExit(f"scaffold retrofit failed ({done.returncode}): {done.stderr[-2000:]}")
+    return elapsed, done.returncode
+
+
+def ruff_check(tree: Path) -> float | None:
+    ruff = shutil.which("ruff", path=str(Path(sys.executable).parent)) or shutil.which("ruff")
+    if ruff is None:
+        return None
+    started = time.perf_counter()
+    subprocess.run([ruff, "check", "--no-cache", "--exit-zero", "--quiet", str(tree)],
+                   capture_output=True)
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    jobs = os.cpu_count() or 1
+    source = Path(sysconfig.get_paths()["purelib"])
+    with tempfile.TemporaryDirectory(prefix="scaffold-bench-") as folder:
+        tree = Path(folder) / "tree"
+        shutil.copytree(source, tree, symlinks=True,
+                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.so"))
+        files = sorted(str(p) for p in tree.rglob("*.py") if p.is_file())
+        baseline = bare_libcst(files, jobs)
+        ours, _ = scaffold_check(tree, jobs)
+        ruff = ruff_check(tree)
+    ratio = ours / baseline
+    print(f"retrofit_speed: {len(files)} files from {source} with {jobs} processes")
+    print(f"  bare LibCST parse+print: {baseline:7.2f} s  {len(files) / baseline:8.0f} files/s")
+    print(f"  scaffold retrofit --check: {ours:5.2f} s  {len(files) / ours:8.0f} files/s")
+    if ruff is not None:
+        print(f"  ruff check (floor):      {ruff:7.2f} s  {len(files) / ruff:8.0f} files/s")
+    verdict = "meets" if ratio <= TARGET_RATIO else "MISSES"
+    print(f"  ratio scaffold / LibCST: {ratio:.3f} ({verdict} the {TARGET_RATIO} target)")
+
+
+if __name__ == "__main__":
+    main()

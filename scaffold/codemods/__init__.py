@@ -19,6 +19,12 @@ ORDER: tuple[str, ...] = (
     "opentracing-scope",
     "token-finally",
     "thread-context",
+    "kafka-produce",
+    "kafka-consume",
+    "envelope-inject",
+    "envelope-restore",
+    "http-inject",
+    "bootstrap",
 )
 
 

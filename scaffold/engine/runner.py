@@ -19,7 +19,7 @@ from typing import Any
 
 import libcst as cst
 from libcst.codemod import CodemodContext
-from libcst.codemod.visitors import AddImportsVisitor
+from libcst.codemod.visitors import AddImportsVisitor, RemoveImportsVisitor
 from libcst.metadata import MetadataWrapper
 
 from scaffold.config import Config, ConfigError
@@ -149,6 +149,7 @@ def _transform(
                 state.lines = line_map(text, tree.code)
             applies = current.FIX_SAFETY == "safe" or settings.unsafe_fixes
             scheduled = list(context.scratch.get(AddImportsVisitor.CONTEXT_KEY, []))
+            removals = list(context.scratch.get(RemoveImportsVisitor.CONTEXT_KEY, []))
             codemod = current(replace(context, wrapper=wrapper), settings.options.get(current.ID))
             with codemod.resolve(wrapper):
                 rewritten = tree.visit(codemod)
@@ -157,6 +158,7 @@ def _transform(
                 findings.extend(codemod.findings)
             else:  # report what it would do; keep neither its tree nor its imports
                 context.scratch[AddImportsVisitor.CONTEXT_KEY] = scheduled
+                context.scratch[RemoveImportsVisitor.CONTEXT_KEY] = removals
                 findings.extend(
                     replace(f, kind=Kind.FINDING, message=f.message + UNSAFE_NOTE)
                     if f.kind is Kind.CHANGE else f
@@ -165,6 +167,10 @@ def _transform(
         current = None
         if tree is not module and context.scratch.get(AddImportsVisitor.CONTEXT_KEY):
             tree = tree.visit(AddImportsVisitor(context))
+        if tree is not module and context.scratch.get(RemoveImportsVisitor.CONTEXT_KEY):
+            # removes only imports nothing references any more, as LibCST's own commands do
+            tree = MetadataWrapper(tree, unsafe_skip_copy=True).visit(
+                RemoveImportsVisitor(context))
     except Exception as exc:  # a rule crashed on this file: report it, leave the file alone
         where = f"rule {current.ID}" if current is not None else "the engine"
         return FileResult(path, Status.FAILED, reason=f"internal error in {where}: {exc!r}"), None
@@ -253,6 +259,7 @@ def _plan(
     settings = Settings(
         kit=config.kit,
         helper_module=config.helper_module,
+        service_name=config.service_name,
         unsafe_fixes=unsafe,
         options=options_by_id,
     )

@@ -23,7 +23,7 @@ KIT_TEST_PACKAGE = "kitpkg"
 
 @pytest.fixture(scope="session")
 def kit_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A folder holding ``kitpkg/tracekit/`` as rendered; put it on ``PYTHONPATH`` for subprocesses."""
+    """A folder holding ``kitpkg/tracekit/`` as rendered (the ``PYTHONPATH`` of subprocesses)."""
     root = tmp_path_factory.mktemp("kit")
     package = root / KIT_TEST_PACKAGE
     package.mkdir()

@@ -152,12 +152,13 @@ def test_envelope_metadata_is_the_fallback_carrier(kit_package, make_record):
         )
     )
     explicit = make_record(value=b"raw bytes")
-    for record, metadata in ((as_dict, None), (as_model, None), (explicit, {"traceparent": UPSTREAM})):
+    cases = ((as_dict, None), (as_model, None), (explicit, {"traceparent": UPSTREAM}))
+    for record, metadata in cases:
         ctx = kit_package.extract_context(record, metadata=metadata)
         assert _ids(ctx) == (UPSTREAM_TRACE, UPSTREAM_SPAN)
 
 
-def test_headers_win_over_metadata_and_the_headers_correlation_id_survives(kit_package, make_record):
+def test_headers_win_over_metadata_and_their_correlation_id_survives(kit_package, make_record):
     record = make_record(
         headers=(("traceparent", UPSTREAM.encode()),),
         value={"metadata": {"traceparent": STALE}},

@@ -101,9 +101,10 @@ def test_runtime_modules_do_not_import_the_test_support(kit_package):
         if path.name == "testing.py":
             continue
         tree = ast.parse(path.read_text())
-        imported = {
-            node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module
-        } | {
-            alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names
-        }
+        imported = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom):
+                imported.add(node.module or "")
+            elif isinstance(node, ast.Import):
+                imported.update(alias.name for alias in node.names)
         assert "testing" not in imported and "pytest" not in imported, path.name

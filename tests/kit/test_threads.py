@@ -56,8 +56,10 @@ def _executor_map(kit, traced: bool, work) -> None:
         work()
 
     with ThreadPoolExecutor(max_workers=2) as executor:
-        results = kit.executor_map(executor, call, range(3)) if traced else executor.map(call, range(3))
-        list(results)
+        if traced:
+            list(kit.executor_map(executor, call, range(3)))
+        else:
+            list(executor.map(call, range(3)))
 
 
 def _traced_pool_submit(kit, traced: bool, work) -> None:

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import PurePath
 
 import libcst as cst
 from libcst.metadata import QualifiedNameProvider
@@ -82,6 +83,7 @@ class TokenFinally(Codemod):
         self._all_scopes: list[_Scope] = []
         self._guaranteed: set[cst.Call] = set()
         self._settled: set[cst.Call] = set()  # rewritten or silenced: nothing to report
+        self._context_manager_tokens: list[set[str]] = []  # per enclosing class
 
     # -- recognising attach and detach --
 
@@ -127,7 +129,9 @@ class TokenFinally(Codemod):
 
     # -- gathering, on the original tree --
 
-    def visit_Module(self, node: cst.Module) -> None:
+    def visit_Module(self, node: cst.Module) -> bool:
+        if "tracekit" in PurePath(self.path).parts[:-1]:
+            return False  # the kit's own helpers are the reference; never rewrite them
         for statement in node.body:  # module-level aliases: otel_attach = context.attach
             if isinstance(statement, cst.SimpleStatementLine):
                 for small in statement.body:
@@ -142,6 +146,33 @@ class TokenFinally(Codemod):
                                 self._aliases[small.targets[0].target.value] = wanted
         self._mark_followed_by_finally(node.body)
         self._enter(node.body)
+        return True
+
+    def visit_ClassDef(self, node: cst.ClassDef) -> None:
+        """A context manager attaching in __enter__ and detaching self.<token> in __exit__ is
+        guaranteed by the with statement."""
+        exits = [
+            statement for statement in getattr(node.body, "body", ())
+            if isinstance(statement, cst.FunctionDef)
+            and statement.name.value in ("__exit__", "__aexit__")
+        ]
+        detached: set[str] = set()
+        codemod = self
+
+        class _Detaches(cst.CSTVisitor):
+            def visit_Call(self, call: cst.Call) -> None:
+                if codemod._callee(call) == DETACH and call.args:
+                    name = dotted_name(call.args[0].value)
+                    if name:
+                        detached.add(name)
+
+        for method in exits:
+            method.visit(_Detaches())
+        self._context_manager_tokens.append(detached)
+
+    def leave_ClassDef(self, original_node, updated_node):
+        self._context_manager_tokens.pop()
+        return updated_node
 
     def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
         self._enter([node.body])
@@ -159,6 +190,10 @@ class TokenFinally(Codemod):
 
             def visit_SimpleStatementLine(self, statement: cst.SimpleStatementLine) -> None:
                 found = codemod._attach_of(statement)
+                if found is not None and found.form == "stored" and any(
+                    found.target in tokens for tokens in codemod._context_manager_tokens
+                ):
+                    codemod._guaranteed.add(found.call)
                 if found is not None:
                     scope.sites.append((found.call, found))
                     if found.token is not None:
@@ -254,6 +289,8 @@ class TokenFinally(Codemod):
         return updated_node.with_changes(body=updated_node.body.with_changes(body=statements))
 
     def leave_Module(self, original_node, updated_node):
+        if not self._scopes:  # visit_Module skipped the kit's own code
+            return updated_node
         self._scopes.pop()
         body, changed = self._wrap(list(zip(updated_node.body, original_node.body, strict=True)))
         self._report_the_rest()

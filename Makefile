@@ -40,9 +40,10 @@ retrofit-example: ## copy examples/legacy_service, retrofit it, run its tests an
 
 NAME ?=
 DEST ?= services/$(NAME)
-new-service: ## make new-service NAME=grading_service [DEST=services/grading_service]
-	@test -n "$(NAME)" || { echo "usage: make new-service NAME=snake_case_name [DEST=path]"; exit 2; }
-	$(BIN)/scaffold new $(DEST) --data service_name=$(NAME)
+ANSWERS ?=
+new-service: ## make new-service NAME=grading_service [DEST=services/grading_service] [ANSWERS="framework=worker redis_queue=true"]
+	@test -n "$(NAME)" || { echo "usage: make new-service NAME=snake_case_name [DEST=path] [ANSWERS=\"key=value ...\"]"; exit 2; }
+	$(BIN)/scaffold new $(DEST) --defaults --data service_name=$(NAME) $(foreach answer,$(ANSWERS),--data $(answer))
 
 REPO ?= .
 retrofit: ## make retrofit REPO=path

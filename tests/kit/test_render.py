@@ -108,3 +108,16 @@ def test_runtime_modules_do_not_import_the_test_support(kit_package):
             elif isinstance(node, ast.Import):
                 imported.update(alias.name for alias in node.names)
         assert "testing" not in imported and "pytest" not in imported, path.name
+
+
+@pytest.mark.slow
+def test_rendered_kit_type_checks(tmp_path: Path):
+    """Generated services may run mypy over their package, the kit included."""
+    render_kit(tmp_path / "svc" / "tracekit", package_name="svc")
+    (tmp_path / "svc" / "__init__.py").write_text("")
+    result = subprocess.run(
+        [sys.executable, "-m", "mypy", "--ignore-missing-imports", "--cache-dir",
+         str(tmp_path / ".mypy_cache"), "svc"],
+        capture_output=True, text=True, cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -22,6 +22,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also apply codemods whose fix safety is 'unsafe'")
     parser.add_argument("--no-tests", action="store_true",
                         help="do not generate the tests that prove the retrofit")
+    parser.add_argument("--force", action="store_true",
+                        help="overwrite a vendored kit even if it was edited by hand")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -32,5 +34,7 @@ def run(args: argparse.Namespace) -> int:
         jobs=args.jobs,
         unsafe_fixes=args.unsafe_fixes,
         generate_tests=not args.no_tests,
+        vendor_kit=True,
+        force=args.force,
     )
     return execute(args, all_codemods(), options, diff=args.diff).exit_code

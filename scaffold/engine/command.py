@@ -15,6 +15,7 @@ from scaffold.engine.discovery import PathNotFound
 from scaffold.engine.registry import all_rule_ids
 from scaffold.engine.report import FORMATS, write_report
 from scaffold.engine.runner import Options, Rule, RunResult, run
+from scaffold.vendor import KitEdited
 
 
 def _ids(value: str) -> tuple[str, ...]:
@@ -54,7 +55,7 @@ def execute(
         with _progress() as on_progress:
             result = run(args.paths, rules, options, known_ids=all_rule_ids(),
                          on_progress=on_progress)
-    except (ConfigError, PathNotFound) as exc:
+    except (ConfigError, PathNotFound, KitEdited) as exc:
         raise UsageError(str(exc)) from exc
     write_report(result, args.format, sys.stdout, diff=diff)
     return result

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import pathspec
@@ -24,7 +24,6 @@ SKIPPED_DIRS = frozenset(
         "node_modules", "site-packages", "__pypackages__",
     }
 )
-KIT_MARKER = ("tracekit", "threads.py")  # the rendered kit is found by its threads module
 
 
 @dataclass(frozen=True)
@@ -121,22 +120,6 @@ def _matcher(patterns: Sequence[str]) -> pathspec.PathSpec | None:
     return pathspec.GitIgnoreSpec.from_lines(patterns) if patterns else None
 
 
-def _kit_module(root: Path, rel_paths: Iterable[str]) -> str | None:
-    """The import path of a rendered kit in the tree (``pkg.tracekit``), if there is one."""
-    for rel in sorted(rel_paths, key=lambda p: (p.count("/"), p)):
-        parts = rel.split("/")
-        if tuple(parts[-2:]) != KIT_MARKER:
-            continue
-        package = parts[:-1]
-        # the import root is the first folder above the innermost run of packages
-        end = len(package)
-        while end > 0 and (root.joinpath(*package[:end]) / "__init__.py").is_file():
-            end -= 1
-        if end < len(package):
-            return ".".join(package[end:])
-    return None
-
-
 def discover(
     paths: Sequence[str | os.PathLike[str]],
     *,
@@ -161,10 +144,6 @@ def discover(
         root = argument
         listed = _git_files(root)
         rel_paths = listed if listed is not None else list(_walk_files(root))
-        if config.kit is None:
-            kit = _kit_module(root, rel_paths)
-            if kit is not None:
-                config = replace(config, kit=kit)
         include, exclude = _matcher(config.include), _matcher(config.exclude)
         for rel in rel_paths:
             if not (rel.endswith(".py") or wants_other_file(rel.rsplit("/", 1)[-1])):

@@ -58,7 +58,9 @@ class FileResult:
 class Settings:
     """What a rule may read about the project a file belongs to ([tool.scaffold] + discovery)."""
 
-    kit: str | None = None  # import path of the repo's ``tracekit`` package, when it has one
+    # import path of the kit this file's rewrites call: configured, existing, or where retrofit
+    # vendors it (scaffold.vendor.KitResolver); None when the file has nowhere to import it from
+    kit: str | None = None
     helper_module: str | None = None  # an existing HuleEdu-style helper library to call
     service_name: str | None = None  # [tool.scaffold] service-name, for the bootstrap codemod
     unsafe_fixes: bool = False  # apply codemods whose FIX_SAFETY is "unsafe"

@@ -22,6 +22,7 @@ from libcst.codemod import CodemodContext
 from libcst.codemod.visitors import AddImportsVisitor, RemoveImportsVisitor
 from libcst.metadata import MetadataWrapper
 
+from scaffold import vendor  # a module import: scaffold.vendor imports this package back
 from scaffold.config import Config, ConfigError
 from scaffold.engine.discovery import discover
 from scaffold.engine.model import FileResult, Finding, Kind, Settings, Status
@@ -52,6 +53,8 @@ class Options:
     jobs: int = 0  # processes; 0 = one per core
     unsafe_fixes: bool | None = None  # None: the config decides
     generate_tests: bool = True  # hook for the test generator of a later issue (--no-tests)
+    vendor_kit: bool = False  # retrofit: write the kit where rewritten files import it
+    force: bool = False  # with vendor_kit: overwrite a vendored kit someone edited
 
 
 @dataclass(frozen=True)
@@ -112,7 +115,7 @@ def _transform(
     """``process_source``, plus the new bytes (in the file's own encoding) when it changed."""
     probe = source.decode("latin-1")  # prefilter needles are ASCII: any byte decoding keeps them
     active = [rule for rule in rules if rule.wants(probe)]
-    if not active:
+    if not active or vendor.is_vendored(source):  # a vendored kit is output, never input
         return FileResult(path, Status.UNCHANGED), None
     if b"\0" in source:
         return FileResult(path, Status.FAILED, reason="binary file (contains NUL bytes)"), None
@@ -169,8 +172,9 @@ def _transform(
             tree = tree.visit(AddImportsVisitor(context))
         if tree is not module and context.scratch.get(RemoveImportsVisitor.CONTEXT_KEY):
             # removes only imports nothing references any more, as LibCST's own commands do
-            tree = MetadataWrapper(tree, unsafe_skip_copy=True).visit(
-                RemoveImportsVisitor(context))
+            removal_wrapper = MetadataWrapper(tree, unsafe_skip_copy=True)
+            tree = removal_wrapper.visit(
+                RemoveImportsVisitor(replace(context, wrapper=removal_wrapper)))
     except Exception as exc:  # a rule crashed on this file: report it, leave the file alone
         where = f"rule {current.ID}" if current is not None else "the engine"
         return FileResult(path, Status.FAILED, reason=f"internal error in {where}: {exc!r}"), None
@@ -295,6 +299,9 @@ def run(
         return any(getattr(rule, "reads_config_file", lambda _: False)(name) for rule in rules)
 
     targets = discover(paths, wants_other_file=reads)
+    kits = vendor.KitResolver(targets)
+    if options.vendor_kit:
+        kits.refuse_edited(force=options.force)  # before anything is written
     plans: dict[int, tuple[tuple[Rule, ...], Settings]] = {}
     results: list[FileResult] = []
     tasks: list[_Task] = []
@@ -306,6 +313,7 @@ def run(
         if plan is None:
             plan = plans[id(target.config)] = _plan(target.config, rules, options, known)
         chosen, settings = plan
+        settings = replace(settings, kit=kits.kit_for(target))
         task = _Task(target.path, target.display, target.python, chosen, settings, options.write)
         if target.python:  # prefilter here so files no rule can match never reach a worker
             data = _read(task)
@@ -321,6 +329,8 @@ def run(
             continue
         tasks.append(task)
     results.extend(_execute(tasks, options.jobs, on_progress))
+    if options.vendor_kit:
+        results.extend(kits.vendor(results, write=options.write, force=options.force))
     results.sort(key=lambda result: result.path)
     return RunResult(tuple(results), rules, options)
 

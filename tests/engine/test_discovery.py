@@ -10,6 +10,7 @@ import pytest
 
 from scaffold.config import ConfigError, find_config
 from scaffold.engine import discover
+from scaffold.vendor import KitResolver
 
 
 def _touch(root: Path, *names: str) -> None:
@@ -102,8 +103,9 @@ def test_symlinks_are_followed_only_inside_the_tree_and_loops_do_not_hang(tmp_pa
 def test_the_kit_is_found_by_its_threads_module(tmp_path):
     _touch(tmp_path, "src/orders/__init__.py", "src/orders/tracekit/__init__.py",
            "src/orders/tracekit/threads.py", "src/orders/app.py")
-    configs = {t.config.kit for t in discover([tmp_path])}
-    assert configs == {"orders.tracekit"}
+    targets = discover([tmp_path])
+    kits = KitResolver(targets)
+    assert {kits.kit_for(t) for t in targets} == {"orders.tracekit"}
 
 
 def test_a_missing_path_is_an_error(tmp_path):

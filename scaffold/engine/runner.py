@@ -87,6 +87,54 @@ class RunResult:
         return EXIT_OK
 
 
+class _RemoveUnusedImports(RemoveImportsVisitor):
+    """LibCST's removal of unreferenced imports, keeping the lines above a removed statement.
+
+    A removed import takes its leading blank lines and comments with it; the statement that
+    follows gets them instead, so a module docstring keeps its blank line.
+    """
+
+    def __init__(self, context: CodemodContext) -> None:
+        super().__init__(context)
+        self._emptied: dict[int, Sequence[cst.EmptyLine]] = {}
+
+    def leave_SimpleStatementLine(
+        self, original_node: cst.SimpleStatementLine, updated_node: cst.SimpleStatementLine
+    ) -> cst.SimpleStatementLine:
+        if not updated_node.body:
+            self._emptied[id(original_node)] = original_node.leading_lines
+        return updated_node
+
+    def _keep_lines(self, originals: Sequence[cst.BaseStatement],
+                    updated: Sequence[cst.BaseStatement]) -> list[cst.BaseStatement]:
+        emptied = sum(id(original) in self._emptied for original in originals)
+        if not emptied or len(updated) != len(originals) - emptied:
+            return list(updated)
+        kept, pending, survivors = [], [], iter(updated)
+        for original in originals:
+            if id(original) in self._emptied:
+                pending.extend(self._emptied[id(original)])
+                continue
+            statement = next(survivors)
+            if pending:
+                statement = statement.with_changes(
+                    leading_lines=[*pending, *statement.leading_lines])
+                pending = []
+            kept.append(statement)
+        return kept
+
+    def leave_Module(self, original_node: cst.Module, updated_node: cst.Module) -> cst.Module:
+        updated_node = super().leave_Module(original_node, updated_node)
+        return updated_node.with_changes(body=self._keep_lines(original_node.body,
+                                                               updated_node.body))
+
+    def leave_IndentedBlock(
+        self, original_node: cst.IndentedBlock, updated_node: cst.IndentedBlock
+    ) -> cst.IndentedBlock:
+        return updated_node.with_changes(body=self._keep_lines(original_node.body,
+                                                               updated_node.body))
+
+
 def is_codemod(rule: Rule) -> bool:
     return isinstance(rule, type) and issubclass(rule, cst.CSTTransformer)
 
@@ -174,7 +222,7 @@ def _transform(
             # removes only imports nothing references any more, as LibCST's own commands do
             removal_wrapper = MetadataWrapper(tree, unsafe_skip_copy=True)
             tree = removal_wrapper.visit(
-                RemoveImportsVisitor(replace(context, wrapper=removal_wrapper)))
+                _RemoveUnusedImports(replace(context, wrapper=removal_wrapper)))
     except Exception as exc:  # a rule crashed on this file: report it, leave the file alone
         where = f"rule {current.ID}" if current is not None else "the engine"
         return FileResult(path, Status.FAILED, reason=f"internal error in {where}: {exc!r}"), None

@@ -1,0 +1,411 @@
+"""A handler of an event envelope starts its span only when the envelope carries metadata.
+
+What it does: where a function parses an event envelope (``X = EventEnvelope.model_validate_json
+(msg.value)``, ``model_validate``, ``parse_raw``, ``parse_obj``; any class whose name ends in
+``Envelope``), makes the handler's work run inside the envelope's restored context, under a
+span that exists whether or not ``X.metadata`` is there:
+
+- ``if X.metadata and tracer: <restore, span, work> else: <the same work>`` becomes the traced
+  branch alone. With the kit it is ``with restore_span(X.metadata, name, kind=..., attributes=
+  ...)`` (from ``tracer.start_as_current_span(name, context=extract(X.metadata), ...)`` or
+  ``use_trace_context`` + ``trace_operation``); otherwise the branch is kept with its extract
+  reading ``X.metadata or {}`` and its tracer ``tracer or get_tracer(__name__)``.
+- a handler that parses the envelope from its message argument and never reads ``X.metadata``
+  gets the rest of its body wrapped: ``with restore_span(X.metadata, X.event_type):`` (the
+  configured ``helper-module``'s ``use_trace_context`` + ``trace_operation`` without the kit;
+  OpenTelemetry's ``start_as_current_span(..., context=extract(...))`` with neither).
+
+Reported, not rewritten: a guard whose two branches do different work, a guard without an
+``else`` (without metadata the work does not run at all), and a guarded branch doing more
+than restoring the context and starting the span.
+
+Why: HuleEdu handlers restore the producer's context from ``envelope.metadata`` only
+``if envelope.metadata and tracer:``. An event without metadata (an old producer, a replay, a
+test) is then handled with no span at all: its database calls, HTTP calls and the events it
+publishes hang off whatever context happens to be current, or start unrelated traces. A span
+must exist either way: a child of the producer when there is context, a new root otherwise.
+
+Example::
+
+    envelope = EventEnvelope.model_validate_json(msg.value)
+    if envelope.metadata and tracer:
+        ctx = extract(envelope.metadata)
+        with tracer.start_as_current_span(envelope.event_type, context=ctx,
+                                          kind=SpanKind.CONSUMER):
+            await process(envelope)
+    else:
+        await process(envelope)
+
+Use instead::
+
+    envelope = EventEnvelope.model_validate_json(msg.value)
+    with restore_span(envelope.metadata, envelope.event_type, kind=SpanKind.CONSUMER):
+        await process(envelope)
+
+Fix safety: safe. The work runs as before, once; only the span around it and the context
+current inside it change. The kit's ``restore_span`` reads malformed or missing metadata as
+"no parent" instead of raising, and records an exception before re-raising it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import libcst as cst
+from libcst.codemod.visitors import RemoveImportsVisitor
+
+from scaffold.codemods._propagation import (
+    EXTRACT_NAMES,
+    Place,
+    PropagationCodemod,
+    code,
+    collect,
+    header_comment,
+    keyword,
+    last_name,
+    positional,
+    walk,
+    with_comment,
+)
+from scaffold.codemods.base import dotted_name
+from scaffold.codemods.envelope_inject import is_envelope_class
+
+PARSE_NAMES = frozenset({"model_validate_json", "model_validate", "parse_raw", "parse_obj"})
+RESTORE_NAMES = EXTRACT_NAMES | {"use_trace_context", "restore_span"}
+SPAN_STARTS = frozenset({"start_as_current_span", "start_span", "trace_operation", "restore_span"})
+_SPAN_KEYWORDS = frozenset({"context", "kind", "attributes"})
+
+
+def parsed_envelope(value: cst.CSTNode | None) -> cst.Call | None:
+    """The call when ``value`` parses an envelope (``EventEnvelope.model_validate_json(...)``)."""
+    if (
+        isinstance(value, cst.Call)
+        and isinstance(value.func, cst.Attribute)
+        and value.func.attr.value in PARSE_NAMES
+        and is_envelope_class(value.func.value)
+    ):
+        return value
+    return None
+
+
+def _operands(test: cst.BaseExpression) -> list[cst.BaseExpression]:
+    if isinstance(test, cst.BooleanOperation) and isinstance(test.operator, cst.And):
+        return [*_operands(test.left), *_operands(test.right)]
+    return [test]
+
+
+def _with_chain(statement: cst.With) -> tuple[list[cst.WithItem], cst.IndentedBlock, int] | None:
+    """The items of directly nested ``with`` statements, the innermost block, the depth."""
+    items: list[cst.WithItem] = []
+    depth = 1
+    while isinstance(statement.body, cst.IndentedBlock):
+        items.extend(statement.items)
+        body = statement.body.body
+        if len(body) != 1 or not isinstance(body[0], cst.With):
+            return items, statement.body, depth
+        statement, depth = body[0], depth + 1
+    return None
+
+
+def _tested_name(operand: cst.BaseExpression) -> str | None:
+    """``tracer`` for ``tracer`` or ``tracer is not None`` (dotted names only)."""
+    if (
+        isinstance(operand, cst.Comparison) and len(operand.comparisons) == 1
+        and isinstance(operand.comparisons[0].operator, cst.IsNot)
+        and code(operand.comparisons[0].comparator) == "None"
+    ):
+        operand = operand.left
+    return dotted_name(operand)
+
+
+def _same_code(first: Sequence[cst.BaseStatement], second: Sequence[cst.BaseStatement]) -> bool:
+    return cst.Module(body=list(first)).code == cst.Module(body=list(second)).code
+
+
+def _starts_span(statements: Sequence[cst.BaseStatement]) -> bool:
+    return any(last_name(call.func) in SPAN_STARTS
+               for statement in statements for call in collect(statement).calls)
+
+
+class _Guard:
+    """An ``if X.metadata and tracer:`` around a restore, as found on the original tree."""
+
+    def __init__(self, statement: cst.If, envelope: str, tracers: set[str]) -> None:
+        self.statement, self.envelope, self.tracers = statement, envelope, tracers
+        body = statement.body.body
+        self.setup, self.block = list(body[:-1]), body[-1]
+
+    @property
+    def metadata(self) -> str:
+        return f"{self.envelope}.metadata"
+
+
+class EnvelopeRestore(PropagationCodemod):
+    PREFILTER = ("Envelope",)
+
+    @classmethod
+    def wants(cls, source: str) -> bool:
+        return "Envelope" in source and any(name in source for name in PARSE_NAMES)
+
+    def __init__(self, context, options=None) -> None:
+        super().__init__(context, options)
+        self._wrap: dict[cst.FunctionDef, tuple[int, cst.BaseStatement]] = {}
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+        if node.name.value.startswith("test"):
+            return  # a test that parses an envelope checks it; it handles nothing
+        places = list(walk(node.body))
+        parsed: dict[str, Place] = {}
+        for place in places:
+            statement = place.statement
+            if isinstance(statement, cst.SimpleStatementLine) and len(statement.body) == 1:
+                small = statement.body[0]
+                if (
+                    isinstance(small, cst.Assign) and len(small.targets) == 1
+                    and isinstance(small.targets[0].target, cst.Name)
+                    and parsed_envelope(small.value) is not None
+                ):
+                    parsed[small.targets[0].target.value] = place
+        if not parsed:
+            return
+        for place in places:
+            if isinstance(place.statement, cst.If):
+                self._guard(place.statement, set(parsed))
+        self._unrestored(node, parsed)
+
+    # -- guards --
+
+    def _guard(self, statement: cst.If, envelopes: set[str]) -> None:
+        metadata: set[str] = set()
+        tracers: set[str] = set()
+        for operand in _operands(statement.test):
+            text = code(operand)
+            envelope = next((name for name in envelopes if text in (
+                f"{name}.metadata", f"{name}.metadata is not None", f"bool({name}.metadata)")),
+                None)
+            if envelope is not None:
+                metadata.add(envelope)
+                continue
+            tracer = _tested_name(operand)
+            if tracer is None:
+                return  # tests something else: not a tracing guard
+            tracers.add(tracer)
+        if len(metadata) != 1 or not isinstance(statement.body, cst.IndentedBlock):
+            return
+        guard = _Guard(statement, metadata.pop(), tracers)
+        restores = [call for call in collect(statement.body).calls
+                    if last_name(call.func) in RESTORE_NAMES | {"start_as_current_span"}
+                    and guard.metadata in code(call)]
+        if not restores:
+            return  # the guard is not about trace context (logging, validation ...)
+        chain = _with_chain(guard.block) if isinstance(guard.block, cst.With) else None
+        if chain is None or not self._only_restores(guard):
+            self.report(statement, f"the guard on {guard.metadata} does more than restore the "
+                        "context and start a span; make the span unconditional by hand")
+            return
+        items, work, depth = chain
+        orelse = statement.orelse
+        if orelse is None:
+            self.report(statement, f"without {guard.metadata} this work does not run at all; "
+                        "if it should, run it under the restored span in both cases")
+            return
+        if isinstance(orelse, cst.Else) and _same_code(orelse.body.body, work.body):
+            self._unguard(guard, items, depth)
+        elif not _starts_span(orelse.body.body if isinstance(orelse, cst.Else) else [orelse]):
+            self.report(statement, f"with and without {guard.metadata} this handler does "
+                        "different work; only the branch with metadata runs under a span")
+
+    def _only_restores(self, guard: _Guard) -> bool:
+        """The guarded branch is ``ctx = extract(X.metadata)`` lines, then one ``with``."""
+        for statement in guard.setup:
+            if not (isinstance(statement, cst.SimpleStatementLine) and len(statement.body) == 1
+                    and isinstance(statement.body[0], cst.Assign)):
+                return False
+            value = statement.body[0].value
+            if not (isinstance(value, cst.Call) and last_name(value.func) in EXTRACT_NAMES):
+                return False
+        return True
+
+    def _unguard(self, guard: _Guard, items: list[cst.WithItem], depth: int) -> None:
+        if not self.record_change(guard.statement, f"the handler's span no longer depends on "
+                                  f"`{code(guard.statement.test)}`: it starts with or without "
+                                  "metadata"):
+            return
+        restore_span = self.kit_function("restore_span")
+        call = self._restore_span_call(guard, items, restore_span) if restore_span else None
+        comment = header_comment(guard.statement)
+        if call is not None:
+            for dropped in (*guard.setup, *items):
+                RemoveImportsVisitor.remove_unused_import_by_node(self.context, dropped)
+            alias = next((item.asname for item in items if item.asname is not None), None)
+
+            def restored(updated: cst.BaseStatement) -> list[cst.BaseStatement]:
+                innermost = updated.body.body[-1]
+                for _ in range(depth - 1):
+                    innermost = innermost.body.body[0]
+                return [_commented(cst.With(
+                    items=[cst.WithItem(call, asname=alias)],
+                    body=innermost.body,
+                    asynchronous=None,
+                    leading_lines=updated.leading_lines,
+                ), comment)]
+
+            self.replace(guard.statement, restored)
+            return
+        if_safe = self._none_safe(guard)
+        RemoveImportsVisitor.remove_unused_import_by_node(self.context, guard.statement.test)
+
+        def unguarded(updated: cst.BaseStatement) -> list[cst.BaseStatement]:
+            body = [statement.visit(if_safe) for statement in updated.body.body]
+            body[0] = with_comment(body[0].with_changes(leading_lines=updated.leading_lines),
+                                   comment)
+            return body
+
+        self.replace(guard.statement, unguarded)
+
+    def _restore_span_call(self, guard: _Guard, items: list[cst.WithItem],
+                           restore_span: str) -> cst.Call | None:
+        """``restore_span(X.metadata, name, ...)`` for the guarded items, when they map."""
+        spans = [item.item for item in items
+                 if isinstance(item.item, cst.Call)
+                 and last_name(item.item.func) in ("start_as_current_span", "trace_operation")]
+        others = [item.item for item in items
+                  if not (isinstance(item.item, cst.Call)
+                          and last_name(item.item.func) == "use_trace_context")
+                  and item.item not in spans]
+        if len(spans) != 1 or others:
+            return None
+        span = spans[0]
+        contexts = {code(statement.body[0].targets[0].target) for statement in guard.setup}
+        if last_name(span.func) == "trace_operation":
+            name = positional(span, 1, "name")
+            attributes = positional(span, 2, "attributes")
+            kept = [] if attributes is None else [
+                attributes.with_changes(keyword=cst.Name("attributes"),
+                                        equal=cst.AssignEqual(
+                                            whitespace_before=cst.SimpleWhitespace(""),
+                                            whitespace_after=cst.SimpleWhitespace("")))]
+        else:
+            name = positional(span, 0, "name")
+            given = [arg for arg in span.args if arg.keyword is not None]
+            if any(arg.keyword.value not in _SPAN_KEYWORDS | {"name"} for arg in given):
+                return None
+            context = keyword(span, "context")
+            if context is not None and not (code(context.value) in contexts or (
+                isinstance(context.value, cst.Call)
+                and last_name(context.value.func) in EXTRACT_NAMES
+                and context.value.args and code(context.value.args[0].value) == guard.metadata
+            )):
+                return None
+            kept = [arg for arg in given if arg.keyword.value in ("kind", "attributes")]
+        if name is None:
+            return None
+        first = span.args[0]
+        args = [
+            first.with_changes(value=cst.parse_expression(guard.metadata), keyword=None,
+                               equal=cst.MaybeSentinel.DEFAULT),
+            name.with_changes(comma=first.comma if kept else span.args[-1].comma),
+            *kept,
+        ]
+        if kept:
+            args[-1] = args[-1].with_changes(comma=span.args[-1].comma)
+        return span.with_changes(func=cst.parse_expression(restore_span), args=args)
+
+    def _none_safe(self, guard: _Guard) -> cst.CSTTransformer:
+        """Reads ``X.metadata or {}`` in the restore calls and a tracer that may be None."""
+        codemod = self
+
+        class _NoneSafe(cst.CSTTransformer):
+            def leave_Call(self, original: cst.Call, updated: cst.Call) -> cst.Call:
+                name = last_name(updated.func)
+                args = list(updated.args)
+                if name in RESTORE_NAMES and args and code(args[0].value) == guard.metadata:
+                    args[0] = args[0].with_changes(
+                        value=cst.parse_expression(f"{guard.metadata} or {{}}"))
+                if name == "trace_operation" and args and code(args[0].value) in guard.tracers:
+                    args[0] = args[0].with_changes(value=codemod._any_tracer(args[0].value))
+                updated = updated.with_changes(args=args)
+                func = updated.func
+                if (isinstance(func, cst.Attribute) and func.attr.value in SPAN_STARTS
+                        and code(func.value) in guard.tracers):
+                    updated = updated.with_changes(func=func.with_changes(
+                        value=codemod._any_tracer(func.value).with_changes(
+                            lpar=[cst.LeftParen()], rpar=[cst.RightParen()])))
+                return updated
+
+        return _NoneSafe()
+
+    def _any_tracer(self, tracer: cst.BaseExpression) -> cst.BaseExpression:
+        get_tracer = self.otel("opentelemetry.trace", "get_tracer")
+        return cst.parse_expression(f"{code(tracer)} or {get_tracer}(__name__)")
+
+    # -- handlers that never restore --
+
+    def _unrestored(self, node: cst.FunctionDef, parsed: dict[str, Place]) -> None:
+        if not isinstance(node.body, cst.IndentedBlock):
+            return
+        params = {param.name.value for param in (
+            *node.params.posonly_params, *node.params.params, *node.params.kwonly_params)
+        } - {"self", "cls"}
+        body = node.body.body
+        mentions = code(node.body)
+        for name, place in parsed.items():
+            if len(place.chain) != 1 or f"{name}.metadata" in mentions:
+                continue
+            index = place.chain[0][1]
+            rest = body[index + 1:]
+            value = place.statement.body[0].value
+            from_message = collect(*(arg.value for arg in value.args)).names & params
+            if not from_message or not any(collect(s).calls for s in rest):
+                continue
+            if self.record_change(place.statement, f"the work after parsing {name} now runs "
+                                  f"in the context restored from {name}.metadata, under a span"):
+                self._wrap[node] = (index, self._restoring_with(name, node))
+            return
+
+    def _restoring_with(self, name: str, node: cst.FunctionDef) -> cst.With:
+        metadata = f"{name}.metadata"
+        span_name = f"{name}.event_type" if "event_type" in self.module.code \
+            else f'"{node.name.value}"'
+        restore_span = self.kit_function("restore_span")
+        if restore_span:
+            head = f"with {restore_span}({metadata}, {span_name}):"
+        elif self.settings.helper_module:
+            get_tracer = self.otel("opentelemetry.trace", "get_tracer")
+            head = (f"with {self.helper('use_trace_context')}({metadata} or {{}}), "
+                    f"{self.helper('trace_operation')}({get_tracer}(__name__), {span_name}, {{}}):")
+        else:
+            get_tracer = self.otel("opentelemetry.trace", "get_tracer")
+            extract = self.otel("opentelemetry.propagate", "extract")
+            kind = self.otel("opentelemetry.trace", "SpanKind")
+            head = (f"with {get_tracer}(__name__).start_as_current_span({span_name}, "
+                    f"context={extract}({metadata} or {{}}), kind={kind}.CONSUMER):")
+        return cst.ensure_type(cst.parse_statement(f"{head}\n    pass\n"), cst.With)
+
+    def leave_FunctionDef(self, original_node: cst.FunctionDef,
+                          updated_node: cst.FunctionDef) -> cst.FunctionDef:
+        wrap = self._wrap.get(original_node)
+        if wrap is None:
+            return updated_node
+        index, head = wrap
+        body = list(updated_node.body.body)
+        if len(body) != len(original_node.body.body):
+            return updated_node  # another rewrite reshaped this body: leave the wrap for now
+        wrapped = head.with_changes(body=head.body.with_changes(body=body[index + 1:]))
+        return updated_node.with_changes(body=updated_node.body.with_changes(
+            body=[*body[:index + 1], wrapped]))
+
+
+def _commented(statement: cst.With, comment: cst.Comment | None) -> cst.With:
+    """The comment on the ``with`` line itself: inside an opened call it stays on line one."""
+    if comment is None:
+        return statement
+    call = statement.items[0].item
+    if isinstance(call, cst.Call) and isinstance(call.whitespace_before_args,
+                                                 cst.ParenthesizedWhitespace):
+        first = call.whitespace_before_args.first_line.with_changes(
+            whitespace=cst.SimpleWhitespace("  "), comment=comment)
+        call = call.with_changes(
+            whitespace_before_args=call.whitespace_before_args.with_changes(first_line=first))
+        return statement.with_changes(items=[statement.items[0].with_changes(item=call)])
+    return cst.ensure_type(with_comment(statement, comment), cst.With)

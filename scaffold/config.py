@@ -8,14 +8,25 @@ The table (every key optional)::
     select = ["token-finally"]     # rule ids to run (codemods and checks); default: all
     ignore = ["thread-context"]    # rule ids never to run
     unsafe-fixes = false           # also apply codemods whose fix safety is "unsafe"
-    kit = "myservice.tracekit"     # import path of the kit; default: found by */tracekit/threads.py
+    kit = "shared.tracekit"        # one kit for every file (vendored there if missing); default:
+                                   # per import root, existing or vendored (scaffold.vendor)
     helper-module = "huleedu_service_libs.observability"  # existing helper library codemods call
     service-name = "grading_service"  # service name the bootstrap codemod uses
     tests-dir = "tests"            # where retrofit writes the tests it generates
     generate-tests = true          # false: like --no-tests
+    kafka-producers = ["huleedu_service_libs.kafka_client.KafkaBus.publish"]  # see below
 
     [tool.scaffold.options.baggage-cardinality]   # per-rule options, validated by the rule
     allowed-keys = ["correlation_id"]
+
+``kafka-producers`` tells kafka-produce about producers it cannot see being built with
+``AIOKafkaProducer(...)``. Each entry is a dotted name (the module path is optional) of either
+a factory, a class or function whose calls return an aiokafka producer
+(``myservice.kafka.make_producer``), or a send wrapper ``Class.method`` taking ``(topic, ...,
+headers=...)`` that sends one record (a shared library's bus ``KafkaBus.publish``): awaited
+calls of it on instances of ``Class`` then run inside the kit's ``traced_publish``. List a
+wrapper only when the repo does not hold its producer; a wrapper whose producer is built in the
+repo is fixed inside, where it sends.
 
 A key this module does not know is an error naming the key and the file (exit 2), so a typo
 never silently turns a setting off. Adding a key for a later feature is one line in ``_KEYS``.
@@ -50,6 +61,7 @@ class Config:
     service_name: str | None = None
     tests_dir: str = "tests"
     generate_tests: bool = True
+    kafka_producers: tuple[str, ...] = ()
     options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     @property
@@ -69,6 +81,7 @@ _KEYS: dict[str, str] = {
     "service-name": "a string",
     "tests-dir": "a string",
     "generate-tests": "a boolean",
+    "kafka-producers": _LIST,
     "options": "a table of tables keyed by rule id",
 }
 

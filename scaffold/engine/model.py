@@ -63,5 +63,6 @@ class Settings:
     kit: str | None = None
     helper_module: str | None = None  # an existing HuleEdu-style helper library to call
     service_name: str | None = None  # [tool.scaffold] service-name, for the bootstrap codemod
+    kafka_producers: tuple[str, ...] = ()  # [tool.scaffold] kafka-producers, for kafka-produce
     unsafe_fixes: bool = False  # apply codemods whose FIX_SAFETY is "unsafe"
     options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # by rule id

@@ -312,6 +312,7 @@ def _plan(
         kit=config.kit,
         helper_module=config.helper_module,
         service_name=config.service_name,
+        kafka_producers=config.kafka_producers,
         unsafe_fixes=unsafe,
         options=options_by_id,
     )

@@ -1,0 +1,346 @@
+"""Kafka records handled outside a CONSUMER span parented on the producer's context.
+
+What it does: the handling of each record an aiokafka consumer returns runs inside the kit's
+``consume_span(record)``: a CONSUMER span ``process {topic}`` parented on the context the
+producer put in the record's headers (or its envelope's ``metadata``), current for all the
+handler's work. Consumers are found by construction (``AIOKafkaConsumer(...)`` under any
+import or alias, including ``self.x = ...`` attributes used in other methods) and by
+annotation (``consumer: AIOKafkaConsumer``).
+
+- ``async for msg in consumer:``: the loop body runs inside ``with consume_span(msg):``.
+- ``msg = await consumer.getone()``: the statements after it in the same block do.
+- ``batch = await consumer.getmany(...)`` iterated as ``for tp, records in batch.items()``
+  or ``for records in batch.values()`` and then ``for record in records:``: each record's
+  body does, one span per record.
+
+Trailing calls on the consumer itself (``await consumer.commit()``) stay outside the span: they
+are the loop's bookkeeping, not the record's handling. ``group_id=`` is passed on when the
+consumer's construction names it in a form that can be repeated there. Left alone: handling
+already inside ``consume_span`` and batches given to ``consume_batch``. Reported: a
+``getone()`` result not assigned to a name with statements after it, a ``getmany()`` result
+not iterated record by record in its function, a loop whose target is not a plain name, and
+any site in a file that has no kit to import.
+
+Why: nothing makes the producer's context current on the consumer side. The handler's spans,
+logs and the events it publishes start a new trace per record. The official aiokafka
+instrumentation ends its receive span before ``getone`` returns, so handler work in an
+``async for`` loop is never under it either.
+
+Example::
+
+    async for msg in consumer:
+        await handle(msg)
+        await consumer.commit()
+
+Use instead::
+
+    from myservice.tracekit import consume_span
+
+    async for msg in consumer:
+        with consume_span(msg, group_id="essays"):
+            await handle(msg)
+        await consumer.commit()
+
+Fix safety: safe. The same statements run in the same order; only the current context
+changes while they run. Exceptions propagate unchanged (the span records them) and
+cancellation is not recorded as an error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import libcst as cst
+
+from scaffold.codemods._kafka import (
+    CONSUMER_CLASSES,
+    Binding,
+    KafkaCodemod,
+    calls_named,
+    code,
+    keyword,
+    keyword_arg,
+    with_separators,
+)
+from scaffold.codemods.base import dotted_name
+
+CONSUMER = "consumer"
+RECORD = "record"
+BATCH = "batch"
+SPAN_NAMES = frozenset({"consume_span"})
+BATCH_HELPERS = frozenset({"consume_batch"})
+MESSAGE = ("now runs inside a CONSUMER span (the kit's consume_span) parented on the "
+           "producer's context")
+
+
+def _consumer_call(expr: cst.BaseExpression | None, method: str) -> cst.Call | None:
+    """``consumer.<method>(...)`` of ``await consumer.<method>(...)``, else None."""
+    if isinstance(expr, cst.Await):
+        expr = expr.expression
+    if (isinstance(expr, cst.Call) and isinstance(expr.func, cst.Attribute)
+            and expr.func.attr.value == method):
+        return expr
+    return None
+
+
+def _assigned_name(statement: cst.BaseStatement) -> tuple[str, cst.BaseExpression] | None:
+    """``name`` and the value of a one-statement line ``name = value`` / ``name: T = value``."""
+    if not isinstance(statement, cst.SimpleStatementLine) or len(statement.body) != 1:
+        return None
+    small = statement.body[0]
+    if isinstance(small, cst.Assign) and len(small.targets) == 1:
+        target: cst.BaseExpression = small.targets[0].target
+        value: cst.BaseExpression | None = small.value
+    elif isinstance(small, cst.AnnAssign):
+        target, value = small.target, small.value
+    else:
+        return None
+    if not isinstance(target, cst.Name) or value is None:
+        return None
+    return target.value, value
+
+
+def _in_span(statements: Sequence[cst.BaseStatement]) -> bool:
+    """Does the handling already start with ``with consume_span(...)``?"""
+    first = statements[0] if statements else None
+    return isinstance(first, cst.With) and any(
+        calls_named(item.item, SPAN_NAMES) for item in first.items
+    )
+
+
+def _pure(expr: cst.BaseExpression) -> bool:
+    """Names, attributes, constants and f-strings of them: safe to evaluate once more."""
+    if isinstance(expr, (cst.Name, cst.SimpleString, cst.Integer)):
+        return True
+    if isinstance(expr, cst.Attribute):
+        return _pure(expr.value)
+    if isinstance(expr, cst.ConcatenatedString):
+        return _pure(expr.left) and _pure(expr.right)
+    if isinstance(expr, cst.FormattedString):
+        return all(
+            _pure(part.expression) for part in expr.parts
+            if isinstance(part, cst.FormattedStringExpression)
+        )
+    return False
+
+
+class _RootNames(cst.CSTVisitor):
+    def __init__(self) -> None:
+        self.names: set[str] = set()
+
+    def visit_Name(self, node: cst.Name) -> None:
+        self.names.add(node.value)
+
+    def visit_Attribute(self, node: cst.Attribute) -> bool:
+        node.value.visit(self)
+        return False
+
+
+class KafkaConsume(KafkaCodemod):
+    PREFILTER = ("AIOKafkaConsumer",)
+    DERIVED = {(CONSUMER, "getone"): RECORD, (CONSUMER, "getmany"): BATCH}
+
+    def __init__(self, context, options=None) -> None:
+        super().__init__(context, options)
+        self._getone: list[cst.Call] = []  # every getone() on a consumer, in visit order
+        self._getmany: list[cst.Call] = []
+        self._settled: set[cst.Call] = set()  # rewritten, already correct, or reported
+
+    def classify(self, expr: cst.CSTNode) -> str | None:
+        return CONSUMER if self.qualified_names(expr) & CONSUMER_CLASSES else None
+
+    # -- the consumer, and the group id its construction names --
+
+    def _consumer_of(self, call: cst.Call) -> Binding | None:
+        """The consumer binding a ``consumer.getone()``-style call is made on."""
+        if not isinstance(call.func, cst.Attribute):
+            return None
+        binding = self.lookup(call.func.value)
+        return binding if binding is not None and binding.kind == CONSUMER else None
+
+    def _group_id(self, consumer: Binding) -> cst.BaseExpression | None:
+        """The construction's ``group_id=`` when it can be evaluated here again."""
+        arg = keyword(consumer.call, "group_id") if consumer.call is not None else None
+        if arg is None or not _pure(arg.value):
+            return None
+        here = self.functions[-1] if self.functions else None
+        if consumer.function is here:
+            return arg.value
+        roots = _RootNames()
+        arg.value.visit(roots)
+        return arg.value if roots.names <= {"self"} | self._module_names() else None
+
+    def _module_names(self) -> set[str]:
+        names: set[str] = set()
+        for statement in self.module.body:
+            if isinstance(statement, (cst.FunctionDef, cst.ClassDef)):
+                names.add(statement.name.value)
+            elif isinstance(statement, cst.SimpleStatementLine):
+                for small in statement.body:
+                    targets = [t.target for t in getattr(small, "targets", ())]
+                    targets += [small.target] if isinstance(small, cst.AnnAssign) else []
+                    names.update(t.value for t in targets if isinstance(t, cst.Name))
+        return names | set(self._module_imports().values())
+
+    # -- building the span --
+
+    def _wrap(self, statements: Sequence[cst.BaseStatement], record: cst.BaseExpression,
+              consumer: Binding, receiver: str | None) -> list[cst.BaseStatement]:
+        """``with consume_span(record):`` around the statements, trailing consumer calls out."""
+        end = len(statements)
+        while end > 1 and receiver is not None and _is_call_on(statements[end - 1], receiver):
+            end -= 1
+        inside, after = list(statements[:end]), list(statements[end:])
+        args = [cst.Arg(record)]
+        group_id = self._group_id(consumer)
+        if group_id is not None:
+            args.append(keyword_arg("group_id", group_id))
+        span = cst.Call(func=cst.Name(self.kit_name("consume_span")), args=with_separators(args))
+        leading = inside[0].leading_lines
+        inside[0] = inside[0].with_changes(leading_lines=())
+        block = cst.With(items=[cst.WithItem(span)], body=cst.IndentedBlock(body=inside),
+                         leading_lines=leading)
+        return [block, *after]
+
+    # -- async for msg in consumer --
+
+    def leave_For(self, original_node: cst.For, updated_node: cst.For) -> cst.BaseStatement:
+        if original_node.asynchronous is not None:
+            return self._async_for(original_node, updated_node)
+        return self._batch_loop(original_node, updated_node)
+
+    def _async_for(self, original: cst.For, updated: cst.For) -> cst.BaseStatement:
+        consumer = self.lookup(original.iter)
+        if consumer is None or consumer.kind != CONSUMER:
+            return updated
+        if not isinstance(updated.body, cst.IndentedBlock) or _in_span(updated.body.body):
+            return updated
+        if dotted_name(original.target) is None:
+            self.report(original, "the loop unpacks the record: wrap its handling in "
+                        "'with consume_span(record):' by hand")
+            return updated
+        if not self.has_kit(original) or not self.record_change(
+            original, f"each record of 'async for' over {code(original.iter)} {MESSAGE}"
+        ):
+            return updated
+        body = self._wrap(updated.body.body, original.target, consumer,
+                          dotted_name(original.iter))
+        return updated.with_changes(body=updated.body.with_changes(body=body))
+
+    # -- msg = await consumer.getone() --
+
+    def leave_Call(self, original_node: cst.Call, updated_node: cst.Call) -> cst.BaseExpression:
+        if isinstance(original_node.func, cst.Attribute) and self._consumer_of(original_node):
+            method = original_node.func.attr.value
+            if method == "getone":
+                self._getone.append(original_node)
+            elif method == "getmany":
+                self._getmany.append(original_node)
+        elif (dotted_name(original_node.func) or "").rsplit(".", 1)[-1] in BATCH_HELPERS:
+            for arg in original_node.args[:1]:  # a batch handed to consume_batch is handled
+                batch = self.lookup(arg.value)
+                inline = _consumer_call(arg.value, "getmany")
+                if batch is not None and batch.kind == BATCH and batch.call is not None:
+                    self._settled.add(batch.call)
+                elif inline is not None:
+                    self._settled.add(inline)
+        return updated_node
+
+    def leave_IndentedBlock(self, original_node: cst.IndentedBlock,
+                            updated_node: cst.IndentedBlock) -> cst.IndentedBlock:
+        body = list(updated_node.body)
+        for index in reversed(range(len(original_node.body))):
+            assigned = _assigned_name(original_node.body[index])
+            call = _consumer_call(assigned[1], "getone") if assigned else None
+            consumer = self._consumer_of(call) if call is not None else None
+            if assigned is None or call is None or consumer is None:
+                continue
+            following = body[index + 1:]
+            if not following:
+                continue  # handled out of sight: reported at the end
+            self._settled.add(call)
+            if _in_span(following):
+                continue
+            if not self.has_kit(call) or not self.record_change(
+                call, f"the record from {code(call.func)}() {MESSAGE}"
+            ):
+                continue
+            body[index + 1:] = self._wrap(following, cst.Name(assigned[0]), consumer,
+                                          dotted_name(call.func.value))
+        return updated_node.with_changes(body=body)
+
+    # -- batch = await consumer.getmany(); for ... in batch.values()/items() --
+
+    def _batch_source(self, iterated: cst.BaseExpression) -> tuple[cst.Call, str] | None:
+        """The getmany() call behind ``batch.values()``/``.items()``, and which of the two."""
+        if not (isinstance(iterated, cst.Call) and isinstance(iterated.func, cst.Attribute)
+                and iterated.func.attr.value in ("values", "items") and not iterated.args):
+            return None
+        source = iterated.func.value
+        call = _consumer_call(source, "getmany")
+        if call is None:
+            binding = self.lookup(source)
+            call = binding.call if binding is not None and binding.kind == BATCH else None
+        return (call, iterated.func.attr.value) if call is not None else None
+
+    def _batch_loop(self, original: cst.For, updated: cst.For) -> cst.BaseStatement:
+        found = self._batch_source(original.iter)
+        if found is None or not isinstance(updated.body, cst.IndentedBlock):
+            return updated
+        call, kind = found
+        target = original.target
+        if kind == "items":
+            target = (target.elements[1].value if isinstance(target, cst.Tuple)
+                      and len(target.elements) == 2 else None)
+        if not isinstance(target, cst.Name):
+            return updated
+        consumer = self._consumer_of(call)
+        body = list(updated.body.body)
+        for index, statement in enumerate(body):
+            if not (isinstance(statement, cst.For) and statement.asynchronous is None
+                    and isinstance(statement.iter, cst.Name)
+                    and statement.iter.value == target.value
+                    and isinstance(statement.target, cst.Name)
+                    and isinstance(statement.body, cst.IndentedBlock)):
+                continue
+            if _in_span(statement.body.body):
+                self._settled.add(call)
+                continue
+            if consumer is None or not self.has_kit(call):
+                continue
+            if call not in self._settled and not self.record_change(
+                call, f"each record of {code(call.func)}() {MESSAGE}"
+            ):
+                continue
+            self._settled.add(call)
+            inner = self._wrap(statement.body.body, statement.target, consumer, None)
+            body[index] = statement.with_changes(body=statement.body.with_changes(body=inner))
+        return updated.with_changes(body=updated.body.with_changes(body=body))
+
+    # -- what is left: sites handled out of sight --
+
+    def leave_Module(self, original_node: cst.Module, updated_node: cst.Module) -> cst.Module:
+        for call in self._getone:
+            if call not in self._settled:
+                self.report(call, f"the record from {code(call.func)}() is not assigned to a "
+                            "name handled after it: wrap its handling in "
+                            "'with consume_span(record):' by hand")
+        for call in self._getmany:
+            if call in self._settled:
+                continue
+            self.report(call, f"the batch from {code(call.func)}() is not iterated record by "
+                        "record here: handle each record in 'with consume_span(record):' or "
+                        "iterate consume_batch(batch)")
+        return updated_node
+
+
+def _is_call_on(statement: cst.BaseStatement, receiver: str) -> bool:
+    """Is the statement just ``[await] <receiver>.<method>(...)`` (the loop's bookkeeping)?"""
+    if not isinstance(statement, cst.SimpleStatementLine) or len(statement.body) != 1:
+        return False
+    small = statement.body[0]
+    if not isinstance(small, cst.Expr):
+        return False
+    value = small.value.expression if isinstance(small.value, cst.Await) else small.value
+    return (isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute)
+            and dotted_name(value.func.value) == receiver)

@@ -12,7 +12,7 @@ The table (every key optional)::
                                    # per import root, existing or vendored (scaffold.vendor)
     helper-module = "huleedu_service_libs.observability"  # existing helper library codemods call
     service-name = "grading_service"  # service name the bootstrap codemod uses
-    tests-dir = "tests"            # where retrofit writes the tests it generates
+    tests-dir = "tests/tracing"    # where retrofit writes the tests it generates (the default)
     generate-tests = true          # false: like --no-tests
     kafka-producers = ["huleedu_service_libs.kafka_client.KafkaBus.publish"]  # see below
 
@@ -59,7 +59,7 @@ class Config:
     kit: str | None = None
     helper_module: str | None = None
     service_name: str | None = None
-    tests_dir: str = "tests"
+    tests_dir: str = "tests/tracing"
     generate_tests: bool = True
     kafka_producers: tuple[str, ...] = ()
     options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)

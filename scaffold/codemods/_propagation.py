@@ -95,6 +95,23 @@ def collect(*nodes: cst.CSTNode) -> _Collector:
     return found
 
 
+def assignments(statement: cst.BaseStatement) -> list[tuple[str, cst.BaseExpression | None]]:
+    """(name, value) for every plain name a simple statement binds (value None: not known)."""
+    found: list[tuple[str, cst.BaseExpression | None]] = []
+    if not isinstance(statement, cst.SimpleStatementLine):
+        return found
+    for small in statement.body:
+        if isinstance(small, cst.Assign):
+            for target in small.targets:
+                if isinstance(target.target, cst.Name):
+                    found.append((target.target.value, small.value))
+        elif isinstance(small, (cst.AnnAssign, cst.AugAssign)):
+            if isinstance(small.target, cst.Name):
+                value = small.value if isinstance(small, cst.AnnAssign) else None
+                found.append((small.target.value, value))
+    return found
+
+
 def header(statement: cst.BaseStatement) -> list[cst.CSTNode]:
     """What a statement evaluates itself, before (or instead of) any nested block."""
     if isinstance(statement, cst.SimpleStatementLine):
@@ -235,11 +252,14 @@ class PropagationCodemod(Codemod):
         module = self.settings.helper_module or self.kit
         return self.name_for(module, name) if module else None
 
+    @property
+    def kit_function_available(self) -> bool:
+        """Whether functions only the kit has can be called: a kit, and no helper module."""
+        return bool(self.kit) and not self.settings.helper_module
+
     def kit_function(self, name: str) -> str | None:
-        """A function only the kit has (``inject_metadata``, ``restore_span``, ...)."""
-        if self.settings.helper_module or not self.kit:
-            return None
-        return self.name_for(self.kit, name)
+        """A function only the kit has (``inject_metadata``, ``restore_span``, ...), imported."""
+        return self.name_for(self.kit, name) if self.kit_function_available else None
 
     def otel(self, module: str, name: str) -> str:
         return self.name_for(module, name)

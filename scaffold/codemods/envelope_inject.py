@@ -52,6 +52,7 @@ from scaffold.codemods._propagation import (
     INJECT_NAMES,
     Place,
     PropagationCodemod,
+    assignments,
     code,
     collect,
     header,
@@ -80,23 +81,6 @@ def construction(expr: cst.CSTNode | None) -> cst.Call | None:
     return expr if isinstance(expr, cst.Call) and is_envelope_class(expr.func) else None
 
 
-def _assignments(statement: cst.BaseStatement) -> list[tuple[str, cst.BaseExpression | None]]:
-    """(name, value) for every plain name a simple statement binds (value None: not known)."""
-    found: list[tuple[str, cst.BaseExpression | None]] = []
-    if not isinstance(statement, cst.SimpleStatementLine):
-        return found
-    for small in statement.body:
-        if isinstance(small, cst.Assign):
-            for target in small.targets:
-                if isinstance(target.target, cst.Name):
-                    found.append((target.target.value, small.value))
-        elif isinstance(small, (cst.AnnAssign, cst.AugAssign)):
-            if isinstance(small.target, cst.Name):
-                value = small.value if isinstance(small, cst.AnnAssign) else None
-                found.append((small.target.value, value))
-    return found
-
-
 def _is_span_probe(test: cst.BaseExpression) -> bool:
     """``get_current_span()`` (or ``.is_recording()``, ``trace.get_current_span()`` ...), and-ed."""
     if isinstance(test, cst.BooleanOperation) and isinstance(test.operator, cst.And):
@@ -123,7 +107,7 @@ class EnvelopeInject(PropagationCodemod):
         envelopes: dict[str, list[cst.Call]] = {}
         rebound: set[str] = set()
         for place in places:
-            for name, value in _assignments(place.statement):
+            for name, value in assignments(place.statement):
                 built = construction(value)
                 if built is None:
                     rebound.add(name)

@@ -231,10 +231,10 @@ class EnvelopeRestore(PropagationCodemod):
                                   f"`{code(guard.statement.test)}`: it starts with or without "
                                   "metadata"):
             return
-        restore_span = self.kit_function("restore_span")
-        call = self._restore_span_call(guard, items, restore_span) if restore_span else None
+        call = self._restore_span_call(guard, items) if self.kit_function_available else None
         comment = header_comment(guard.statement)
         if call is not None:
+            call = call.with_changes(func=cst.parse_expression(self.kit_function("restore_span")))
             for dropped in (*guard.setup, *items):
                 RemoveImportsVisitor.remove_unused_import_by_node(self.context, dropped)
             alias = next((item.asname for item in items if item.asname is not None), None)
@@ -263,8 +263,7 @@ class EnvelopeRestore(PropagationCodemod):
 
         self.replace(guard.statement, unguarded)
 
-    def _restore_span_call(self, guard: _Guard, items: list[cst.WithItem],
-                           restore_span: str) -> cst.Call | None:
+    def _restore_span_call(self, guard: _Guard, items: list[cst.WithItem]) -> cst.Call | None:
         """``restore_span(X.metadata, name, ...)`` for the guarded items, when they map."""
         spans = [item.item for item in items
                  if isinstance(item.item, cst.Call)
@@ -309,7 +308,7 @@ class EnvelopeRestore(PropagationCodemod):
         ]
         if kept:
             args[-1] = args[-1].with_changes(comma=span.args[-1].comma)
-        return span.with_changes(func=cst.parse_expression(restore_span), args=args)
+        return span.with_changes(args=args)  # the caller names restore_span
 
     def _none_safe(self, guard: _Guard) -> cst.CSTTransformer:
         """Reads ``X.metadata or {}`` in the restore calls and a tracer that may be None."""
@@ -367,9 +366,8 @@ class EnvelopeRestore(PropagationCodemod):
         metadata = f"{name}.metadata"
         span_name = f"{name}.event_type" if "event_type" in self.module.code \
             else f'"{node.name.value}"'
-        restore_span = self.kit_function("restore_span")
-        if restore_span:
-            head = f"with {restore_span}({metadata}, {span_name}):"
+        if self.kit_function_available:
+            head = f"with {self.kit_function('restore_span')}({metadata}, {span_name}):"
         elif self.settings.helper_module:
             get_tracer = self.otel("opentelemetry.trace", "get_tracer")
             head = (f"with {self.helper('use_trace_context')}({metadata} or {{}}), "

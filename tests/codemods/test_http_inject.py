@@ -1,0 +1,98 @@
+"""http-inject, executed: a real local HTTP server receives the caller's ``traceparent``.
+
+The fixtures' clients (httpx and aiohttp) call an aiohttp web server on a loopback port under
+a span; the rewritten clients send that span as the parent, with their own headers kept. The
+unrewritten clients, called the same way, send no ``traceparent`` (the control).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import aiohttp
+import httpx
+import pytest
+from aiohttp import web
+from opentelemetry import trace
+
+from tests.codemods.conftest import load_fixture
+
+
+@pytest.fixture
+async def content_service() -> AsyncIterator[tuple[str, list[dict[str, str]]]]:
+    """An aiohttp server on a free loopback port recording the headers of every request."""
+    received: list[dict[str, str]] = []
+
+    async def answer(request: web.Request) -> web.Response:
+        received.append(dict(request.headers))
+        return web.json_response({"content_id": "c-1", "text": "t", "score": 1}, status=201)
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", answer)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    try:
+        yield f"http://{host}:{port}", received
+    finally:
+        await runner.cleanup()
+
+
+async def _content_calls(module, base_url: str) -> None:
+    async with httpx.AsyncClient(base_url=base_url) as http:
+        client = module.ContentServiceClient(http)
+        await client.store("text", correlation_id="corr-1")
+        await client.fetch("c-1")
+        await client.delete("c-1", correlation_id="corr-1")
+    async with aiohttp.ClientSession() as session:
+        await module.score(session, f"{base_url}/score")
+
+
+async def _called_under_a_span(call) -> trace.SpanContext:
+    with trace.get_tracer("caller").start_as_current_span("caller") as caller:
+        await call()
+    return caller.get_span_context()
+
+
+def _parent_of(headers: dict[str, str]) -> tuple[int, int] | None:
+    value = {key.lower(): item for key, item in headers.items()}.get("traceparent")
+    if value is None:
+        return None
+    _version, trace_id, span_id, _flags = value.split("-")
+    return int(trace_id, 16), int(span_id, 16)
+
+
+@pytest.mark.parametrize("version", ["before", "after"])
+async def test_each_request_sends_the_callers_span_as_parent(version, content_service,
+                                                            span_exporter):
+    base_url, received = content_service
+    module = load_fixture("http-inject", "clients_kit", version)
+    caller = await _called_under_a_span(lambda: _content_calls(module, base_url))
+    assert len(received) == 4
+    parents = [_parent_of(headers) for headers in received]
+    if version == "before":  # the control: the downstream service would start new traces
+        assert parents == [None] * 4
+    else:
+        assert parents == [(caller.trace_id, caller.span_id)] * 4
+    correlation = [headers.get("X-Correlation-ID") for headers in received]
+    assert correlation == ["corr-1", None, "corr-1", None]  # the caller's own headers kept
+
+
+@pytest.mark.parametrize("version", ["before", "after"])
+async def test_client_built_in_the_function_without_the_kit(version, content_service,
+                                                            span_exporter):
+    base_url, received = content_service
+    module = load_fixture("http-inject", "without_kit", version)
+    caller = await _called_under_a_span(
+        lambda: module.fetch_all([f"{base_url}/a", f"{base_url}/b"]))
+    expected = None if version == "before" else (caller.trace_id, caller.span_id)
+    assert [_parent_of(headers) for headers in received] == [expected, expected]
+
+
+async def test_without_a_current_span_nothing_is_sent(content_service, span_exporter):
+    base_url, received = content_service
+    module = load_fixture("http-inject", "clients_kit", "after")
+    await _content_calls(module, base_url)
+    assert [_parent_of(headers) for headers in received] == [None] * 4

@@ -1,0 +1,264 @@
+"""Write the tracing tests of a repository: find its sites, render the templates, keep edits.
+
+Output, in the configured tests folder (``tests-dir``, default ``tests/tracing``):
+``conftest.py`` (the kit's span capture and leak guard, the harness), ``tracing_support.py``
+(the harness), ``tracing_samples.py`` (written once, the user's), ``test_tracing_contract.py``
+(``scaffold retrofit --check`` over the repository) and one ``test_trace_<module>.py`` per
+source module with instrumented sites. Every file but the samples carries the header of
+``scaffold.testgen.owned``: a file the user edited is never rewritten.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+import jinja2
+import libcst as cst
+
+from scaffold.config import Config, find_config
+from scaffold.engine.discovery import discover
+from scaffold.resources import template_root
+from scaffold.testgen.conventions import read_style
+from scaffold.testgen.locate import locate
+from scaffold.testgen.model import ModuleTests
+from scaffold.testgen.owned import Ownership, ownership, same_body, stamp, write_text
+from scaffold.vendor import KIT_MARKER, KitResolver, is_vendored
+
+TEMPLATE_DIR = "templates/testgen"
+SAMPLES = "tracing_samples.py"
+SUPPORT = "tracing_support.py"
+CONTRACT = "test_tracing_contract.py"
+MODULE_PREFIX = "test_trace_"
+_TEST_FILE = re.compile(r"(^test_.*|.*_test|^conftest)\.py$")
+
+
+@dataclass
+class Generated:
+    """What one run of the generator found and did."""
+
+    root: Path
+    tests_dir: Path
+    modules: list[ModuleTests] = field(default_factory=list)
+    written: list[Path] = field(default_factory=list)
+    unchanged: list[Path] = field(default_factory=list)
+    kept: list[Path] = field(default_factory=list)  # edited by the user: left alone
+    removed: list[Path] = field(default_factory=list)
+    unparsed: list[str] = field(default_factory=list)
+    reason: str | None = None  # why nothing was generated
+
+    @property
+    def driven(self) -> int:
+        return sum(len(module.driven) for module in self.modules)
+
+    @property
+    def skipped(self) -> int:
+        return sum(len(module.skipped) for module in self.modules)
+
+    def summary(self) -> str:
+        """One line for the command's output, then one line per skipped site."""
+        if self.reason:
+            return f"tracing tests: none generated: {self.reason}"
+        where = os.path.relpath(self.tests_dir)
+        lines = [
+            f"tracing tests: {self.driven + self.skipped} sites, {self.driven} driven, "
+            f"{self.skipped} skipped; {len(self.written)} files written, "
+            f"{len(self.kept)} edited by you and kept, in {where}"
+        ]
+        for module in self.modules:
+            lines.extend(
+                f"  skipped {case.site.where}: {case.skip}" for case in module.skipped
+            )
+        lines.extend(f"  not parsed: {path}" for path in self.unparsed)
+        return "\n".join(lines)
+
+
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(template_root())),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
+    env.filters["py"] = repr
+    env.filters["docstring"] = _docstring
+    return env
+
+
+def _docstring(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace('"""', '\\"\\"\\"')
+    return f'"""{escaped}"""'
+
+
+def _tidy(text: str) -> str:
+    """Rendered Python with at most two blank lines in a row and one final newline."""
+    lines = [line.rstrip() for line in text.splitlines()]
+    out: list[str] = []
+    for line in lines:
+        if not line and len(out) >= 2 and not out[-1] and not out[-2]:
+            continue
+        out.append(line)
+    while out and not out[0]:
+        out.pop(0)
+    return "\n".join(out).rstrip("\n") + "\n"
+
+
+def _is_test_file(relative: PurePosixPath) -> bool:
+    return bool({"tests", "test"} & set(relative.parts[:-1])) or bool(
+        _TEST_FILE.match(relative.name)
+    )
+
+
+def _module_name(root: Path, relative: PurePosixPath) -> tuple[str, Path]:
+    """Dotted import name of a file, and the folder it is importable from."""
+    folder = root.joinpath(*relative.parts[:-1])
+    parts = [relative.stem] if relative.stem != "__init__" else []
+    while (folder / "__init__.py").is_file() and folder != root.parent:
+        parts.insert(0, folder.name)
+        folder = folder.parent
+    return ".".join(parts), folder
+
+
+def _kit_dir(root: Path, kit: str | None, import_roots: set[Path]) -> PurePosixPath | None:
+    if kit is None:
+        return None
+    for import_root in sorted(import_roots):
+        candidate = import_root.joinpath(*kit.split("."))
+        if (candidate / KIT_MARKER).is_file():
+            return PurePosixPath(os.path.relpath(candidate, root))
+    return None
+
+
+def find_sites(root: Path, config: Config | None = None) -> tuple[list[ModuleTests], str | None,
+                                                                   list[str], set[Path]]:
+    """The planned tests of every source module under ``root`` (tests and the kit excluded).
+
+    Returns the modules with sites, the kit's import path, files that failed to parse, and
+    the import roots of the modules.
+    """
+    root = root.resolve()
+    config = config or find_config(root)
+    tests_dir = (config.root / config.tests_dir).resolve()
+    targets = [t for t in discover([root]) if t.python and t.skip_reason is None]
+    resolver = KitResolver(targets)
+    sources: list[tuple[PurePosixPath, str, Path]] = []
+    kits: Counter[str] = Counter()
+    for target in targets:
+        try:
+            relative = PurePosixPath(target.path.relative_to(root).as_posix())
+        except ValueError:
+            continue
+        if _is_test_file(relative) or target.path.is_relative_to(tests_dir):
+            continue
+        module, import_root = _module_name(root, relative)
+        sources.append((relative, module, import_root))
+        kit_for = resolver.kit_for(target)
+        if kit_for is not None:
+            kits[kit_for] += 1
+    import_roots = {import_root for _, _, import_root in sources}
+    existing = [(count, kit) for kit, count in kits.items()
+                if _kit_dir(root, kit, import_roots) is not None]
+    kit = max(existing)[1] if existing else None
+    kit_dir = _kit_dir(root, kit, import_roots)
+    packages = {module.split(".")[0] for _, module, _ in sources}
+    modules: list[ModuleTests] = []
+    unparsed: list[str] = []
+    for relative, module, import_root in sorted(sources):
+        if kit_dir is not None and relative.is_relative_to(kit_dir):
+            continue
+        if "tracekit" in relative.parts[:-1]:
+            continue
+        text = (root / relative).read_bytes()
+        if is_vendored(text) or not _might_have_sites(text):
+            continue
+        try:
+            source = text.decode("utf-8")
+            tests = locate(source, path=str(relative), module=module, repo_packages=packages,
+                           kit=kit, helper_module=config.helper_module)
+        except (UnicodeDecodeError, cst.ParserSyntaxError, RecursionError):
+            unparsed.append(str(relative))
+            continue
+        if tests.cases:
+            modules.append(tests)
+    return modules, kit, unparsed, import_roots
+
+
+def _might_have_sites(text: bytes) -> bool:
+    """A cheap prefilter: every site mentions the kit, a helper name, attach or copy_context."""
+    return any(needle in text for needle in (
+        b"tracekit", b"inject", b"attach", b"copy_context", b"consume_", b"traced_send",
+        b"restore_", b"use_trace_context", b"init_tracing", b"Traced",
+    ))
+
+
+def _module_file(module: str) -> str:
+    return f"{MODULE_PREFIX}{module.replace('.', '_')}.py"
+
+
+def generate_tests(root: Path, *, config: Config | None = None, write: bool = True) -> Generated:
+    """Find the sites under ``root`` and write their tests into the configured tests folder.
+
+    ``write=False`` plans and reports without touching the disk.
+    """
+    root = Path(root).resolve()
+    config = config or find_config(root)
+    project = config.root if config.source is not None else root
+    tests_dir = (project / config.tests_dir).resolve()
+    result = Generated(root=project, tests_dir=tests_dir)
+    modules, kit, unparsed, import_roots = find_sites(root, config)
+    result.modules, result.unparsed = modules, unparsed
+    if kit is None:
+        result.reason = ("the repository has no kit (tracekit) for the tests' span capture; "
+                         "run `scaffold retrofit` on it first, or set `kit` in [tool.scaffold]")
+        result.modules = []
+        return result
+    env = _environment()
+    style = read_style(project)
+    common = {
+        "kit_module": kit,
+        "style": style,
+        "import_roots": sorted(os.path.relpath(path, tests_dir) for path in import_roots),
+        "repo_packages": tuple(sorted({m.module.split(".")[0] for m in modules} | {
+            kit.split(".")[0]})),
+        "samples_path": os.path.relpath(tests_dir / SAMPLES, project),
+        "root_from_tests": os.path.relpath(project, tests_dir),
+    }
+    files: dict[str, tuple[str, str]] = {
+        "conftest.py": ("conftest.py.jinja", ""),
+        SUPPORT: ("tracing_support.py.jinja", ""),
+        CONTRACT: ("test_tracing_contract.py.jinja", ""),
+    }
+    rendered: dict[Path, tuple[str, str]] = {}
+    for name, (template, _) in files.items():
+        body = env.get_template(f"{TEMPLATE_DIR}/{template}").render(**common)
+        rendered[tests_dir / name] = (_tidy(body), template)
+    for tests in modules:
+        body = env.get_template(f"{TEMPLATE_DIR}/test_module.py.jinja").render(
+            tests=tests, **common)
+        rendered[tests_dir / _module_file(tests.module)] = (_tidy(body), "test_module.py.jinja")
+    samples = tests_dir / SAMPLES
+    if not samples.exists():
+        text = env.get_template(f"{TEMPLATE_DIR}/tracing_samples.py.jinja").render(**common)
+        if write:
+            write_text(samples, _tidy(text))
+        result.written.append(samples)
+    for path, (body, template) in rendered.items():
+        state = ownership(path)
+        if state in (Ownership.EDITED, Ownership.FOREIGN):
+            result.kept.append(path)
+        elif state is Ownership.OURS and same_body(path, body):
+            result.unchanged.append(path)
+        else:
+            if write:
+                write_text(path, stamp(body, f"{TEMPLATE_DIR}/{template}"))
+            result.written.append(path)
+    if tests_dir.is_dir():
+        for stale in sorted(tests_dir.glob(f"{MODULE_PREFIX}*.py")):
+            if stale not in rendered and ownership(stale) is Ownership.OURS:
+                if write:
+                    stale.unlink()
+                result.removed.append(stale)
+    return result

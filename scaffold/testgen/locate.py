@@ -1,0 +1,1452 @@
+"""Find the instrumented sites of a module by what they call, and plan a test for each.
+
+The locator runs over code as it is after retrofit, so it sees sites a codemod just wrote and
+sites that were already correct alike: calls into the kit (``consume_span``, ``traced_send``,
+``inject_trace_context``, ``submit`` ...), into the configured helper module (the HuleEdu
+names), OpenTelemetry's own ``propagate.inject``, ``contextvars.copy_context().run`` handed
+to a thread, and ``context.attach`` whose ``detach`` sits in a ``finally``.
+
+For each site the planner works out, from the code alone, how a test can drive it: which
+function to call, which collaborators to replace with recorders or a fake consumer, which
+callees to probe (or make raise), and how to build arguments the code reads before the site
+(the keys of a dict, a JSON object, an envelope model). What it cannot work out becomes the
+exact reason the generated test is skipped.
+"""
+
+from __future__ import annotations
+
+import builtins
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+
+import libcst as cst
+from libcst.metadata import (
+    MetadataWrapper,
+    ParentNodeProvider,
+    PositionProvider,
+    QualifiedNameProvider,
+)
+
+from scaffold.codemods.base import dotted_name
+from scaffold.testgen.model import (
+    BOOTSTRAP,
+    CONSUME,
+    INJECT,
+    PRODUCE,
+    RESTORE,
+    THREAD,
+    TOKEN,
+    Argument,
+    Case,
+    ModuleTests,
+    Patch,
+    Site,
+    Value,
+)
+
+ATTACH = "opentelemetry.context.attach"
+DETACH = "opentelemetry.context.detach"
+OTEL_INJECT = "opentelemetry.propagate.inject"
+COPY_CONTEXT = "contextvars.copy_context"
+JSON_LOADS = {"json.loads", "orjson.loads", "ujson.loads"}
+
+# The kit's names, and the kind of site a call to each one is.
+KIT_NAMES = {
+    "consume_span": CONSUME,
+    "consume_batch": CONSUME,
+    "restore_span": RESTORE,
+    "use_trace_context": RESTORE,
+    "restore_from_queue": RESTORE,
+    "traced_send": PRODUCE,
+    "TracedProducer": PRODUCE,
+    "inject_trace_context": INJECT,
+    "inject_metadata": INJECT,
+    "inject_headers": INJECT,
+    "capture_for_queue": INJECT,
+    "submit": THREAD,
+    "executor_map": THREAD,
+    "run_in_executor": THREAD,
+    "TracedThread": THREAD,
+    "TracedTimer": THREAD,
+    "with_context": THREAD,
+    "init_tracing": BOOTSTRAP,
+}
+# The HuleEdu shared library's names a configured helper module provides.
+HELPER_NAMES = {
+    "inject_trace_context": INJECT,
+    "use_trace_context": RESTORE,
+    "init_tracing": BOOTSTRAP,
+}
+WITH_NAMES = {"consume_span", "restore_span", "use_trace_context", "restore_from_queue"}
+# Where the function handed to the thread is, per kit helper: (position, keyword).
+THREAD_CALLABLE = {
+    "submit": (1, None),
+    "executor_map": (1, None),
+    "run_in_executor": (2, None),
+    "TracedThread": (1, "target"),
+    "TracedTimer": (1, "function"),
+    "with_context": (0, None),
+}
+_VALIDATORS = {"model_validate", "parse_obj", "model_construct"}
+_JSON_VALIDATORS = {"model_validate_json", "parse_raw"}
+_BUILTINS = set(dir(builtins))
+
+
+def _code(node: cst.CSTNode) -> str:
+    return cst.Module(body=[]).code_for_node(node)
+
+
+def _first_line(node: cst.CSTNode) -> str:
+    return _code(node).strip().splitlines()[0].strip()
+
+
+def _snake(name: str) -> str:
+    name = re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", name).lower()
+    return re.sub(r"[^a-z0-9]+", "_", name).strip("_")
+
+
+def _string(node: cst.CSTNode) -> str | None:
+    if isinstance(node, cst.SimpleString):
+        value = node.evaluated_value
+        return value if isinstance(value, str) else None
+    return None
+
+
+def _root(node: cst.CSTNode) -> str | None:
+    """The first name of ``a.b[c].d``."""
+    while isinstance(node, (cst.Attribute, cst.Subscript)):
+        node = node.value
+    return node.value if isinstance(node, cst.Name) else None
+
+
+def _names_in(node: cst.CSTNode) -> set[str]:
+    """Dotted names (``a``, ``a.b``) mentioned in ``node``, nested functions excluded."""
+    found: set[str] = set()
+
+    class _Collect(cst.CSTVisitor):
+        def visit_Name(self, name: cst.Name) -> None:
+            found.add(name.value)
+
+        def visit_Attribute(self, attribute: cst.Attribute) -> None:
+            dotted = dotted_name(attribute)
+            if dotted:
+                found.add(dotted)
+
+        def visit_Lambda(self, _: cst.Lambda) -> bool:
+            return False
+
+        def visit_FunctionDef(self, _: cst.FunctionDef) -> bool:
+            return False
+
+    node.visit(_Collect())
+    return found
+
+
+def _mentions(node: cst.CSTNode, tokens: set[str]) -> bool:
+    return any(
+        name == token or name.startswith(f"{token}.") for name in _names_in(node) for token in tokens
+    )
+
+
+def _calls_in(nodes: Iterable[cst.CSTNode]) -> Iterator[cst.Call]:
+    """Calls in ``nodes``, outer before inner, in source order; nested functions excluded."""
+    found: list[cst.Call] = []
+
+    class _Collect(cst.CSTVisitor):
+        def visit_Call(self, call: cst.Call) -> None:
+            found.append(call)
+
+        def visit_Lambda(self, _: cst.Lambda) -> bool:
+            return False
+
+        def visit_FunctionDef(self, _: cst.FunctionDef) -> bool:
+            return False
+
+        def visit_ClassDef(self, _: cst.ClassDef) -> bool:
+            return False
+
+    for node in nodes:
+        node.visit(_Collect())
+    return iter(found)
+
+
+def _argument(call: cst.Call, index: int, keyword: str | None = None) -> cst.BaseExpression | None:
+    positional = [arg for arg in call.args if arg.keyword is None and not arg.star]
+    if keyword is not None:
+        for arg in call.args:
+            if arg.keyword is not None and arg.keyword.value == keyword:
+                return arg.value
+    if len(positional) > index:
+        return positional[index].value
+    return None
+
+
+# -- what a module binds at its top level --
+
+
+@dataclass
+class _Module:
+    """Top-level bindings of one module, and which imports come from the repository."""
+
+    functions: set[str] = field(default_factory=set)
+    classes: dict[str, cst.ClassDef] = field(default_factory=dict)
+    from_imports: dict[str, str] = field(default_factory=dict)  # local -> dotted source
+    module_imports: set[str] = field(default_factory=set)
+    assigned: set[str] = field(default_factory=set)
+    repo_packages: frozenset[str] = frozenset()
+
+    @classmethod
+    def of(cls, module: cst.Module, repo_packages: Iterable[str]) -> _Module:
+        facts = cls(repo_packages=frozenset(repo_packages))
+        for statement in module.body:
+            if isinstance(statement, cst.FunctionDef):
+                facts.functions.add(statement.name.value)
+            elif isinstance(statement, cst.ClassDef):
+                facts.classes[statement.name.value] = statement
+            elif isinstance(statement, cst.SimpleStatementLine):
+                for small in statement.body:
+                    facts._simple(small)
+            elif isinstance(statement, (cst.If, cst.Try)):
+                for inner in _simple_statements(statement):
+                    facts._simple(inner)
+        return facts
+
+    def _simple(self, small: cst.BaseSmallStatement) -> None:
+        if isinstance(small, cst.ImportFrom) and not isinstance(small.names, cst.ImportStar):
+            relative = "." * len(small.relative)
+            base = dotted_name(small.module) if small.module is not None else None
+            for alias in small.names:
+                local = alias.asname.name.value if alias.asname else alias.name.value
+                imported = _code(alias.name)
+                self.from_imports[local] = (
+                    f"{relative}{base}.{imported}" if base else f"{relative}{imported}"
+                )
+        elif isinstance(small, cst.Import):
+            for alias in small.names:
+                name = _code(alias.asname.name) if alias.asname else _code(alias.name)
+                self.module_imports.add(name.split(".")[0])
+        elif isinstance(small, (cst.Assign, cst.AnnAssign)):
+            targets = small.targets if isinstance(small, cst.Assign) else [small]
+            for target in targets:
+                if isinstance(target.target, cst.Name):
+                    self.assigned.add(target.target.value)
+
+    def is_repo_import(self, name: str) -> bool:
+        source = self.from_imports.get(name)
+        if source is None:
+            return False
+        return source.startswith(".") or source.split(".")[0] in self.repo_packages
+
+    def binding(self, name: str) -> str | None:
+        """How ``name`` is bound at module level: def, class, repo, import, module, global."""
+        if name in self.functions:
+            return "def"
+        if name in self.classes:
+            return "class"
+        if name in self.from_imports:
+            return "repo" if self.is_repo_import(name) else "import"
+        if name in self.module_imports:
+            return "module"
+        if name in self.assigned:
+            return "global"
+        return None
+
+
+def _simple_statements(node: cst.CSTNode) -> Iterator[cst.BaseSmallStatement]:
+    class _Collect(cst.CSTVisitor):
+        def __init__(self) -> None:
+            self.found: list[cst.BaseSmallStatement] = []
+
+        def visit_SimpleStatementLine(self, line: cst.SimpleStatementLine) -> None:
+            self.found.extend(line.body)
+
+        def visit_FunctionDef(self, _: cst.FunctionDef) -> bool:
+            return False
+
+        def visit_ClassDef(self, _: cst.ClassDef) -> bool:
+            return False
+
+    collect = _Collect()
+    node.visit(collect)
+    return iter(collect.found)
+
+
+# -- the function a test drives --
+
+
+@dataclass(frozen=True)
+class _Param:
+    name: str
+    annotation: str | None
+    has_default: bool
+
+
+class _Entry:
+    """The function holding a site: its parameters, locals, and how names in it are bound."""
+
+    def __init__(self, node: cst.FunctionDef, cls: cst.ClassDef | None, module: _Module) -> None:
+        self.node = node
+        self.cls = cls
+        self.module = module
+        decorators = {_code(d.decorator) for d in node.decorators}
+        self.is_static = "staticmethod" in decorators
+        self.is_classmethod = "classmethod" in decorators
+        self.is_property = any(d == "property" or d.endswith((".setter", ".getter"))
+                               for d in decorators)
+        self.is_async = node.asynchronous is not None
+        params = list(node.params.posonly_params) + list(node.params.params)
+        if cls is not None and not self.is_static and params:
+            self.self_name: str | None = params[0].name.value
+            params = params[1:]
+        else:
+            self.self_name = None
+        params += list(node.params.kwonly_params)
+        self.params = [
+            _Param(p.name.value, _code(p.annotation.annotation) if p.annotation else None,
+                   p.default is not None)
+            for p in params
+        ]
+        self.param_names = {p.name for p in self.params}
+        self.locals: dict[str, list[cst.BaseExpression | None]] = {}
+        self.self_assigned: dict[str, list[cst.BaseExpression]] = {}
+        self._collect_locals()
+
+    @property
+    def qualname(self) -> str:
+        name = self.node.name.value
+        return f"{self.cls.name.value}.{name}" if self.cls is not None else name
+
+    @property
+    def methods(self) -> set[str]:
+        if self.cls is None or not isinstance(self.cls.body, cst.IndentedBlock):
+            return set()
+        return {s.name.value for s in self.cls.body.body if isinstance(s, cst.FunctionDef)}
+
+    def _collect_locals(self) -> None:
+        entry = self
+
+        def bind(target: cst.CSTNode, value: cst.BaseExpression | None) -> None:
+            if isinstance(target, cst.Name):
+                entry.locals.setdefault(target.value, []).append(value)
+            elif isinstance(target, (cst.Tuple, cst.List)):
+                for element in target.elements:
+                    bind(element.value, None)
+            elif (
+                isinstance(target, cst.Attribute)
+                and isinstance(target.value, cst.Name)
+                and target.value.value == entry.self_name
+                and value is not None
+            ):
+                entry.self_assigned.setdefault(target.attr.value, []).append(value)
+
+        class _Collect(cst.CSTVisitor):
+            def visit_Assign(self, node: cst.Assign) -> None:
+                for target in node.targets:
+                    bind(target.target, node.value)
+
+            def visit_AnnAssign(self, node: cst.AnnAssign) -> None:
+                bind(node.target, node.value)
+
+            def visit_AugAssign(self, node: cst.AugAssign) -> None:
+                bind(node.target, None)
+
+            def visit_For(self, node: cst.For) -> None:
+                bind(node.target, None)
+
+            def visit_WithItem(self, node: cst.WithItem) -> None:
+                if node.asname is not None:
+                    bind(node.asname.name, None)
+
+            def visit_FunctionDef(self, _: cst.FunctionDef) -> bool:
+                return False
+
+            def visit_Lambda(self, _: cst.Lambda) -> bool:
+                return False
+
+        self.node.body.visit(_Collect())
+
+    def is_self(self, node: cst.CSTNode) -> bool:
+        return isinstance(node, cst.Name) and node.value == self.self_name
+
+    def only_value(self, name: str) -> cst.BaseExpression | None:
+        values = self.locals.get(name, [])
+        return values[0] if len(values) == 1 else None
+
+
+def _unwrap_await(node: cst.BaseExpression | None) -> cst.BaseExpression | None:
+    return node.expression if isinstance(node, cst.Await) else node
+
+
+def _call_name(node: cst.BaseExpression | None) -> str | None:
+    """``c`` of ``c(...)``, for a plain name being called."""
+    node = _unwrap_await(node)
+    if isinstance(node, cst.Call) and isinstance(node.func, cst.Name):
+        return node.func.value
+    return None
+
+
+# -- how a test replaces something the site talks to --
+
+
+@dataclass(frozen=True)
+class _Target:
+    """Where a stand-in goes: an argument of the entry, or a Patch of something else."""
+
+    label: str
+    argument: str | None = None
+    patch: Patch | None = None
+
+    def with_value(self, value: Value) -> tuple[tuple[Patch, ...], dict[str, Value]]:
+        if self.argument is not None:
+            return (), {self.argument: value}
+        assert self.patch is not None
+        patch = Patch(
+            action=self.patch.action, owner=self.patch.owner, name=self.patch.name,
+            label=self.label, value=value, owner_name=self.patch.owner_name,
+        )
+        return (patch,), {}
+
+
+def _resolve_target(expr: cst.BaseExpression, entry: _Entry, depth: int = 0) -> _Target | None:
+    """Where to put a stand-in so that ``expr`` evaluates to it inside the entry."""
+    label = _code(expr)
+    if depth > 3:
+        return None
+    if isinstance(expr, cst.Name):
+        name = expr.value
+        if name in entry.param_names:
+            return _Target(label, argument=name)
+        if name in entry.locals:
+            value = _unwrap_await(entry.only_value(name))
+            made_by = _call_name(value)
+            if made_by is not None and entry.module.binding(made_by) in ("import", "repo", "class"):
+                return _Target(f"{made_by}()", patch=Patch("factory", "module", made_by))
+            if isinstance(value, (cst.Attribute, cst.Name)):
+                return _resolve_target(value, entry, depth + 1)
+            return None
+        binding = entry.module.binding(name)
+        if binding in ("import", "repo", "global", "def") or (
+            binding is None and name not in _BUILTINS
+        ):
+            return _Target(label, patch=Patch("value", "module", name))
+        return None
+    if isinstance(expr, cst.Attribute) and isinstance(expr.value, cst.Name):
+        owner = expr.value.value
+        attr = expr.attr.value
+        if entry.is_self(expr.value):
+            assigned = entry.self_assigned.get(attr)
+            if assigned:
+                made_by = _call_name(assigned[0]) if len(assigned) == 1 else None
+                if made_by is not None and entry.module.binding(made_by) in (
+                    "import", "repo", "class"
+                ):
+                    return _Target(f"{made_by}()", patch=Patch("factory", "module", made_by))
+                return None
+            return _Target(label, patch=Patch("value", "subject", attr))
+        if owner in entry.param_names:
+            return _Target(label, patch=Patch("value", "argument", attr, owner_name=owner))
+    return None
+
+
+def _patchable_callees(
+    nodes: Iterable[cst.CSTNode], entry: _Entry, action: str, kit: _KitNames
+) -> list[Patch]:
+    """Probes (or failures) for the calls in ``nodes`` a test can replace: module functions,
+    functions imported from the repository, unbound names, and the class's own methods."""
+    patches: dict[tuple[str, str], Patch] = {}
+    for call in _calls_in(nodes):
+        func = call.func
+        if isinstance(func, cst.Name):
+            name = func.value
+            if name in entry.param_names or name in entry.locals or kit.is_kit_name(name):
+                continue
+            if name == entry.node.name.value and entry.cls is None:
+                continue
+            binding = entry.module.binding(name)
+            if binding in ("def", "repo") or (binding is None and name not in _BUILTINS):
+                patches.setdefault(("module", name), Patch(action, "module", name, label=name))
+        elif isinstance(func, cst.Attribute) and entry.is_self(func.value):
+            name = func.attr.value
+            owner = "class" if name in entry.methods else "subject"
+            label = f"{entry.self_name}.{name}"
+            patches.setdefault((owner, name), Patch(action, owner, name, label=label))
+    return list(patches.values())
+
+
+def _observable(nodes: Sequence[cst.CSTNode], entry: _Entry) -> bool:
+    """Whether some call in ``nodes`` goes to a collaborator built or replaced by the test."""
+    roots = entry.param_names | ({entry.self_name} if entry.self_name else set())
+    return any(_root(call.func) in roots for call in _calls_in(nodes))
+
+
+# -- building the entry's arguments from how the code reads them --
+
+
+def _keys_read(entry: _Entry, name: str) -> list[str]:
+    """String keys the entry reads from ``name``: ``name["k"]`` and ``name.get("k")``."""
+    keys: list[str] = []
+
+    class _Collect(cst.CSTVisitor):
+        def visit_Subscript(self, node: cst.Subscript) -> None:
+            if isinstance(node.value, cst.Name) and node.value.value == name and len(
+                node.slice
+            ) == 1 and isinstance(node.slice[0].slice, cst.Index):
+                key = _string(node.slice[0].slice.value)
+                if key is not None and key not in keys:
+                    keys.append(key)
+
+        def visit_Call(self, node: cst.Call) -> None:
+            func = node.func
+            if (
+                isinstance(func, cst.Attribute)
+                and isinstance(func.value, cst.Name)
+                and func.value.value == name
+                and func.attr.value in ("get", "pop")
+                and node.args
+            ):
+                key = _string(node.args[0].value)
+                if key is not None and key not in keys:
+                    keys.append(key)
+
+    entry.node.body.visit(_Collect())
+    return keys
+
+
+class _Qualified:
+    """Qualified names of call targets, resolved once per module."""
+
+    def __init__(self, wrapper: MetadataWrapper) -> None:
+        self._names = wrapper.resolve(QualifiedNameProvider)
+
+    def of(self, node: cst.CSTNode) -> set[str]:
+        found = self._names.get(node, set())
+        if callable(found):  # LibCST resolves qualified names lazily
+            found = found()
+        return {q.name for q in found}
+
+
+def _parameter_value(
+    entry: _Entry, param: _Param, qualified: _Qualified, carrier: bool = False
+) -> Value:
+    """How to build ``param`` so the code before the site can read it."""
+    for name, values in entry.locals.items():
+        for value in values:
+            value = _unwrap_await(value)
+            if (
+                isinstance(value, cst.Call)
+                and qualified.of(value.func) & JSON_LOADS
+                and value.args
+                and isinstance(value.args[0].value, cst.Name)
+                and value.args[0].value.value == param.name
+            ):
+                keys = _keys_read(entry, name)
+                if keys:
+                    return Value("json", label=param.name, keys=tuple(keys))
+    keys = _keys_read(entry, param.name)
+    if keys and (param.annotation is None or re.search(r"dict|Mapping|Any", param.annotation)):
+        return Value("keys", label=param.name, keys=tuple(keys))
+    overrides = _validated_attributes(entry, param.name)
+    return Value("build", label=param.name, overrides=overrides)
+
+
+def _validated_attributes(entry: _Entry, name: str) -> tuple[tuple[str, Value], ...]:
+    """``M.model_validate(name.attr)`` in the entry: ``attr`` must hold the data of an ``M``."""
+    found: dict[str, Value] = {}
+    for call in _calls_in([entry.node.body]):
+        func = call.func
+        model = _validator_model(func, _VALIDATORS)
+        if model is None or not call.args:
+            continue
+        argument = call.args[0].value
+        if (
+            isinstance(argument, cst.Attribute)
+            and isinstance(argument.value, cst.Name)
+            and argument.value.value == name
+        ):
+            found.setdefault(argument.attr.value, Value("dump", model=model))
+    return tuple(found.items())
+
+
+def _validator_model(func: cst.BaseExpression, methods: set[str]) -> str | None:
+    if isinstance(func, cst.Attribute) and func.attr.value in methods:
+        return dotted_name(func.value)
+    return None
+
+
+def _envelope_model(entry: _Entry, record: str, qualified: _Qualified) -> str | None:
+    """``M`` of ``M.model_validate_json(record.value)`` (or from ``json.loads(record.value)``)."""
+    for call in _calls_in([entry.node.body]):
+        if not call.args:
+            continue
+        argument = _unwrap_decode(call.args[0].value)
+        json_model = _validator_model(call.func, _JSON_VALIDATORS)
+        if json_model is not None and _is_value_of(argument, record):
+            return json_model
+        model = _validator_model(call.func, _VALIDATORS)
+        if (
+            model is not None
+            and isinstance(argument, cst.Call)
+            and qualified.of(argument.func) & JSON_LOADS
+            and argument.args
+            and _is_value_of(_unwrap_decode(argument.args[0].value), record)
+        ):
+            return model
+    return None
+
+
+def _unwrap_decode(node: cst.BaseExpression) -> cst.BaseExpression:
+    if (
+        isinstance(node, cst.Call)
+        and isinstance(node.func, cst.Attribute)
+        and node.func.attr.value == "decode"
+    ):
+        return node.func.value
+    return node
+
+
+def _is_value_of(node: cst.BaseExpression, record: str) -> bool:
+    return (
+        isinstance(node, cst.Attribute)
+        and node.attr.value == "value"
+        and isinstance(node.value, cst.Name)
+        and node.value.value == record
+    )
+
+
+# -- finding the sites --
+
+
+@dataclass(frozen=True)
+class _KitNames:
+    """Which qualified names are the kit's or the helper module's."""
+
+    kit: str | None
+    helper: str | None
+    local_kit_names: frozenset[str] = frozenset()
+
+    def kind(self, names: set[str]) -> tuple[str, str] | None:
+        """(kind, kit name) of a call target, if it is an instrumentation helper."""
+        for name in names:
+            parts = name.split(".")
+            last = parts[-1]
+            if self.helper and name.startswith(f"{self.helper}.") and last in HELPER_NAMES:
+                return HELPER_NAMES[last], last
+            if last in KIT_NAMES and self._is_kit(parts[:-1]):
+                return KIT_NAMES[last], last
+            if name == OTEL_INJECT:
+                return INJECT, "inject"
+        return None
+
+    def _is_kit(self, parents: list[str]) -> bool:
+        if "tracekit" in parents:
+            return True
+        if self.kit:
+            kit_parts = self.kit.split(".")
+            return parents[: len(kit_parts)] == kit_parts or parents[-1:] == kit_parts[-1:]
+        return False
+
+    def is_kit_name(self, local: str) -> bool:
+        return local in self.local_kit_names
+
+
+@dataclass
+class _Found:
+    """A site as found, with the nodes the planner needs."""
+
+    kind: str
+    form: str
+    anchor: cst.CSTNode
+    statement: cst.CSTNode
+    entry: _Entry | None
+    cls: cst.ClassDef | None
+    skip: str | None = None
+    name: str = ""  # the kit name, or the token, or the pattern
+    call: cst.Call | None = None
+    block: Sequence[cst.CSTNode] = ()  # consume/restore: the body; token: the guarded block
+
+
+class _Locator(cst.CSTVisitor):
+    METADATA_DEPENDENCIES = (QualifiedNameProvider, PositionProvider, ParentNodeProvider)
+
+    def __init__(self, module: _Module, kit: _KitNames) -> None:
+        super().__init__()
+        self.module = module
+        self.kit = kit
+        self.found: list[_Found] = []
+        self._stack: list[cst.CSTNode] = []
+        self._handled: set[cst.CSTNode] = set()
+
+    def _names(self, node: cst.CSTNode) -> set[str]:
+        return {q.name for q in self.get_metadata(QualifiedNameProvider, node, set())}
+
+    # -- scopes --
+
+    def visit_ClassDef(self, node: cst.ClassDef) -> None:
+        self._stack.append(node)
+        self._thread_class(node)
+
+    def leave_ClassDef(self, original_node: cst.ClassDef) -> None:
+        self._stack.pop()
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+        self._stack.append(node)
+        self._tokens(node)
+
+    def leave_FunctionDef(self, original_node: cst.FunctionDef) -> None:
+        self._stack.pop()
+
+    def _entry(self) -> tuple[_Entry | None, cst.ClassDef | None, str | None]:
+        """The function a test calls for a site here, or why there is none."""
+        functions = [i for i, node in enumerate(self._stack) if isinstance(node, cst.FunctionDef)]
+        classes = [node for node in self._stack if isinstance(node, cst.ClassDef)]
+        if not functions:
+            if classes:
+                return None, classes[-1], "the site is in a class body, outside any method"
+            return None, None, "the site runs at import time, outside any function"
+        if len(functions) > 1:
+            outer = ".".join(_scope_name(n) for n in self._stack[: functions[-1]])
+            inner = self._stack[functions[-1]].name.value
+            return None, None, (
+                f"the site is in {inner}, a function nested in {outer}, which a test cannot "
+                f"call on its own; call {outer} from this test instead"
+            )
+        index = functions[0]
+        cls = self._stack[index - 1] if index > 0 else None
+        if index > 1 or (cls is not None and not isinstance(cls, cst.ClassDef)):
+            return None, None, "the site is in a class nested in another scope"
+        entry = _Entry(self._stack[index], cls, self.module)
+        if entry.is_property:
+            return None, cls, f"the site is in the property {entry.qualname}"
+        if entry.node.name.value == "__init__":
+            return entry, cls, (
+                f"the site is in the constructor {entry.qualname}; a test builds the instance "
+                "before it can observe anything"
+            )
+        return entry, cls, None
+
+    def _add(self, kind: str, form: str, anchor: cst.CSTNode, statement: cst.CSTNode,
+             **details) -> None:
+        entry, cls, skip = self._entry()
+        self.found.append(_Found(kind, form, anchor, statement, entry, cls,
+                                 skip=details.pop("skip", None) or skip, **details))
+
+    def _statement(self, node: cst.CSTNode) -> cst.CSTNode:
+        current = node
+        while not isinstance(current, (cst.SimpleStatementLine, cst.BaseCompoundStatement)):
+            current = self.get_metadata(ParentNodeProvider, current)
+        return current
+
+    # -- kit and helper calls --
+
+    def visit_With(self, node: cst.With) -> None:
+        for item in node.items:
+            call = item.item
+            if not isinstance(call, cst.Call):
+                continue
+            found = self.kit.kind(self._names(call.func))
+            if found is None or found[1] not in WITH_NAMES:
+                continue
+            kind, name = found
+            self._handled.add(call)
+            self._add(kind, f"with:{name}", node, node, name=name, call=call,
+                      block=node.body.body if isinstance(node.body, cst.IndentedBlock) else ())
+
+    def visit_For(self, node: cst.For) -> None:
+        call = node.iter
+        if not isinstance(call, cst.Call):
+            return
+        found = self.kit.kind(self._names(call.func))
+        if found is None or found[1] != "consume_batch":
+            return
+        self._handled.add(call)
+        self._add(CONSUME, "for:consume_batch", node, node, name="consume_batch", call=call,
+                  block=node.body.body if isinstance(node.body, cst.IndentedBlock) else ())
+
+    def visit_Call(self, node: cst.Call) -> None:
+        if node in self._handled:
+            return
+        names = self._names(node.func)
+        if COPY_CONTEXT in names:
+            self._copy_context(node)
+            return
+        found = self.kit.kind(names)
+        if found is None:
+            return
+        kind, name = found
+        statement = self._statement(node)
+        if name in WITH_NAMES or name == "consume_batch":
+            self._add(kind, f"call:{name}", node, statement, name=name, call=node,
+                      skip=f"{name}(...) is used outside a with statement (or for loop), so "
+                      "the test cannot tell which code runs inside its span")
+            return
+        if name == "TracedProducer":
+            self._add(kind, f"call:{name}", node, statement, name=name, call=node,
+                      skip="TracedProducer(...) only wraps the producer; the sends through it "
+                      "are driven by the tests of the functions that call send")
+            return
+        self._add(kind, f"call:{name}", node, statement, name=name, call=node)
+
+    def _copy_context(self, node: cst.Call) -> None:
+        """``copy_context().run`` handed to a thread, in one of the forms retrofit writes."""
+        run = self.get_metadata(ParentNodeProvider, node)
+        if not (isinstance(run, cst.Attribute) and run.attr.value == "run"):
+            return
+        holder = self.get_metadata(ParentNodeProvider, run)
+        if not isinstance(holder, cst.Arg):
+            return
+        call = self.get_metadata(ParentNodeProvider, holder)
+        if not isinstance(call, cst.Call) or call.args[0] is not holder:
+            if isinstance(call, cst.Call) and isinstance(call.func, cst.Attribute) and (
+                call.func.attr.value == "run_in_executor"
+                and len(call.args) > 1 and call.args[1] is holder
+            ):
+                self._add(THREAD, "arg:copy_context", call, self._statement(call),
+                          name="run_in_executor", call=call)
+            return
+        if "functools.partial" in self._names(call.func):
+            statement = self._statement(call)
+            inside = next((n for n in reversed(self._stack) if isinstance(n, cst.FunctionDef)),
+                          None)
+            if (
+                inside is not None
+                and inside.name.value == "start"
+                and isinstance(statement, cst.SimpleStatementLine)
+                and isinstance(statement.body[0], cst.Assign)
+                and _code(statement.body[0].targets[0].target).endswith(".run")
+            ):
+                return  # the start() capture of a Thread subclass: see _thread_class
+            self._add(THREAD, "partial:copy_context", call, statement, name="partial",
+                      call=call)
+        elif isinstance(call.func, cst.Attribute) and call.func.attr.value == "submit":
+            self._add(THREAD, "arg:copy_context", call, self._statement(call), name="submit",
+                      call=call)
+
+    def visit_Lambda(self, node: cst.Lambda) -> None:
+        """``pool.map(lambda *args, _fn=f, _context=copy_context(): ...)``, thread-context's map."""
+        defaults = {p.name.value: p.default for p in node.params.params if p.default is not None}
+        context = defaults.get("_context")
+        if "_fn" not in defaults or context is None or not isinstance(context, cst.Call):
+            return
+        if COPY_CONTEXT not in self._names(context.func):
+            return
+        self._handled.add(context)
+        self._add(THREAD, "lambda:copy_context", node, self._statement(node), name="lambda")
+
+    # -- thread classes --
+
+    def _thread_class(self, node: cst.ClassDef) -> None:
+        body = node.body.body if isinstance(node.body, cst.IndentedBlock) else ()
+        methods = {s.name.value: s for s in body if isinstance(s, cst.FunctionDef)}
+        based = next((base for base in node.bases if self.kit.kind(self._names(base.value))
+                      == (THREAD, "TracedThread")), None)
+        start = methods.get("start")
+        capture = None
+        if start is not None:
+            for statement in start.body.body:
+                if (
+                    isinstance(statement, cst.SimpleStatementLine)
+                    and isinstance(statement.body[0], cst.Assign)
+                    and "copy_context" in _code(statement)
+                    and _code(statement.body[0].targets[0].target).endswith(".run")
+                ):
+                    capture = statement
+        if based is None and capture is None:
+            return
+        skip = None
+        if any(isinstance(n, cst.FunctionDef) for n in self._stack[:-1]):
+            skip = "the thread class is defined inside a function"
+        if based is not None:
+            self._handled.update(c for c in [based.value] if isinstance(c, cst.Call))
+            anchor, form = based, "base:TracedThread"
+        else:
+            anchor, form = capture, "stmt:start-capture"
+        self.found.append(_Found(THREAD, form, anchor, anchor, None, node, skip=skip,
+                                 name=node.name.value))
+
+    # -- tokens --
+
+    def _attach_token(self, statement: cst.CSTNode) -> str | None:
+        if not isinstance(statement, cst.SimpleStatementLine) or len(statement.body) != 1:
+            return None
+        small = statement.body[0]
+        if (
+            isinstance(small, cst.Assign)
+            and len(small.targets) == 1
+            and isinstance(small.targets[0].target, cst.Name)
+            and isinstance(small.value, cst.Call)
+            and self._is(small.value.func, ATTACH)
+        ):
+            return small.targets[0].target.value
+        return None
+
+    def _is(self, func: cst.CSTNode, wanted: str) -> bool:
+        if wanted in self._names(func):
+            return True
+        return isinstance(func, cst.Name) and func.value in self._aliases.get(wanted, set())
+
+    @property
+    def _aliases(self) -> dict[str, set[str]]:
+        return getattr(self, "_alias_map", {})
+
+    def visit_Module(self, node: cst.Module) -> None:
+        aliases: dict[str, set[str]] = {ATTACH: set(), DETACH: set()}
+        for statement in node.body:
+            if isinstance(statement, cst.SimpleStatementLine):
+                for small in statement.body:
+                    if (
+                        isinstance(small, cst.Assign)
+                        and len(small.targets) == 1
+                        and isinstance(small.targets[0].target, cst.Name)
+                    ):
+                        for wanted in aliases:
+                            if wanted in self._names(small.value):
+                                aliases[wanted].add(small.targets[0].target.value)
+        self._alias_map = aliases
+
+    def _detached(self, statement: cst.CSTNode) -> str | None:
+        if not isinstance(statement, cst.SimpleStatementLine) or len(statement.body) != 1:
+            return None
+        small = statement.body[0]
+        if (
+            isinstance(small, cst.Expr)
+            and isinstance(small.value, cst.Call)
+            and self._is(small.value.func, DETACH)
+            and len(small.value.args) == 1
+            and isinstance(small.value.args[0].value, cst.Name)
+        ):
+            return small.value.args[0].value.value
+        return None
+
+    def _tokens(self, function: cst.FunctionDef) -> None:
+        """Attaches whose detach is in the finally of the try that follows or holds them."""
+        locator = self
+
+        class _Blocks(cst.CSTVisitor):
+            def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
+                return node is function
+
+            def visit_IndentedBlock(self, node: cst.IndentedBlock) -> None:
+                locator._tokens_in_block(list(node.body))
+
+        function.visit(_Blocks())
+
+    def _tokens_in_block(self, body: list[cst.BaseStatement]) -> None:
+        for index, statement in enumerate(body):
+            if not isinstance(statement, cst.Try) or statement.finalbody is None:
+                continue
+            detached = {self._detached(s) for s in statement.finalbody.body.body} - {None}
+            if not detached:
+                continue
+            before = index - 1
+            while before >= 0 and self._attach_token(body[before]) is not None:
+                token = self._attach_token(body[before])
+                if token in detached:
+                    self._add(TOKEN, f"try-finally:{token}", body[before], body[before],
+                              name=token, block=statement.body.body)
+                before -= 1
+            inside = list(statement.body.body)
+            for position, inner in enumerate(inside):
+                token = self._attach_token(inner)
+                if token in detached:
+                    self._add(TOKEN, f"try-finally:{token}", inner, inner, name=token,
+                              block=inside[position + 1:])
+
+
+def _scope_name(node: cst.CSTNode) -> str:
+    return node.name.value if isinstance(node, (cst.FunctionDef, cst.ClassDef)) else "?"
+
+
+# -- planning a test per site --
+
+
+class _Planner:
+    def __init__(self, module: _Module, kit: _KitNames, qualified: _Qualified) -> None:
+        self.module = module
+        self.kit = kit
+        self.qualified = qualified
+
+    def plan(self, found: _Found, site: Site) -> Case:
+        entry = found.entry
+        base = Case(site=site, name="", summary=_SUMMARIES[found.kind])
+        if found.kind == BOOTSTRAP:
+            return _skip(base, "tracing set-up has no trace context to carry, so there is "
+                         "nothing to drive; test_tracing_contract.py keeps it in place")
+        if found.form in ("base:TracedThread", "stmt:start-capture"):
+            return self._thread_class(base, found)
+        if found.skip is not None:
+            return _skip(base, found.skip)
+        assert entry is not None
+        case = Case(
+            site=site, name="", summary=base.summary, is_async=entry.is_async,
+            subject="class" if entry.is_static or entry.is_classmethod else (
+                "instance" if entry.cls is not None else "module"),
+            subject_class=entry.cls.name.value if entry.cls is not None else None,
+            function=entry.node.name.value,
+        )
+        planner = {
+            CONSUME: self._consume, RESTORE: self._restore, PRODUCE: self._produce,
+            INJECT: self._inject, THREAD: self._thread, TOKEN: self._token,
+        }[found.kind]
+        try:
+            return planner(case, found, entry)
+        except _CannotDrive as reason:
+            return _skip(case, str(reason))
+
+    def _arguments(
+        self, entry: _Entry, given: dict[str, Value], *, before: int | None = None
+    ) -> tuple[Argument, ...]:
+        """Every required parameter, plus those the plan fills in, in signature order."""
+        arguments = []
+        for param in entry.params:
+            if param.name in given:
+                arguments.append(Argument(param.name, given[param.name]))
+            elif not param.has_default:
+                arguments.append(Argument(param.name,
+                                          _parameter_value(entry, param, self.qualified)))
+        return tuple(arguments)
+
+    # -- per kind --
+
+    def _thread(self, case: Case, found: _Found, entry: _Entry) -> Case:
+        work = self._thread_callable(found)
+        if work is None:
+            raise _CannotDrive(f"the function handed to the thread in `{_first_line(found.anchor)}`"
+                               " is not a name or method the test can replace with a probe")
+        patches: list[Patch] = []
+        given: dict[str, Value] = {}
+        if isinstance(work, cst.Name) and work.value in entry.param_names:
+            label = work.value
+            given[work.value] = Value("recorder", label=label)
+        elif isinstance(work, cst.Name) and work.value not in entry.locals:
+            if self.module.binding(work.value) not in ("def", "repo", "import", None):
+                raise _CannotDrive(f"{work.value} is bound at module level to something the "
+                                   "test cannot replace with a probe")
+            label = work.value
+            patches.append(Patch("probe", "module", work.value, label=label))
+        elif isinstance(work, cst.Attribute) and entry.is_self(work.value):
+            name = work.attr.value
+            label = f"{entry.self_name}.{name}"
+            owner = "class" if name in entry.methods else "subject"
+            patches.append(Patch("probe" if owner == "class" else "value", owner, name,
+                                 label=label, value=None if owner == "class" else
+                                 Value("recorder", label=label)))
+        else:
+            raise _CannotDrive(f"the function handed to the thread, `{_code(work)}`, is neither "
+                               "a module-level name nor a method, so no probe can replace it")
+        return _with(case, patches=tuple(patches), arguments=self._arguments(entry, given),
+                     label=label)
+
+    def _thread_callable(self, found: _Found) -> cst.BaseExpression | None:
+        call = found.call
+        if found.form == "lambda:copy_context":
+            lambda_ = found.anchor
+            assert isinstance(lambda_, cst.Lambda)
+            return next(p.default for p in lambda_.params.params if p.name.value == "_fn")
+        assert call is not None
+        if found.form == "partial:copy_context":
+            return _argument(call, 1)
+        if found.form == "arg:copy_context":
+            return _argument(call, 2 if found.name == "run_in_executor" else 1)
+        index, keyword = THREAD_CALLABLE[found.name]
+        return _argument(call, index, keyword)
+
+    def _thread_class(self, case: Case, found: _Found) -> Case:
+        cls = found.cls
+        assert cls is not None
+        if found.skip is not None:
+            return _skip(case, found.skip)
+        label = f"{cls.name.value}.run"
+        return _with(case, subject="instance", subject_class=cls.name.value, function=None,
+                     patches=(Patch("probe", "class", "run", label=label),), label=label)
+
+    def _produce(self, case: Case, found: _Found, entry: _Entry) -> Case:
+        assert found.call is not None
+        producer = _argument(found.call, 0, "producer")
+        target = _resolve_target(producer, entry) if producer is not None else None
+        if target is None:
+            raise _CannotDrive(f"the producer `{_code(producer) if producer else '?'}` is "
+                               "neither a parameter, an attribute of self, nor made by a class "
+                               "the test can replace with a recorder")
+        patches, given = target.with_value(Value("recorder", label=target.label))
+        return _with(case, patches=patches, arguments=self._arguments(entry, given),
+                     label=target.label)
+
+    def _inject(self, case: Case, found: _Found, entry: _Entry) -> Case:
+        outgoing = self._outgoing(found, entry)
+        if outgoing == "return":
+            return _with(case, arguments=self._arguments(entry, {}), returned=True)
+        if outgoing is None:
+            raise _CannotDrive(
+                f"no call after `{_first_line(found.statement)}` passes the carrier to a "
+                "collaborator (a parameter, an attribute of self, a module function) that the "
+                "test can replace with a recorder"
+            )
+        target, action = outgoing
+        if action == "probe":
+            patch = target.patch
+            assert patch is not None
+            patches: tuple[Patch, ...] = (Patch("probe", "module", patch.name, label=target.label),)
+            given: dict[str, Value] = {}
+        else:
+            patches, given = target.with_value(Value("recorder", label=target.label))
+        return _with(case, patches=patches, arguments=self._arguments(entry, given),
+                     label=target.label)
+
+    def _outgoing(self, found: _Found, entry: _Entry) -> tuple[_Target, str] | str | None:
+        """The first call after the injection that passes the carrier on, and how to catch it."""
+        call = found.call
+        assert call is not None
+        tokens: set[str] = set()
+        carrier = _argument(call, 0)
+        if carrier is not None and dotted_name(carrier):
+            tokens.add(_taint(carrier))
+        statement = found.statement
+        if isinstance(statement, cst.SimpleStatementLine) and isinstance(
+            statement.body[0], (cst.Assign, cst.AnnAssign)
+        ):
+            small = statement.body[0]
+            targets = small.targets if isinstance(small, cst.Assign) else [small]
+            for target in targets:
+                if dotted_name(target.target):
+                    tokens.add(_taint(target.target))
+        elif isinstance(statement, cst.SimpleStatementLine) and isinstance(
+            statement.body[0], cst.Return
+        ):
+            return "return"
+        if not tokens:
+            return None
+        if not isinstance(statement, cst.SimpleStatementLine):
+            return None
+        passed_on = self._passed_on_in(statement, call, tokens, entry)
+        if passed_on is not None:
+            return passed_on
+        for later in _statements_after(entry.node, statement):
+            if isinstance(later, cst.SimpleStatementLine):
+                for small in later.body:
+                    if isinstance(small, cst.Return) and small.value is not None and _mentions(
+                        small.value, tokens
+                    ):
+                        return "return"
+            passed_on = self._passed_on_in(later, None, tokens, entry)
+            if passed_on is not None:
+                return passed_on
+            if isinstance(later, cst.SimpleStatementLine):
+                for small in later.body:
+                    if isinstance(small, (cst.Assign, cst.AnnAssign)) and small.value is not None \
+                            and _mentions(small.value, tokens):
+                        targets = small.targets if isinstance(small, cst.Assign) else [small]
+                        tokens.update(_taint(t.target) for t in targets if dotted_name(t.target))
+        return None
+
+    def _passed_on_in(
+        self, statement: cst.CSTNode, skip: cst.Call | None, tokens: set[str], entry: _Entry
+    ) -> tuple[_Target, str] | None:
+        header = [statement] if isinstance(statement, cst.SimpleStatementLine) else \
+            _header_parts(statement)
+        for call in _calls_in(header):
+            if call is skip or not any(_mentions(arg.value, tokens) for arg in call.args):
+                continue
+            if self.kit.kind(self.qualified.of(call.func)) is not None:
+                continue
+            func = call.func
+            if isinstance(func, cst.Name):
+                binding = self.module.binding(func.value)
+                if func.value in entry.param_names:
+                    return _Target(func.value, argument=func.value), "value"
+                if binding in ("def", "repo") or (binding is None and func.value not in
+                                                  _BUILTINS and func.value not in entry.locals):
+                    return _Target(func.value, patch=Patch("probe", "module", func.value)), \
+                        "probe"
+            elif isinstance(func, cst.Attribute):
+                target = _resolve_target(func.value, entry)
+                if target is not None and not (
+                    isinstance(func.value, cst.Name)
+                    and self.module.binding(func.value.value) == "module"
+                ):
+                    return target, "value"
+        return None
+
+    def _record_source(
+        self, found: _Found, entry: _Entry, record: cst.BaseExpression | None
+    ) -> tuple[tuple[Patch, ...], dict[str, Value], Value]:
+        """Where the record comes from, and how the test hands over its own."""
+        if found.form == "for:consume_batch":
+            assert found.call is not None
+            batch = _argument(found.call, 0)
+            if not isinstance(batch, cst.Name) or batch.value not in entry.locals:
+                raise _CannotDrive("the batch handed to consume_batch is not a local variable "
+                                   "filled by getmany() in the same function")
+            source = _consumer_of(_unwrap_await(entry.only_value(batch.value)), "getmany")
+            name = None
+        else:
+            if not isinstance(record, cst.Name):
+                raise _CannotDrive(f"the record `{_code(record) if record else '?'}` is not a "
+                                   "plain name")
+            name = record.value
+            if name in entry.param_names:
+                value = self._record(entry, name)
+                return (), {name: value}, value
+            source = self._loop_source(entry, name)
+        if source is None:
+            raise _CannotDrive("the records come from neither a parameter, an `async for` over "
+                               "a consumer, getone() nor getmany()")
+        target = _resolve_target(source, entry)
+        if target is None:
+            raise _CannotDrive(f"the consumer `{_code(source)}` is neither a parameter, an "
+                               "attribute of self, nor made by a class the test can replace")
+        value = self._record(entry, name) if name else Value("record")
+        patches, given = target.with_value(Value("consumer", label=target.label))
+        return patches, given, value
+
+    def _loop_source(self, entry: _Entry, name: str) -> cst.BaseExpression | None:
+        source: list[cst.BaseExpression] = []
+
+        class _Find(cst.CSTVisitor):
+            def visit_For(self, node: cst.For) -> None:
+                if isinstance(node.target, cst.Name) and node.target.value == name:
+                    source.append(node.iter)
+
+        entry.node.body.visit(_Find())
+        if source:
+            return source[0]
+        return _consumer_of(_unwrap_await(entry.only_value(name)), "getone")
+
+    def _record(self, entry: _Entry, name: str) -> Value:
+        model = _envelope_model(entry, name, self.qualified)
+        return Value("record", label=name, model=model, attribute="metadata" if model else None)
+
+    def _consume(self, case: Case, found: _Found, entry: _Entry) -> Case:
+        record = _argument(found.call, 0, "record") if found.call is not None else None
+        patches, given, value = self._record_source(found, entry, record)
+        probes = _patchable_callees(found.block, entry, "probe", self.kit)
+        if not probes and not _observable(found.block, entry):
+            raise _CannotDrive(f"the block of `{_first_line(found.anchor)}` calls nothing the "
+                               "test can observe (no function of this module, no method, no "
+                               "collaborator)")
+        return _with(case, patches=(*probes, *patches), arguments=self._arguments(entry, given),
+                     record=value, without_context=True)
+
+    def _restore(self, case: Case, found: _Found, entry: _Entry) -> Case:
+        assert found.call is not None
+        metadata = _argument(found.call, 0)
+        given: dict[str, Value] = {}
+        patches: tuple[Patch, ...] = ()
+        record: Value | None = None
+        if isinstance(metadata, cst.Name) and metadata.value in entry.param_names:
+            given[metadata.value] = Value("carrier", label=metadata.value)
+        elif isinstance(metadata, cst.Attribute) and isinstance(metadata.value, cst.Name):
+            holder, attribute = metadata.value.value, metadata.attr.value
+            if holder in entry.param_names:
+                overrides = dict(_validated_attributes(entry, holder))
+                overrides.pop(attribute, None)
+                given[holder] = Value("model", label=holder, attribute=attribute,
+                                      overrides=tuple(overrides.items()))
+            else:
+                record_name = self._record_feeding(entry, holder)
+                if record_name is None:
+                    raise _CannotDrive(f"`{_code(metadata)}` does not come from a parameter or "
+                                       "from a record parsed in this function")
+                if record_name in entry.param_names:
+                    record = self._record(entry, record_name)
+                    record = Value("record", label=record_name, model=record.model,
+                                   attribute=attribute)
+                    given[record_name] = record
+                else:
+                    patches, given, record = self._record_source(
+                        found, entry, cst.Name(record_name))
+                    record = Value("record", label=record_name, model=record.model,
+                                   attribute=attribute)
+        else:
+            raise _CannotDrive(f"the trace context `{_code(metadata) if metadata else '?'}` is "
+                               "not a parameter or an attribute of one")
+        probes = _patchable_callees(found.block, entry, "probe", self.kit)
+        if not probes and not _observable(found.block, entry):
+            raise _CannotDrive(f"the block of `{_first_line(found.anchor)}` calls nothing the "
+                               "test can observe (no function of this module, no method, no "
+                               "collaborator)")
+        return _with(case, patches=(*probes, *patches), arguments=self._arguments(entry, given),
+                     record=record, without_context=found.name != "use_trace_context")
+
+    def _record_feeding(self, entry: _Entry, holder: str) -> str | None:
+        """``msg`` of ``holder = M.model_validate_json(msg.value)``."""
+        value = _unwrap_await(entry.only_value(holder))
+        if not isinstance(value, cst.Call) or not value.args:
+            return None
+        argument = _unwrap_decode(value.args[0].value)
+        if isinstance(argument, cst.Call) and self.qualified.of(argument.func) & JSON_LOADS:
+            argument = _unwrap_decode(argument.args[0].value) if argument.args else argument
+        if isinstance(argument, cst.Attribute) and argument.attr.value == "value" and isinstance(
+            argument.value, cst.Name
+        ):
+            return argument.value.value
+        return None
+
+    def _token(self, case: Case, found: _Found, entry: _Entry) -> Case:
+        attach = found.anchor
+        used_before = _names_before(entry.node, attach)
+        in_attach = _names_in(attach)
+        guarded = list(found.block)
+        failures = _patchable_callees(guarded, entry, "fail", self.kit)
+        given: dict[str, Value] = {}
+        for param in entry.params:
+            if param.name in in_attach and param.name not in used_before:
+                given[param.name] = Value("context", label=param.name)
+            elif param.name not in used_before and any(
+                param.name in _names_in(node) for node in guarded
+            ):
+                given[param.name] = Value("poison", label=param.name)
+        poisons = [name for name, value in given.items() if value.recipe == "poison"]
+        if not failures and not poisons:
+            raise _CannotDrive(
+                f"nothing inside the block guarded by `{_first_line(attach)}` can be made to "
+                "raise: it calls no function of this module or method of the class, and uses no "
+                "parameter first; edit this test to raise inside it"
+            )
+        return _with(case, patches=tuple(failures), arguments=self._arguments(entry, given))
+
+
+class _CannotDrive(Exception):
+    """The reason a site's test is generated skipped."""
+
+
+def _with(case: Case, **changes) -> Case:
+    from dataclasses import replace
+
+    return replace(case, **changes)
+
+
+def _skip(case: Case, reason: str) -> Case:
+    return _with(case, skip=reason)
+
+
+def _taint(node: cst.CSTNode) -> str:
+    """The name a carrier travels under: ``result`` for ``result.metadata``, ``self.x`` kept."""
+    dotted = dotted_name(node) or ""
+    parts = dotted.split(".")
+    if parts[0] == "self" and len(parts) > 1:
+        return ".".join(parts[:2])
+    return parts[0]
+
+
+def _consumer_of(value: cst.BaseExpression | None, method: str) -> cst.BaseExpression | None:
+    if (
+        isinstance(value, cst.Call)
+        and isinstance(value.func, cst.Attribute)
+        and value.func.attr.value == method
+    ):
+        return value.func.value
+    return None
+
+
+def _header_parts(statement: cst.CSTNode) -> list[cst.CSTNode]:
+    """The expressions a compound statement evaluates itself (not its body)."""
+    if isinstance(statement, (cst.If, cst.While)):
+        return [statement.test]
+    if isinstance(statement, cst.For):
+        return [statement.iter]
+    if isinstance(statement, cst.With):
+        return [item.item for item in statement.items]
+    return []
+
+
+def _statements_after(function: cst.FunctionDef, statement: cst.CSTNode) -> list[cst.CSTNode]:
+    """Statements that run after ``statement`` in source order (any depth, same function)."""
+    ordered: list[cst.CSTNode] = []
+
+    class _Collect(cst.CSTVisitor):
+        def visit_SimpleStatementLine(self, node: cst.SimpleStatementLine) -> None:
+            ordered.append(node)
+
+        def visit_If(self, node: cst.If) -> None:
+            ordered.append(node)
+
+        def visit_For(self, node: cst.For) -> None:
+            ordered.append(node)
+
+        def visit_While(self, node: cst.While) -> None:
+            ordered.append(node)
+
+        def visit_With(self, node: cst.With) -> None:
+            ordered.append(node)
+
+        def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
+            return node is function
+
+    function.visit(_Collect())
+    if statement not in ordered:
+        return []
+    return ordered[ordered.index(statement) + 1:]
+
+
+def _names_before(function: cst.FunctionDef, statement: cst.CSTNode) -> set[str]:
+    """Names used by the statements before ``statement`` in the function (source order)."""
+    names: set[str] = set()
+    stop = [False]
+
+    class _Collect(cst.CSTVisitor):
+        def on_visit(self, node: cst.CSTNode) -> bool:
+            if stop[0]:
+                return False
+            if node is statement:
+                stop[0] = True
+                return False
+            if isinstance(node, cst.Name):
+                names.add(node.value)
+            return True
+
+    function.body.visit(_Collect())
+    return names
+
+
+_SUMMARIES = {
+    CONSUME: "records are handled inside a span continuing the record's trace",
+    RESTORE: "the handler's work continues the trace carried in the message",
+    PRODUCE: "what is sent carries the sending span's trace context",
+    INJECT: "what is sent carries the caller's trace context",
+    THREAD: "the work handed to the thread runs in the submitting span's trace",
+    TOKEN: "after a failure inside the guarded block the caller's context is current again",
+    BOOTSTRAP: "tracing is set up at start-up",
+}
+
+
+def locate(
+    source: str,
+    *,
+    path: str,
+    module: str,
+    repo_packages: Iterable[str],
+    kit: str | None = None,
+    helper_module: str | None = None,
+) -> ModuleTests:
+    """Every instrumented site of one module, each with the plan of its test."""
+    tree = cst.parse_module(source)
+    wrapper = MetadataWrapper(tree, unsafe_skip_copy=True)
+    facts = _Module.of(tree, repo_packages)
+    kit_names = _KitNames(kit, helper_module)
+    locator = _Locator(facts, kit_names)
+    wrapper.visit(locator)
+    local_kit = frozenset(
+        local for local, source_name in facts.from_imports.items()
+        if kit_names.kind({source_name.lstrip(".")} | {source_name}) is not None
+    )
+    kit_names = _KitNames(kit, helper_module, local_kit)
+    positions = wrapper.resolve(PositionProvider)
+    planner = _Planner(facts, kit_names, _Qualified(wrapper))
+    tests = ModuleTests(module=module, path=path)
+    names: dict[str, int] = {}
+    for found in sorted(locator.found, key=lambda f: (positions[f.anchor].start.line,
+                                                      positions[f.anchor].start.column)):
+        where = positions[found.anchor].start
+        entry_name = found.entry.qualname if found.entry is not None else (
+            found.cls.name.value if found.cls is not None else None)
+        site = Site(
+            kind=found.kind, form=found.form, path=path, module=module, line=where.line,
+            column=where.column + 1, code=_first_line(found.anchor), entry=entry_name,
+        )
+        case = planner.plan(found, site)
+        base = f"test_{found.kind}_{_snake(entry_name or 'module')}"
+        names[base] = names.get(base, 0) + 1
+        name = base if names[base] == 1 else f"{base}_{names[base]}"
+        tests.cases.append(_with(case, name=name))
+    return tests

@@ -1,0 +1,140 @@
+"""What the test generator knows about a site, and the plan a template turns into a test.
+
+Everything here is plain data: the locator and planner (``scaffold.testgen.locate``) fill it
+in from the code, the templates under ``templates/testgen`` render it, and the mutation check
+(``scaffold.mutation``) reads ``Site.form`` to revert one site.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# What a site does, and so what its test asserts.
+CONSUME = "consume"  # a CONSUMER span around the handling of a Kafka record
+RESTORE = "restore"  # a span or context continuing the trace in a message's metadata
+PRODUCE = "produce"  # a send whose headers carry the sending span
+INJECT = "inject"  # trace context written into a carrier that is then sent
+THREAD = "thread"  # work handed to a thread, carrying the submitting context
+TOKEN = "token"  # an attached context detached in a finally
+BOOTSTRAP = "bootstrap"  # tracing set-up at start-up: nothing to propagate, nothing to drive
+KINDS = (CONSUME, RESTORE, PRODUCE, INJECT, THREAD, TOKEN, BOOTSTRAP)
+_FROM_CREATION = {"keys", "json", "record", "consumer", "carrier", "model", "context"}
+
+
+@dataclass(frozen=True)
+class Site:
+    """One instrumented place in a repository.
+
+    ``form`` names the instrumentation as written (``call:traced_send``, ``with:consume_span``,
+    ``try-finally:detach`` ...); ``line``/``column`` (1-based) locate the node that form names,
+    so the mutation check can put back the un-instrumented code at exactly that place.
+    """
+
+    kind: str
+    form: str
+    path: str  # relative to the repository root, with forward slashes
+    module: str  # dotted import name of the file
+    line: int
+    column: int
+    code: str  # the site's first line, stripped
+    entry: str | None  # qualified name of the function (or thread class) a test drives
+
+    @property
+    def where(self) -> str:
+        return f"{self.path}:{self.line}"
+
+
+@dataclass(frozen=True)
+class Value:
+    """How a test builds one value; ``recipe`` picks the template macro that renders it.
+
+    Recipes: ``build`` (from the parameter's type hint, with ``overrides``), ``keys`` / ``json``
+    (a dict, or its JSON, with the keys the code reads), ``record`` (a real ConsumerRecord,
+    its value an ``model`` envelope when known), ``consumer`` (a fake consumer of that record),
+    ``carrier`` (a dict carrying the message's trace context), ``model`` (the parameter's type
+    with ``attribute`` set to the carrier), ``poison`` (raises when used), ``context`` (an
+    attached context), ``recorder`` (a stand-in that records calls), ``dump`` (a model's data).
+    """
+
+    recipe: str
+    label: str = ""
+    keys: tuple[str, ...] = ()
+    model: str | None = None  # dotted name in the site module's namespace
+    attribute: str | None = None
+    overrides: tuple[tuple[str, Value], ...] = ()
+
+
+@dataclass(frozen=True)
+class Argument:
+    name: str
+    value: Value
+
+
+@dataclass(frozen=True)
+class Patch:
+    """Replace ``owner.name`` for the test.
+
+    ``owner``: ``module`` (a global of the site module), ``class`` (an attribute of the class
+    holding the entry), ``subject`` (the instance under test) or ``argument`` (a built argument,
+    ``owner_name`` says which). ``action``: ``probe`` (records, returns a recorder), ``fail``
+    (raises InjectedFailure), ``value`` (set to ``value``), ``factory`` (a callable returning
+    ``value``, for a class the code instantiates).
+    """
+
+    action: str
+    owner: str
+    name: str
+    label: str = ""
+    value: Value | None = None
+    owner_name: str = ""
+
+
+@dataclass(frozen=True)
+class Case:
+    """One generated test (two for consume/restore: with and without trace context)."""
+
+    site: Site
+    name: str
+    summary: str
+    skip: str | None = None
+    is_async: bool = False
+    subject: str = "module"  # "module", "instance" or "class"
+    subject_class: str | None = None
+    function: str | None = None  # attribute called on the subject; None: start a thread class
+    patches: tuple[Patch, ...] = ()
+    arguments: tuple[Argument, ...] = ()
+    label: str = ""  # what the assertion looks at (probe or recorder label)
+    returned: bool = False  # inject: the carrier is the call's return value
+    without_context: bool = False  # consume/restore: also test a message with no context
+    record: Value | None = None  # consume/restore: the record handed over (header + envelope)
+
+    @property
+    def uses_creation(self) -> bool:
+        """Whether a value of the test is built from the message-creation span."""
+        values = [argument.value for argument in self.arguments]
+        values += [patch.value for patch in self.patches if patch.value is not None]
+        if self.record is not None:
+            return True
+        while values:
+            value = values.pop()
+            if value.recipe in _FROM_CREATION:
+                return True
+            values.extend(inner for _, inner in value.overrides)
+        return False
+
+
+@dataclass
+class ModuleTests:
+    """Everything generated for one source module."""
+
+    module: str
+    path: str
+    cases: list[Case] = field(default_factory=list)
+
+    @property
+    def driven(self) -> list[Case]:
+        return [case for case in self.cases if case.skip is None]
+
+    @property
+    def skipped(self) -> list[Case]:
+        return [case for case in self.cases if case.skip is not None]

@@ -1,0 +1,41 @@
+"""What the Kafka codemods' execution tests share: a fresh topic, span ancestry, the codemod run."""
+
+from __future__ import annotations
+
+import uuid
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+# Bounds a hung broker, not a performance expectation.
+RECEIVE_TIMEOUT = 60
+
+
+async def new_topic(bootstrap: str, prefix: str) -> str:
+    """A fresh single-partition topic, so a consumer from the beginning reads only this test."""
+    name = f"{prefix}-{uuid.uuid4().hex[:12]}"
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(name, num_partitions=1, replication_factor=1)])
+    finally:
+        await admin.close()
+    return name
+
+
+def ancestors(span, spans) -> list:
+    """The spans above ``span``, nearest first, as far as the finished spans reach."""
+    by_id = {s.context.span_id: s for s in spans}
+    chain = []
+    parent = span.parent
+    while parent is not None and parent.span_id in by_id:
+        found = by_id[parent.span_id]
+        chain.append(found)
+        parent = found.parent
+    return chain
+
+
+def descends_from(span, ancestor, spans) -> bool:
+    """Same trace, and ``ancestor`` on the parent chain of ``span``."""
+    return span.context.trace_id == ancestor.context.trace_id and any(
+        above.context.span_id == ancestor.context.span_id for above in ancestors(span, spans)
+    )

@@ -1,0 +1,90 @@
+"""kafka-consume, executed over a real broker: the handler's work descends from the sender.
+
+A record is sent through the kit's ``traced_send`` under a ``request`` span; each fixture's
+``consume(bootstrap, topics, handle, group)`` reads it and calls ``handle``, which starts a
+``handle`` span. Rewritten, that span descends from the PRODUCER span (through the CONSUMER
+span ``process {topic}``); the unrewritten fixture fails the same assertion.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+
+import pytest
+from aiokafka import AIOKafkaProducer
+from opentelemetry import trace
+from opentelemetry.semconv._incubating.attributes import messaging_attributes as messaging
+from opentelemetry.trace import SpanKind
+
+from tests.codemods.conftest import load_fixture
+from tests.codemods.kafka_helpers import RECEIVE_TIMEOUT, descends_from, new_topic
+
+pytestmark = [pytest.mark.slow, pytest.mark.broker]
+
+CASES = ["async_for_loop", "getone_attribute", "getmany_values", "getmany_items"]
+# The fixtures whose consumer construction names a group the rewrite can repeat at the span.
+GROUP_SUFFIX = {"async_for_loop": "", "getone_attribute": ".worker", "getmany_values": ""}
+
+
+async def _send_then_consume(module, bootstrap, kit, exporter):
+    """One record sent under a request span, consumed by the fixture until it is handled."""
+    topic = await new_topic(bootstrap, "consume")
+    tracer = trace.get_tracer("kafka-consume-test")
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await producer.start()
+    try:
+        with tracer.start_as_current_span("request"):
+            await kit.traced_send(producer, topic, b"essay")
+    finally:
+        await producer.stop()
+
+    handled: asyncio.Queue = asyncio.Queue()
+
+    async def handle(record):
+        with tracer.start_as_current_span("handle"):
+            handled.put_nowait(record)
+
+    group = f"group-{uuid.uuid4().hex[:8]}"
+    consuming = asyncio.create_task(module.consume(bootstrap, [topic], handle, group))
+    try:
+        await asyncio.wait_for(handled.get(), RECEIVE_TIMEOUT)
+    finally:
+        consuming.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await consuming
+    spans = exporter.get_finished_spans()
+    by_name = {span.name: span for span in spans}
+    return group, spans, by_name, topic
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda case: case.replace("_", " "))
+async def test_unrewritten_handlers_start_a_new_trace(case, tansu, kit_package, span_exporter):
+    """The control: without the rewrite the handler's span is a root of its own trace."""
+    module = load_fixture("kafka-consume", case, "before")
+    _, spans, by_name, topic = await _send_then_consume(
+        module, tansu, kit_package, span_exporter)
+
+    assert by_name["handle"].parent is None
+    assert not descends_from(by_name["handle"], by_name[f"send {topic}"], spans)
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda case: case.replace("_", " "))
+async def test_rewritten_handlers_run_inside_a_consumer_span_of_the_sender(
+    case, tansu, kit_package, span_exporter
+):
+    module = load_fixture("kafka-consume", case, "after")
+    group, spans, by_name, topic = await _send_then_consume(
+        module, tansu, kit_package, span_exporter)
+    handled, sent = by_name["handle"], by_name[f"send {topic}"]
+    consumed = by_name[f"process {topic}"]
+
+    assert descends_from(handled, sent, spans)
+    assert handled.parent.span_id == consumed.context.span_id
+    assert consumed.kind is SpanKind.CONSUMER
+    assert consumed.parent.span_id == sent.context.span_id
+    assert consumed.attributes[messaging.MESSAGING_DESTINATION_NAME] == topic
+    if case in GROUP_SUFFIX:
+        assert consumed.attributes[messaging.MESSAGING_CONSUMER_GROUP_NAME] == (
+            group + GROUP_SUFFIX[case])

@@ -1,0 +1,99 @@
+"""kafka-produce, executed over a real broker: what the consumer sees descends from the sender.
+
+Each fixture's ``produce(bootstrap, topic, value)`` runs under a ``request`` span; a plain
+consumer then reads the record and handles it inside the kit's ``consume_span``. Rewritten,
+the consumer span descends from the PRODUCER span (from the request itself for batches,
+which have no span per record); the unrewritten fixture fails the same assertion.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from aiokafka import AIOKafkaConsumer
+from aiokafka.structs import TopicPartition
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind
+
+from tests.codemods.conftest import load_fixture
+from tests.codemods.kafka_helpers import RECEIVE_TIMEOUT, descends_from, new_topic
+
+pytestmark = [pytest.mark.slow, pytest.mark.broker]
+
+CASES = [
+    "bus_attribute",
+    "local_send_positional_headers",
+    "annotated_parameter_and_alias",
+    "wrapper_from_config",
+    "send_batch",
+]
+NO_SPAN_PER_RECORD = {"send_batch"}
+
+
+async def _produce_and_consume(module, bootstrap, kit, exporter):
+    """Send through the fixture under a request span; read the record back and handle it."""
+    topic = await new_topic(bootstrap, "produce")
+    tracer = trace.get_tracer("kafka-produce-test")
+    with tracer.start_as_current_span("request"):
+        await module.produce(bootstrap, topic, b"essay")
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        consumer.assign([TopicPartition(topic, 0)])
+        await consumer.seek_to_beginning()
+        record = await asyncio.wait_for(consumer.getone(), RECEIVE_TIMEOUT)
+    finally:
+        await consumer.stop()
+    with kit.consume_span(record):
+        pass
+    spans = exporter.get_finished_spans()
+    by_name = {span.name: span for span in spans}
+    return record, by_name["request"], by_name.get(f"send {topic}"), by_name[f"process {topic}"]
+
+
+def _sender(request, producer, case):
+    return request if case in NO_SPAN_PER_RECORD else producer
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda case: case.replace("_", " "))
+async def test_unrewritten_records_start_a_new_trace_at_the_consumer(
+    case, tansu, kit_package, span_exporter
+):
+    """The control: without the rewrite the consumer span is a root of its own trace."""
+    module = load_fixture("kafka-produce", case, "before")
+    _, request, producer, consumed = await _produce_and_consume(
+        module, tansu, kit_package, span_exporter)
+
+    assert producer is None
+    assert consumed.parent is None
+    assert not descends_from(consumed, request, span_exporter.get_finished_spans())
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda case: case.replace("_", " "))
+async def test_rewritten_records_carry_the_sender_into_the_consumer_span(
+    case, tansu, kit_package, span_exporter
+):
+    module = load_fixture("kafka-produce", case, "after")
+    record, request, producer, consumed = await _produce_and_consume(
+        module, tansu, kit_package, span_exporter)
+    spans = span_exporter.get_finished_spans()
+
+    assert descends_from(consumed, _sender(request, producer, case), spans)
+    if case not in NO_SPAN_PER_RECORD:
+        assert producer.kind is SpanKind.PRODUCER
+        assert consumed.parent.span_id == producer.context.span_id
+        assert descends_from(producer, request, spans)
+    traceparents = [key for key, _ in record.headers if key == "traceparent"]
+    assert traceparents == ["traceparent"]
+
+
+async def test_existing_headers_are_kept_beside_the_trace_context(
+    tansu, kit_package, span_exporter
+):
+    record, *_ = await _produce_and_consume(
+        load_fixture("kafka-produce", "bus_attribute", "after"), tansu, kit_package,
+        span_exporter)
+
+    assert ("origin", b"fixture") in list(record.headers)
+    assert record.key == b"essay-1"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from scaffold.codemods import all_codemods
 from scaffold.engine.command import add_engine_arguments, execute
@@ -37,4 +38,16 @@ def run(args: argparse.Namespace) -> int:
         vendor_kit=True,
         force=args.force,
     )
-    return execute(args, all_codemods(), options, diff=args.diff).exit_code
+    exit_code = execute(args, all_codemods(), options, diff=args.diff).exit_code
+    if options.write and options.generate_tests:
+        _write_tests(args)
+    return exit_code
+
+
+def _write_tests(args: argparse.Namespace) -> None:
+    """After a write run: the tests proving the retrofit (summary on stderr under --format)."""
+    from scaffold.testgen import generate_for
+
+    out = sys.stdout if args.format == "text" else sys.stderr
+    for generated in generate_for(args.paths):
+        print(generated.summary(), file=out)

@@ -62,7 +62,10 @@ class Generated:
         """One line for the command's output, then one line per skipped site."""
         if self.reason:
             return f"tracing tests: none generated: {self.reason}"
-        where = os.path.relpath(self.tests_dir)
+        try:
+            where = self.tests_dir.relative_to(Path.cwd())
+        except ValueError:
+            where = self.tests_dir
         lines = [
             f"tracing tests: {self.driven + self.skipped} sites, {self.driven} driven, "
             f"{self.skipped} skipped; {len(self.written)} files written, "
@@ -262,3 +265,33 @@ def generate_tests(root: Path, *, config: Config | None = None, write: bool = Tr
                     stale.unlink()
                 result.removed.append(stale)
     return result
+
+
+def project_root(path: Path) -> Path:
+    """The repository a PATH belongs to: its ``[tool.scaffold]`` pyproject's folder, else the
+    nearest folder with a pyproject.toml, setup.cfg or .git, else the PATH's folder."""
+    path = Path(path).resolve()
+    folder = path if path.is_dir() else path.parent
+    config = find_config(folder)
+    if config.source is not None:
+        return config.root
+    for candidate in (folder, *folder.parents):
+        if any((candidate / marker).exists() for marker in ("pyproject.toml", "setup.cfg", ".git")):
+            return candidate
+    return folder
+
+
+def generate_for(paths: list[str], *, write: bool = True) -> list[Generated]:
+    """Tests for each repository the PATHs of a retrofit run belong to, once per repository.
+
+    A repository whose ``[tool.scaffold]`` says ``generate-tests = false`` gets none.
+    """
+    results = []
+    for root in dict.fromkeys(project_root(Path(path)) for path in paths):
+        config = find_config(root)
+        if not config.generate_tests:
+            results.append(Generated(root=root, tests_dir=root / config.tests_dir,
+                                     reason=f"generate-tests = false in {config.where}"))
+            continue
+        results.append(generate_tests(root, config=config, write=write))
+    return results

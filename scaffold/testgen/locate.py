@@ -1177,7 +1177,7 @@ class _Planner:
             if not isinstance(batch, cst.Name) or batch.value not in entry.locals:
                 raise _CannotDrive("the batch handed to consume_batch is not a local variable "
                                    "filled by getmany() in the same function")
-            source = _consumer_of(_unwrap_await(entry.only_value(batch.value)), "getmany")
+            source = self._loop_source(entry, batch.value)
             name = None
         else:
             if not isinstance(record, cst.Name):
@@ -1199,18 +1199,34 @@ class _Planner:
         patches, given = target.with_value(Value("consumer", label=target.label))
         return patches, given, value
 
-    def _loop_source(self, entry: _Entry, name: str) -> cst.BaseExpression | None:
-        source: list[cst.BaseExpression] = []
+    def _loop_source(self, entry: _Entry, name: str, depth: int = 0) -> cst.BaseExpression | None:
+        """The consumer a record variable comes from, through ``async for``, ``getone()``,
+        ``getmany()`` and the loops over its batch (``for rs in batch.values(): for r in rs``)."""
+        if depth > 4:
+            return None
+        loops: list[cst.BaseExpression] = []
 
         class _Find(cst.CSTVisitor):
             def visit_For(self, node: cst.For) -> None:
                 if isinstance(node.target, cst.Name) and node.target.value == name:
-                    source.append(node.iter)
+                    loops.append(node.iter)
 
         entry.node.body.visit(_Find())
-        if source:
-            return source[0]
-        return _consumer_of(_unwrap_await(entry.only_value(name)), "getone")
+        if not loops:
+            value = _unwrap_await(entry.only_value(name))
+            return _consumer_of(value, "getone") or _consumer_of(value, "getmany")
+        source = loops[0]
+        if (
+            isinstance(source, cst.Call)
+            and isinstance(source.func, cst.Attribute)
+            and source.func.attr.value in ("values", "items")
+        ):
+            source = source.func.value  # the batch of a getmany()
+        if isinstance(source, cst.Name) and source.value in entry.locals:
+            value = _unwrap_await(entry.only_value(source.value))
+            if value is None or _consumer_of(value, "getmany") is not None:
+                return self._loop_source(entry, source.value, depth + 1)  # a batch or its slice
+        return source
 
     def _record(self, entry: _Entry, name: str) -> Value:
         model = _envelope_model(entry, name, self.qualified)

@@ -184,7 +184,7 @@ class KitResolver:
 
     def _packages(self, folder: Path) -> list[Path]:
         """Packages directly in ``folder`` or its ``src/`` that may hold the kit."""
-        found = []
+        found: list[Path] = []
         for base in (folder, folder / "src"):
             try:
                 children = sorted(base.iterdir())

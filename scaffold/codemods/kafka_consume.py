@@ -196,7 +196,7 @@ class KafkaConsume(KafkaCodemod):
         if group_id is not None:
             args.append(keyword_arg("group_id", group_id))
         span = cst.Call(func=cst.Name(self.kit_name("consume_span")), args=with_separators(args))
-        leading = inside[0].leading_lines
+        leading = getattr(inside[0], "leading_lines", ())  # comments above stay above
         inside[0] = inside[0].with_changes(leading_lines=())
         block = cst.With(items=[cst.WithItem(span)], body=cst.IndentedBlock(body=inside),
                          leading_lines=leading)
@@ -265,6 +265,7 @@ class KafkaConsume(KafkaCodemod):
                 call, f"the record from {code(call.func)}() {MESSAGE}"
             ):
                 continue
+            assert isinstance(call.func, cst.Attribute)
             body[index + 1:] = self._wrap(following, cst.Name(assigned[0]), consumer,
                                           dotted_name(call.func.value))
         return updated_node.with_changes(body=body)
@@ -288,10 +289,11 @@ class KafkaConsume(KafkaCodemod):
         if found is None or not isinstance(updated.body, cst.IndentedBlock):
             return updated
         call, kind = found
-        target = original.target
+        target: cst.BaseExpression | None = original.target
         if kind == "items":
-            target = (target.elements[1].value if isinstance(target, cst.Tuple)
-                      and len(target.elements) == 2 else None)
+            pair = original.target
+            target = (pair.elements[1].value if isinstance(pair, cst.Tuple)
+                      and len(pair.elements) == 2 else None)
         if not isinstance(target, cst.Name):
             return updated
         consumer = self._consumer_of(call)

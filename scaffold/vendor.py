@@ -144,8 +144,13 @@ class KitResolver:
         self._targets = [t for t in targets if t.skip_reason is None]
         self._kit_version = kit_version
         self._planned: dict[str, KitLocation] = {}  # import path -> where it would be written
+        # per-folder caches: a run asks about every file, and files share folders
         self._root_packages: dict[Path, Path | None] = {}
         self._kits: dict[Path, bool] = {}
+        self._package_lists: dict[Path, list[Path]] = {}
+        self._outside: dict[Path, str | None] = {}
+        self._of_package: dict[Path, str | None] = {}
+        self._configured: dict[tuple[str, Path], KitLocation | None] = {}
 
     # -- per-file resolution --
 
@@ -153,14 +158,22 @@ class KitResolver:
         """The kit ``target``'s rewrites import: configured > existing > planned (None: none)."""
         configured = target.config.kit
         if configured:
-            location = self._configured_location(configured, target.config.root)
+            key = (configured, target.config.root)
+            if key not in self._configured:
+                self._configured[key] = self._configured_location(*key)
+            location = self._configured[key]
             if location is not None and not self._is_kit(location.folder):
                 self._planned[configured] = location
             return configured
         package = self._root_package(target.path.parent)
         if package is not None and package.name not in _NOT_KIT_HOMES:
-            return self._kit_of_import_root(package)
-        return self._kit_outside_packages(target.path.parent)
+            if package not in self._of_package:
+                self._of_package[package] = self._kit_of_import_root(package)
+            return self._of_package[package]
+        folder = target.path.parent
+        if folder not in self._outside:
+            self._outside[folder] = self._kit_outside_packages(folder)
+        return self._outside[folder]
 
     def _root_package(self, folder: Path) -> Path | None:
         """The outermost package folder holding ``folder`` (None outside packages)."""
@@ -184,6 +197,8 @@ class KitResolver:
 
     def _packages(self, folder: Path) -> list[Path]:
         """Packages directly in ``folder`` or its ``src/`` that may hold the kit."""
+        if folder in self._package_lists:
+            return self._package_lists[folder]
         found: list[Path] = []
         for base in (folder, folder / "src"):
             try:
@@ -194,6 +209,7 @@ class KitResolver:
                 child for child in children
                 if child.is_dir() and child.name not in _NOT_KIT_HOMES and _is_package(child)
             )
+        self._package_lists[folder] = found
         return found
 
     def _kit_of_import_root(self, package: Path) -> str | None:

@@ -59,6 +59,7 @@ KIT_NAMES = {
     "use_trace_context": RESTORE,
     "restore_from_queue": RESTORE,
     "traced_send": PRODUCE,
+    "traced_publish": PRODUCE,
     "TracedProducer": PRODUCE,
     "inject_trace_context": INJECT,
     "inject_metadata": INJECT,
@@ -1061,8 +1062,21 @@ class _Planner:
                      patches=(Patch("probe", "class", "run", label=label),), label=label)
 
     def _produce(self, case: Case, found: _Found, entry: _Entry) -> Case:
+        """traced_send(producer, ...): a recording producer; traced_publish(bus.publish, ...): a
+        recording bus (or a probe for a module-level publish function)."""
         assert found.call is not None
-        producer = _argument(found.call, 0, "producer")
+        producer = _argument(found.call, 0, "producer" if found.name == "traced_send" else
+                             "publish")
+        if (
+            found.name == "traced_publish"
+            and isinstance(producer, cst.Name)
+            and self.module.binding(producer.value) in ("def", "repo", "import")
+        ):
+            patch = Patch("probe", "module", producer.value, label=producer.value)
+            return _with(case, patches=(patch,), arguments=self._arguments(entry, {}),
+                         label=producer.value)
+        if found.name == "traced_publish" and isinstance(producer, cst.Attribute):
+            producer = producer.value  # the bus whose publish is called
         target = _resolve_target(producer, entry) if producer is not None else None
         if target is None:
             raise _CannotDrive(f"the producer `{_code(producer) if producer else '?'}` is "

@@ -109,6 +109,16 @@ class Case:
     record: Value | None = None  # consume/restore: the record handed over (header + envelope)
 
     @property
+    def test_names(self) -> tuple[str, ...]:
+        """The test functions generated for this case."""
+        if self.skip is None and self.site.kind in (CONSUME, RESTORE):
+            names = (f"{self.name}_continues_the_message_trace",)
+            if self.without_context:
+                names += (f"{self.name}_without_context_still_gets_a_span",)
+            return names
+        return (self.name,)
+
+    @property
     def uses_creation(self) -> bool:
         """Whether a value of the test is built from the message-creation span."""
         values = [argument.value for argument in self.arguments]

@@ -271,23 +271,41 @@ class PropagationCodemod(Codemod):
         self._before.setdefault(original, []).extend(statements)
 
     def replace(self, original: cst.BaseStatement, replacement: Replacement) -> None:
-        self._replacements[original] = replacement
+        """Replace a statement by what ``replacement`` makes of its updated form ([] drops it).
+
+        A second replacement of the same statement applies to each result of the first.
+        """
+        earlier = self._replacements.get(original)
+        if earlier is not None:
+            first = earlier
+            self._replacements[original] = lambda statement: [
+                result for made in first(statement) for result in replacement(made)]
+        else:
+            self._replacements[original] = replacement
 
     def _splice(self, originals: Sequence[cst.BaseStatement],
                 updated: Sequence[cst.BaseStatement]) -> list[cst.BaseStatement] | None:
         if not any(s in self._before or s in self._replacements for s in originals):
             return None
         body: list[cst.BaseStatement] = []
+        orphaned: Sequence[cst.EmptyLine] = ()  # the lines above a dropped statement
         for original, statement in zip(originals, updated, strict=True):
             new = list(self._replacements[original](statement)) \
                 if original in self._replacements else [statement]
-            inserted = self._before.get(original, [])
-            if inserted and new:
-                # blank lines and comments above the statement now sit above the glue
-                inserted = [inserted[0].with_changes(leading_lines=new[0].leading_lines),
-                            *inserted[1:]]
-                new[0] = new[0].with_changes(leading_lines=())
-            body.extend([*inserted, *new])
+            new = [*self._before.get(original, []), *new]
+            if not new:
+                orphaned = [*orphaned, *statement.leading_lines]
+                continue
+            if len(new) > 1 or new[0] is not statement or orphaned:
+                # blank lines and comments above the statement stay above whatever replaces it
+                own = statement.leading_lines if new[0] is not statement \
+                    else new[0].leading_lines
+                lines = _merged_lines(orphaned, own)
+                new = [new[0].with_changes(leading_lines=lines),
+                       *(s.with_changes(leading_lines=()) if s is statement else s
+                         for s in new[1:])]
+                orphaned = ()
+            body.extend(new)
         return body
 
     def leave_IndentedBlock(self, original_node: cst.IndentedBlock,
@@ -298,6 +316,14 @@ class PropagationCodemod(Codemod):
     def leave_Module(self, original_node: cst.Module, updated_node: cst.Module) -> cst.Module:
         body = self._splice(original_node.body, updated_node.body)
         return updated_node if body is None else updated_node.with_changes(body=body)
+
+
+def _merged_lines(orphaned: Sequence[cst.EmptyLine],
+                  own: Sequence[cst.EmptyLine]) -> list[cst.EmptyLine]:
+    """A dropped statement's comments, then the blank lines of whichever had some."""
+    comments = [line for line in orphaned if line.comment is not None]
+    blanks = [line for line in orphaned if line.comment is None]
+    return [*comments, *(own if own else blanks)]
 
 
 def parse_statements(source: str) -> list[cst.BaseStatement]:

@@ -65,7 +65,8 @@ def test_second_run_changes_nothing(codemod, case):
 def test_every_codemod_has_changed_and_unchanged_fixtures_and_a_rule_doc():
     ids = [codemod.ID for codemod in all_codemods()]
     assert {"opentracing-scope", "token-finally", "thread-context", "kafka-produce",
-            "kafka-consume", "envelope-inject", "envelope-restore"} <= set(ids)
+            "kafka-consume", "envelope-inject", "envelope-restore", "http-inject",
+            "bootstrap"} <= set(ids)
     assert ids == [codemod_id for codemod_id in ORDER if codemod_id in ids]
     for codemod in all_codemods():
         cases = [p for p in (FIXTURES / codemod.ID).iterdir() if p.is_dir()]

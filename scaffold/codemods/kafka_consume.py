@@ -16,7 +16,7 @@ annotation (``consumer: AIOKafkaConsumer``).
 Trailing calls on the consumer itself (``await consumer.commit()``) stay outside the span: they
 are the loop's bookkeeping, not the record's handling. ``group_id=`` is passed on when the
 consumer's construction names it in a form that can be repeated there. Left alone: handling
-already inside ``consume_span`` and batches given to ``consume_batch``. Reported: a
+already inside ``consume_span``, batches given to ``consume_batch``, and test code. Reported: a
 ``getone()`` result not assigned to a name with statements after it, a ``getmany()`` result
 not iterated record by record in its function, a loop whose target is not a plain name, and
 any site in a file that has no kit to import.

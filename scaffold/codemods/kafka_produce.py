@@ -18,7 +18,8 @@ cannot see.
   (aiokafka sends a batch as one request, so there is no span per record).
 
 Left alone: sends that already carry the context (``headers=inject_headers(...)``, or a
-header list the function passed to an ``inject`` call) and sends already through the kit.
+header list the function passed to an ``inject`` call), sends already through the kit or in a
+function handed to ``traced_publish``, and test code, which sends records by hand on purpose.
 Reported: sends with ``*args``/``**kwargs``, a wrapper call that is not awaited or passes four
 or more positional arguments, a ``send_batch`` whose batch was filled out of sight, and any
 site in a file that has no kit to import.
@@ -75,6 +76,7 @@ class KafkaProduce(KafkaCodemod):
     def __init__(self, context, options=None) -> None:
         super().__init__(context, options)
         self._awaited: set[cst.Call] = set()
+        self._in_producer_span: set[str] = set()
         entries = self.settings.kafka_producers
         self._wrappers = [tuple(e.rsplit(".", 1)) for e in entries if "." in e]
         self._factories = list(entries)
@@ -91,6 +93,15 @@ class KafkaProduce(KafkaCodemod):
         return None
 
     # -- rewriting --
+
+    def visit_Module(self, node: cst.Module) -> bool:
+        # functions handed to traced_publish already run inside its PRODUCER span
+        self._in_producer_span = {
+            name.rsplit(".", 1)[-1]
+            for call in calls_named(node, frozenset({"traced_publish"})) if call.args
+            for name in [dotted_name(call.args[0].value)] if name is not None
+        }
+        return super().visit_Module(node)
 
     def visit_Await(self, node: cst.Await) -> None:
         if isinstance(node.expression, cst.Call):
@@ -133,7 +144,9 @@ class KafkaProduce(KafkaCodemod):
             self.report(original, "send with *args/**kwargs: cannot tell which argument is the "
                         "topic or the headers; call traced_send from the kit by hand")
             return updated
-        if self._carries_context(argument(original, 5, "headers")):
+        if self._carries_context(argument(original, 5, "headers")) or (
+            self.functions and self.functions[-1].name.value in self._in_producer_span
+        ):
             return updated
         if argument(original, 0, "topic") is None:
             return updated

@@ -18,10 +18,10 @@ from opentelemetry import trace
 from opentelemetry.semconv._incubating.attributes import messaging_attributes as messaging
 from opentelemetry.trace import SpanKind
 
-from tests.codemods.conftest import load_fixture
+from scaffold.codemods.kafka_consume import KafkaConsume
+from scaffold.engine import Settings, Status, process_source
+from tests.codemods.conftest import FIXTURES, load_fixture
 from tests.codemods.kafka_helpers import RECEIVE_TIMEOUT, descends_from, new_topic
-
-pytestmark = [pytest.mark.slow, pytest.mark.broker]
 
 CASES = ["async_for_loop", "getone_attribute", "getmany_values", "getmany_items"]
 # The fixtures whose consumer construction names a group the rewrite can repeat at the span.
@@ -59,6 +59,8 @@ async def _send_then_consume(module, bootstrap, kit, exporter):
     return group, spans, by_name, topic
 
 
+@pytest.mark.slow
+@pytest.mark.broker
 @pytest.mark.parametrize("case", CASES, ids=lambda case: case.replace("_", " "))
 async def test_unrewritten_handlers_start_a_new_trace(case, tansu, kit_package, span_exporter):
     """The control: without the rewrite the handler's span is a root of its own trace."""
@@ -70,6 +72,8 @@ async def test_unrewritten_handlers_start_a_new_trace(case, tansu, kit_package, 
     assert not descends_from(by_name["handle"], by_name[f"send {topic}"], spans)
 
 
+@pytest.mark.slow
+@pytest.mark.broker
 @pytest.mark.parametrize("case", CASES, ids=lambda case: case.replace("_", " "))
 async def test_rewritten_handlers_run_inside_a_consumer_span_of_the_sender(
     case, tansu, kit_package, span_exporter
@@ -88,3 +92,14 @@ async def test_rewritten_handlers_run_inside_a_consumer_span_of_the_sender(
     if case in GROUP_SUFFIX:
         assert consumed.attributes[messaging.MESSAGING_CONSUMER_GROUP_NAME] == (
             group + GROUP_SUFFIX[case])
+
+
+@pytest.mark.parametrize("path", ["tests/support.py", "service/test_worker.py", "conftest.py"])
+def test_test_code_is_left_alone(path):
+    """Tests read records by hand to look at what arrived, not to handle it."""
+    before = (FIXTURES / "kafka-consume" / "async_for_loop" / "before.py").read_bytes()
+    settings = Settings(kit="service.tracekit")
+
+    assert process_source(before, path, [KafkaConsume], settings).status is Status.UNCHANGED
+    assert process_source(before, "service/worker.py", [KafkaConsume],
+                          settings).status is Status.CHANGED

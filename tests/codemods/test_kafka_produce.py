@@ -16,10 +16,10 @@ from aiokafka.structs import TopicPartition
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 
-from tests.codemods.conftest import load_fixture
+from scaffold.codemods.kafka_produce import KafkaProduce
+from scaffold.engine import Settings, Status, process_source
+from tests.codemods.conftest import FIXTURES, load_fixture
 from tests.codemods.kafka_helpers import RECEIVE_TIMEOUT, descends_from, new_topic
-
-pytestmark = [pytest.mark.slow, pytest.mark.broker]
 
 CASES = [
     "bus_attribute",
@@ -56,6 +56,8 @@ def _sender(request, producer, case):
     return request if case in NO_SPAN_PER_RECORD else producer
 
 
+@pytest.mark.slow
+@pytest.mark.broker
 @pytest.mark.parametrize("case", CASES, ids=lambda case: case.replace("_", " "))
 async def test_unrewritten_records_start_a_new_trace_at_the_consumer(
     case, tansu, kit_package, span_exporter
@@ -70,6 +72,8 @@ async def test_unrewritten_records_start_a_new_trace_at_the_consumer(
     assert not descends_from(consumed, request, span_exporter.get_finished_spans())
 
 
+@pytest.mark.slow
+@pytest.mark.broker
 @pytest.mark.parametrize("case", CASES, ids=lambda case: case.replace("_", " "))
 async def test_rewritten_records_carry_the_sender_into_the_consumer_span(
     case, tansu, kit_package, span_exporter
@@ -88,6 +92,8 @@ async def test_rewritten_records_carry_the_sender_into_the_consumer_span(
     assert traceparents == ["traceparent"]
 
 
+@pytest.mark.slow
+@pytest.mark.broker
 async def test_existing_headers_are_kept_beside_the_trace_context(
     tansu, kit_package, span_exporter
 ):
@@ -97,3 +103,15 @@ async def test_existing_headers_are_kept_beside_the_trace_context(
 
     assert ("origin", b"fixture") in list(record.headers)
     assert record.key == b"essay-1"
+
+
+@pytest.mark.parametrize("path", ["tests/support.py", "service/test_bus.py", "conftest.py"])
+def test_test_code_is_left_alone(path):
+    """Tests send records by hand, often with a chosen traceparent: rewriting them would hide
+    what they observe."""
+    before = (FIXTURES / "kafka-produce" / "bus_attribute" / "before.py").read_bytes()
+    settings = Settings(kit="service.tracekit")
+
+    assert process_source(before, path, [KafkaProduce], settings).status is Status.UNCHANGED
+    assert process_source(before, "service/bus.py", [KafkaProduce],
+                          settings).status is Status.CHANGED

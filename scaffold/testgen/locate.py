@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import builtins
 import re
+import sys
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -92,6 +93,7 @@ THREAD_CALLABLE = {
 _VALIDATORS = {"model_validate", "parse_obj", "model_construct"}
 _JSON_VALIDATORS = {"model_validate_json", "parse_raw"}
 _BUILTINS = set(dir(builtins))
+_STDLIB = set(sys.stdlib_module_names)
 
 
 def _code(node: cst.CSTNode) -> str:
@@ -193,7 +195,7 @@ class _Module:
     functions: set[str] = field(default_factory=set)
     classes: dict[str, cst.ClassDef] = field(default_factory=dict)
     from_imports: dict[str, str] = field(default_factory=dict)  # local -> dotted source
-    module_imports: set[str] = field(default_factory=set)
+    module_imports: dict[str, str] = field(default_factory=dict)  # local -> dotted module
     assigned: set[str] = field(default_factory=set)
     repo_packages: frozenset[str] = frozenset()
 
@@ -225,8 +227,11 @@ class _Module:
                 )
         elif isinstance(small, cst.Import):
             for alias in small.names:
-                name = _code(alias.asname.name) if alias.asname else _code(alias.name)
-                self.module_imports.add(name.split(".")[0])
+                dotted = _code(alias.name)
+                if alias.asname is not None:
+                    self.module_imports[_code(alias.asname.name)] = dotted
+                else:
+                    self.module_imports.setdefault(dotted.split(".")[0], dotted.split(".")[0])
         elif isinstance(small, (cst.Assign, cst.AnnAssign)):
             targets = small.targets if isinstance(small, cst.Assign) else [small]
             for target in targets:
@@ -238,6 +243,18 @@ class _Module:
         if source is None:
             return False
         return source.startswith(".") or source.split(".")[0] in self.repo_packages
+
+    def module_attribute(self, node: cst.CSTNode) -> tuple[str, str] | None:
+        """(module, attribute) of ``mod.attr`` (or ``pkg.mod.attr``) through an ``import``."""
+        dotted = dotted_name(node)
+        if dotted is None or "." not in dotted:
+            return None
+        root, _, rest = dotted.partition(".")
+        if root not in self.module_imports:
+            return None
+        full = f"{self.module_imports[root]}.{rest}"
+        module, _, attribute = full.rpartition(".")
+        return module, attribute
 
     def binding(self, name: str) -> str | None:
         """How ``name`` is bound at module level: def, class, repo, import, module, global."""
@@ -356,8 +373,8 @@ class _Entry:
                 bind(node.target, None)
 
             def visit_WithItem(self, node: cst.WithItem) -> None:
-                if node.asname is not None:
-                    bind(node.asname.name, None)
+                if node.asname is not None:  # clients and producers enter as themselves
+                    bind(node.asname.name, node.item)
 
             def visit_FunctionDef(self, _: cst.FunctionDef) -> bool:
                 return False
@@ -409,6 +426,28 @@ class _Target:
         return (patch,), {}
 
 
+def _made_by(value: cst.BaseExpression | None, entry: _Entry, depth: int) -> _Target | None:
+    """Where to put a stand-in for what ``value`` (a call) makes: the class it instantiates,
+    or the collaborator whose method made it (``producer.create_batch()``)."""
+    value = _unwrap_await(value)
+    if not isinstance(value, cst.Call):
+        return None
+    func = value.func
+    if isinstance(func, cst.Name) and entry.module.binding(func.value) in ("import", "repo",
+                                                                           "class"):
+        return _Target(f"{func.value}()", patch=Patch("factory", "module", func.value))
+    if isinstance(func, cst.Attribute):
+        through_import = entry.module.module_attribute(func)
+        if through_import is not None:
+            module, attribute = through_import
+            if module.split(".")[0] in _STDLIB:
+                return None
+            return _Target(f"{_code(func)}()", patch=Patch("factory", "import", attribute,
+                                                           owner_name=module))
+        return _resolve_target(func.value, entry, depth + 1)
+    return None
+
+
 def _resolve_target(expr: cst.BaseExpression, entry: _Entry, depth: int = 0) -> _Target | None:
     """Where to put a stand-in so that ``expr`` evaluates to it inside the entry."""
     label = _code(expr)
@@ -420,12 +459,9 @@ def _resolve_target(expr: cst.BaseExpression, entry: _Entry, depth: int = 0) -> 
             return _Target(label, argument=name)
         if name in entry.locals:
             value = _unwrap_await(entry.only_value(name))
-            made_by = _call_name(value)
-            if made_by is not None and entry.module.binding(made_by) in ("import", "repo", "class"):
-                return _Target(f"{made_by}()", patch=Patch("factory", "module", made_by))
             if isinstance(value, (cst.Attribute, cst.Name)):
                 return _resolve_target(value, entry, depth + 1)
-            return None
+            return _made_by(value, entry, depth)
         binding = entry.module.binding(name)
         if binding in ("import", "repo", "global", "def") or (
             binding is None and name not in _BUILTINS
@@ -438,12 +474,7 @@ def _resolve_target(expr: cst.BaseExpression, entry: _Entry, depth: int = 0) -> 
         if entry.is_self(expr.value):
             assigned = entry.self_assigned.get(attr)
             if assigned:
-                made_by = _call_name(assigned[0]) if len(assigned) == 1 else None
-                if made_by is not None and entry.module.binding(made_by) in (
-                    "import", "repo", "class"
-                ):
-                    return _Target(f"{made_by}()", patch=Patch("factory", "module", made_by))
-                return None
+                return _made_by(assigned[0], entry, depth) if len(assigned) == 1 else None
             return _Target(label, patch=Patch("value", "subject", attr))
         if owner in entry.param_names:
             return _Target(label, patch=Patch("value", "argument", attr, owner_name=owner))
@@ -485,12 +516,13 @@ def _observable(nodes: Sequence[cst.CSTNode], entry: _Entry) -> bool:
 
 
 def _keys_read(entry: _Entry, name: str) -> list[str]:
-    """String keys the entry reads from ``name``: ``name["k"]`` and ``name.get("k")``."""
+    """String keys the entry reads from ``name`` (a dotted name: ``envelope.data``):
+    ``name["k"]`` and ``name.get("k")``."""
     keys: list[str] = []
 
     class _Collect(cst.CSTVisitor):
         def visit_Subscript(self, node: cst.Subscript) -> None:
-            if isinstance(node.value, cst.Name) and node.value.value == name and len(
+            if dotted_name(node.value) == name and len(
                 node.slice
             ) == 1 and isinstance(node.slice[0].slice, cst.Index):
                 key = _string(node.slice[0].slice.value)
@@ -501,8 +533,7 @@ def _keys_read(entry: _Entry, name: str) -> list[str]:
             func = node.func
             if (
                 isinstance(func, cst.Attribute)
-                and isinstance(func.value, cst.Name)
-                and func.value.value == name
+                and dotted_name(func.value) == name
                 and func.attr.value in ("get", "pop")
                 and node.args
             ):
@@ -527,10 +558,10 @@ class _Qualified:
         return {q.name for q in found}
 
 
-def _parameter_value(
-    entry: _Entry, param: _Param, qualified: _Qualified, carrier: bool = False
-) -> Value:
-    """How to build ``param`` so the code before the site can read it."""
+def _parameter_value(entry: _Entry, param: _Param, qualified: _Qualified) -> Value:
+    """How to build ``param`` so the code before the site can use it: a JSON object or a dict
+    with the keys the code reads, a model with its validated parts, or (unannotated) what
+    the callee it is passed to expects."""
     for name, values in entry.locals.items():
         for value in values:
             value = _unwrap_await(value)
@@ -547,8 +578,53 @@ def _parameter_value(
     keys = _keys_read(entry, param.name)
     if keys and (param.annotation is None or re.search(r"dict|Mapping|Any", param.annotation)):
         return Value("keys", label=param.name, keys=tuple(keys))
-    overrides = _validated_attributes(entry, param.name)
+    overrides = _validated_attributes(entry, param.name) + _keyed_attributes(entry, param.name)
+    if param.annotation is None and not overrides:
+        passed = _passed_to(entry, param.name)
+        if passed is not None:
+            return passed
     return Value("build", label=param.name, overrides=overrides)
+
+
+def _keyed_attributes(entry: _Entry, holder: str) -> tuple[tuple[str, Value], ...]:
+    """``holder.attr["k"]`` reads: ``attr`` must be a dict with those keys."""
+    attributes: list[str] = []
+
+    class _Collect(cst.CSTVisitor):
+        def visit_Attribute(self, node: cst.Attribute) -> None:
+            if isinstance(node.value, cst.Name) and node.value.value == holder and (
+                node.attr.value not in attributes
+            ):
+                attributes.append(node.attr.value)
+
+    entry.node.body.visit(_Collect())
+    found = []
+    for attribute in attributes:
+        keys = _keys_read(entry, f"{holder}.{attribute}")
+        if keys:
+            found.append((attribute, Value("keys", keys=tuple(keys))))
+    return tuple(found)
+
+
+def _passed_to(entry: _Entry, name: str) -> Value | None:
+    """An unannotated parameter passed to a class or function of the module's namespace:
+    build it as that callee's parameter (``EventEnvelope(correlation_id=correlation_id)``)."""
+    for call in _calls_in([entry.node.body]):
+        callee = dotted_name(call.func)
+        if callee is None or entry.module.binding(callee.split(".")[0]) is None:
+            continue
+        if callee.split(".")[0] in entry.param_names | set(entry.locals):
+            continue
+        positional = 0
+        for arg in call.args:
+            if arg.star:
+                break
+            if isinstance(arg.value, cst.Name) and arg.value.value == name:
+                where = arg.keyword.value if arg.keyword is not None else str(positional)
+                return Value("passed", label=name, model=callee, attribute=where)
+            if arg.keyword is None:
+                positional += 1
+    return None
 
 
 def _validated_attributes(entry: _Entry, name: str) -> tuple[tuple[str, Value], ...]:
@@ -890,6 +966,11 @@ class _Locator(cst.CSTVisitor):
     def _aliases(self) -> dict[str, set[str]]:
         return getattr(self, "_alias_map", {})
 
+    @property
+    def attach_aliases(self) -> set[str]:
+        """Module-level names bound to ``context.attach`` (``otel_attach = context.attach``)."""
+        return self._aliases.get(ATTACH, set())
+
     def visit_Module(self, node: cst.Module) -> None:
         aliases: dict[str, set[str]] = {ATTACH: set(), DETACH: set()}
         for statement in node.body:
@@ -962,10 +1043,12 @@ def _scope_name(node: cst.CSTNode) -> str:
 
 
 class _Planner:
-    def __init__(self, module: _Module, kit: _KitNames, qualified: _Qualified) -> None:
+    def __init__(self, module: _Module, kit: _KitNames, qualified: _Qualified,
+                 attach_aliases: set[str]) -> None:
         self.module = module
         self.kit = kit
         self.qualified = qualified
+        self.attach_aliases = attach_aliases
 
     def plan(self, found: _Found, site: Site) -> Case:
         entry = found.entry
@@ -1075,7 +1158,9 @@ class _Planner:
             patch = Patch("probe", "module", producer.value, label=producer.value)
             return _with(case, patches=(patch,), arguments=self._arguments(entry, {}),
                          label=producer.value)
+        sends: tuple[str, ...] = ("send", "send_and_wait")
         if found.name == "traced_publish" and isinstance(producer, cst.Attribute):
+            sends = (producer.attr.value,)
             producer = producer.value  # the bus whose publish is called
         target = _resolve_target(producer, entry) if producer is not None else None
         if target is None:
@@ -1084,7 +1169,7 @@ class _Planner:
                                "the test can replace with a recorder")
         patches, given = target.with_value(Value("recorder", label=target.label))
         return _with(case, patches=patches, arguments=self._arguments(entry, given),
-                     label=target.label)
+                     label=target.label, sends=sends)
 
     def _inject(self, case: Case, found: _Found, entry: _Entry) -> Case:
         outgoing = self._outgoing(found, entry)
@@ -1100,7 +1185,8 @@ class _Planner:
         if action == "probe":
             patch = target.patch
             assert patch is not None
-            patches: tuple[Patch, ...] = (Patch("probe", "module", patch.name, label=target.label),)
+            patches: tuple[Patch, ...] = (Patch("probe", patch.owner, patch.name,
+                                                label=target.label, owner_name=patch.owner_name),)
             given: dict[str, Value] = {}
         else:
             patches, given = target.with_value(Value("recorder", label=target.label))
@@ -1128,23 +1214,21 @@ class _Planner:
             statement.body[0], cst.Return
         ):
             return "return"
-        if not tokens:
-            return None
-        if not isinstance(statement, cst.SimpleStatementLine):
-            return None
         passed_on = self._passed_on_in(statement, call, tokens, entry)
         if passed_on is not None:
             return passed_on
+        if not tokens:
+            return None
         for later in _statements_after(entry.node, statement):
+            passed_on = self._passed_on_in(later, None, tokens, entry)
+            if passed_on is not None:
+                return passed_on
             if isinstance(later, cst.SimpleStatementLine):
                 for small in later.body:
                     if isinstance(small, cst.Return) and small.value is not None and _mentions(
                         small.value, tokens
                     ):
                         return "return"
-            passed_on = self._passed_on_in(later, None, tokens, entry)
-            if passed_on is not None:
-                return passed_on
             if isinstance(later, cst.SimpleStatementLine):
                 for small in later.body:
                     if isinstance(small, (cst.Assign, cst.AnnAssign)) and small.value is not None \
@@ -1159,27 +1243,38 @@ class _Planner:
         header = [statement] if isinstance(statement, cst.SimpleStatementLine) else \
             _header_parts(statement)
         for call in _calls_in(header):
-            if call is skip or not any(_mentions(arg.value, tokens) for arg in call.args):
+            carries = any(_mentions(arg.value, tokens) for arg in call.args) or (
+                skip is not None and any(arg.value is skip for arg in call.args))
+            if call is skip or not carries:
                 continue
             if self.kit.kind(self.qualified.of(call.func)) is not None:
                 continue
-            func = call.func
-            if isinstance(func, cst.Name):
-                binding = self.module.binding(func.value)
-                if func.value in entry.param_names:
-                    return _Target(func.value, argument=func.value), "value"
-                if binding in ("def", "repo") or (binding is None and func.value not in
-                                                  _BUILTINS and func.value not in entry.locals):
-                    return _Target(func.value, patch=Patch("probe", "module", func.value)), \
-                        "probe"
-            elif isinstance(func, cst.Attribute):
-                target = _resolve_target(func.value, entry)
-                if target is not None and not (
-                    isinstance(func.value, cst.Name)
-                    and self.module.binding(func.value.value) == "module"
-                ):
-                    return target, "value"
+            caught = self._catch(call.func, entry)
+            if caught is not None:
+                return caught
         return None
+
+    def _catch(self, func: cst.BaseExpression, entry: _Entry) -> tuple[_Target, str] | None:
+        """How a test records the calls of ``func``: a probe, or a recorder for its receiver."""
+        if isinstance(func, cst.Name):
+            binding = self.module.binding(func.value)
+            if func.value in entry.param_names:
+                return _Target(func.value, argument=func.value), "value"
+            if binding in ("def", "repo") or (binding is None and func.value not in _BUILTINS
+                                              and func.value not in entry.locals):
+                return _Target(func.value, patch=Patch("probe", "module", func.value)), "probe"
+            return None
+        if not isinstance(func, cst.Attribute):
+            return None
+        through_import = self.module.module_attribute(func)
+        if through_import is not None:  # httpx.get(...): a client library's module function
+            module, attribute = through_import
+            if module.split(".")[0] in _STDLIB:
+                return None
+            patch = Patch("probe", "import", attribute, owner_name=module)
+            return _Target(_code(func), patch=patch), "probe"
+        target = _resolve_target(func.value, entry)
+        return (target, "value") if target is not None else None
 
     def _record_source(
         self, found: _Found, entry: _Entry, record: cst.BaseExpression | None
@@ -1222,7 +1317,9 @@ class _Planner:
 
         class _Find(cst.CSTVisitor):
             def visit_For(self, node: cst.For) -> None:
-                if isinstance(node.target, cst.Name) and node.target.value == name:
+                targets = [node.target] if isinstance(node.target, cst.Name) else [
+                    element.value for element in getattr(node.target, "elements", ())]
+                if any(isinstance(t, cst.Name) and t.value == name for t in targets):
                     loops.append(node.iter)
 
         entry.node.body.visit(_Find())
@@ -1236,6 +1333,9 @@ class _Planner:
             and source.func.attr.value in ("values", "items")
         ):
             source = source.func.value  # the batch of a getmany()
+        consumer = _consumer_of(_unwrap_await(source), "getmany")
+        if consumer is not None:
+            return consumer
         if isinstance(source, cst.Name) and source.value in entry.locals:
             value = _unwrap_await(entry.only_value(source.value))
             if value is None or _consumer_of(value, "getmany") is not None:
@@ -1243,8 +1343,15 @@ class _Planner:
         return source
 
     def _record(self, entry: _Entry, name: str) -> Value:
+        """A record named ``name`` in the entry; its value an envelope when the code parses one
+        (with the keys it reads from the envelope's parts)."""
         model = _envelope_model(entry, name, self.qualified)
-        return Value("record", label=name, model=model, attribute="metadata" if model else None)
+        overrides: tuple[tuple[str, Value], ...] = ()
+        for holder, values in entry.locals.items():
+            if any(self._record_feeding_value(value) == name for value in values):
+                overrides = _keyed_attributes(entry, holder)
+        return Value("record", label=name, model=model, attribute="metadata" if model else None,
+                     overrides=overrides)
 
     def _consume(self, case: Case, found: _Found, entry: _Entry) -> Case:
         record = _argument(found.call, 0, "record") if found.call is not None else None
@@ -1278,15 +1385,12 @@ class _Planner:
                     raise _CannotDrive(f"`{_code(metadata)}` does not come from a parameter or "
                                        "from a record parsed in this function")
                 if record_name in entry.param_names:
-                    record = self._record(entry, record_name)
-                    record = Value("record", label=record_name, model=record.model,
-                                   attribute=attribute)
+                    record = _with_attribute(self._record(entry, record_name), attribute)
                     given[record_name] = record
                 else:
                     patches, given, record = self._record_source(
                         found, entry, cst.Name(record_name))
-                    record = Value("record", label=record_name, model=record.model,
-                                   attribute=attribute)
+                    record = _with_attribute(record, attribute)
         else:
             raise _CannotDrive(f"the trace context `{_code(metadata) if metadata else '?'}` is "
                                "not a parameter or an attribute of one")
@@ -1300,7 +1404,10 @@ class _Planner:
 
     def _record_feeding(self, entry: _Entry, holder: str) -> str | None:
         """``msg`` of ``holder = M.model_validate_json(msg.value)``."""
-        value = _unwrap_await(entry.only_value(holder))
+        return self._record_feeding_value(entry.only_value(holder))
+
+    def _record_feeding_value(self, value: cst.BaseExpression | None) -> str | None:
+        value = _unwrap_await(value)
         if not isinstance(value, cst.Call) or not value.args:
             return None
         argument = _unwrap_decode(value.args[0].value)
@@ -1319,8 +1426,14 @@ class _Planner:
         guarded = list(found.block)
         failures = _patchable_callees(guarded, entry, "fail", self.kit)
         given: dict[str, Value] = {}
+        attached = {
+            name for call in _calls_in([entry.node.body])
+            if ATTACH in self.qualified.of(call.func) or _code(call.func) in self.attach_aliases
+            for arg in call.args for name in _names_in(arg.value)
+        }
         for param in entry.params:
-            if param.name in in_attach and param.name not in used_before:
+            if param.name in attached or (param.name in in_attach and
+                                          param.name not in used_before):
                 given[param.name] = Value("context", label=param.name)
             elif param.name not in used_before and any(
                 param.name in _names_in(node) for node in guarded
@@ -1344,6 +1457,12 @@ def _with(case: Case, **changes) -> Case:
     from dataclasses import replace
 
     return replace(case, **changes)
+
+
+def _with_attribute(record: Value, attribute: str) -> Value:
+    from dataclasses import replace
+
+    return replace(record, attribute=attribute)
 
 
 def _skip(case: Case, reason: str) -> Case:
@@ -1462,7 +1581,7 @@ def locate(
     )
     kit_names = _KitNames(kit, helper_module, local_kit)
     positions = wrapper.resolve(PositionProvider)
-    planner = _Planner(facts, kit_names, _Qualified(wrapper))
+    planner = _Planner(facts, kit_names, _Qualified(wrapper), locator.attach_aliases)
     tests = ModuleTests(module=module, path=path)
     names: dict[str, int] = {}
     for found in sorted(locator.found, key=lambda f: (positions[f.anchor].start.line,

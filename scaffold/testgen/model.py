@@ -75,8 +75,9 @@ class Patch:
     """Replace ``owner.name`` for the test.
 
     ``owner``: ``module`` (a global of the site module), ``class`` (an attribute of the class
-    holding the entry), ``subject`` (the instance under test) or ``argument`` (a built argument,
-    ``owner_name`` says which). ``action``: ``probe`` (records, returns a recorder), ``fail``
+    holding the entry), ``subject`` (the instance under test), ``argument`` (a built argument,
+    ``owner_name`` says which) or ``import`` (an attribute of the imported module
+    ``owner_name``, e.g. ``httpx.get``). ``action``: ``probe`` (records, returns a recorder), ``fail``
     (raises InjectedFailure), ``value`` (set to ``value``), ``factory`` (a callable returning
     ``value``, for a class the code instantiates).
     """
@@ -104,6 +105,7 @@ class Case:
     patches: tuple[Patch, ...] = ()
     arguments: tuple[Argument, ...] = ()
     label: str = ""  # what the assertion looks at (probe or recorder label)
+    sends: tuple[str, ...] = ()  # produce: the methods of ``label`` that send (each must carry)
     returned: bool = False  # inject: the carrier is the call's return value
     without_context: bool = False  # consume/restore: also test a message with no context
     record: Value | None = None  # consume/restore: the record handed over (header + envelope)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any, cast
 
 import libcst as cst
 
@@ -19,7 +20,10 @@ from scaffold.codemods.base import Codemod
 INJECT_NAMES = frozenset({"inject", "inject_trace_context", "inject_metadata", "inject_headers"})
 EXTRACT_NAMES = frozenset({"extract", "extract_trace_context"})
 
-Replacement = Callable[[cst.BaseStatement], Sequence[cst.BaseStatement]]
+# every statement LibCST has; ``BaseStatement`` itself declares no ``leading_lines``/``body``
+Statement = cst.SimpleStatementLine | cst.BaseCompoundStatement
+# the updated form of the replaced statement (same type as the original) -> what goes there
+Replacement = Callable[[Any], Sequence[cst.BaseStatement]]
 
 
 def code(node: cst.CSTNode) -> str:
@@ -136,7 +140,7 @@ def blocks(statement: cst.BaseStatement) -> list[cst.BaseSuite | cst.If]:
         return []
     if isinstance(statement, cst.Match):
         return [case.body for case in statement.cases]
-    found: list[cst.BaseSuite | cst.If] = [statement.body]
+    found: list[cst.BaseSuite | cst.If] = [cast(cst.BaseCompoundStatement, statement).body]
     found.extend(handler.body for handler in getattr(statement, "handlers", ()))
     orelse = getattr(statement, "orelse", None)
     if orelse is not None:
@@ -174,7 +178,9 @@ def walk(suite: cst.BaseSuite | Sequence[cst.BaseStatement],
     if isinstance(suite, cst.SimpleStatementSuite):
         yield Place(cst.SimpleStatementLine(body=suite.body), (*chain, (id(suite), 0)), False)
         return
-    statements = suite.body if isinstance(suite, cst.IndentedBlock) else suite
+    statements: Sequence[cst.BaseStatement] = (
+        suite.body if isinstance(suite, cst.IndentedBlock) else suite  # type: ignore[assignment]
+    )
     for index, statement in enumerate(statements):
         here = (*chain, (id(suite), index))
         yield Place(statement, here, True)
@@ -189,6 +195,13 @@ def _nested(statement: cst.BaseStatement, here: tuple[tuple[int, int], ...]) -> 
             yield from _nested(block, inner)
         else:
             yield from walk(block, here)
+
+
+def statements_of(suite: cst.BaseSuite) -> Sequence[cst.BaseStatement]:
+    """A block's statements; a one-line suite's small statements as one line."""
+    if isinstance(suite, cst.IndentedBlock):
+        return suite.body
+    return [cst.SimpleStatementLine(body=cast(cst.SimpleStatementSuite, suite).body)]
 
 
 def is_docstring(statement: cst.BaseStatement) -> bool:
@@ -230,8 +243,8 @@ def header_comment(statement: cst.BaseStatement) -> cst.Comment | None:
 class PropagationCodemod(Codemod):
     """A codemod that edits whole statements: inserts glue before one, or replaces one.
 
-    Subclasses decide on the original tree (``insert_before`` / ``replace``) and the splice
-    happens in ``leave_IndentedBlock`` / ``leave_Module`` on the updated statements.
+    Subclasses decide on the original tree (``insert_before`` / ``replace_statement``) and the
+    splice happens in ``leave_IndentedBlock`` / ``leave_Module`` on the updated statements.
     """
 
     def __init__(self, context, options=None) -> None:
@@ -259,7 +272,7 @@ class PropagationCodemod(Codemod):
 
     def kit_function(self, name: str) -> str | None:
         """A function only the kit has (``inject_metadata``, ``restore_span``, ...), imported."""
-        return self.name_for(self.kit, name) if self.kit_function_available else None
+        return self.name_for(self.kit, name) if self.kit and self.kit_function_available else None
 
     def otel(self, module: str, name: str) -> str:
         return self.name_for(module, name)
@@ -270,7 +283,8 @@ class PropagationCodemod(Codemod):
                       statements: Sequence[cst.BaseStatement]) -> None:
         self._before.setdefault(original, []).extend(statements)
 
-    def replace(self, original: cst.BaseStatement, replacement: Replacement) -> None:
+    def replace_statement(self, original: cst.BaseStatement,
+                          replacement: Replacement) -> None:
         """Replace a statement by what ``replacement`` makes of its updated form ([] drops it).
 
         A second replacement of the same statement applies to each result of the first.
@@ -289,10 +303,11 @@ class PropagationCodemod(Codemod):
             return None
         body: list[cst.BaseStatement] = []
         orphaned: Sequence[cst.EmptyLine] = ()  # the lines above a dropped statement
-        for original, statement in zip(originals, updated, strict=True):
-            new = list(self._replacements[original](statement)) \
+        for original, updated_statement in zip(originals, updated, strict=True):
+            statement = cast(Statement, updated_statement)
+            new = [cast(Statement, made) for made in self._replacements[original](statement)] \
                 if original in self._replacements else [statement]
-            new = [*self._before.get(original, []), *new]
+            new = [*cast(list[Statement], self._before.get(original, [])), *new]
             if not new:
                 orphaned = [*orphaned, *statement.leading_lines]
                 continue

@@ -71,6 +71,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import PurePath
+from typing import TypeVar, cast
 
 import libcst as cst
 import libcst.matchers as m
@@ -80,12 +81,14 @@ from libcst.metadata import QualifiedNameProvider
 from scaffold.checks.base import is_test_path
 from scaffold.codemods._propagation import (
     PropagationCodemod,
+    Statement,
     code,
     collect,
     is_docstring,
     keyword,
     last_name,
     parse_statements,
+    statements_of,
 )
 from scaffold.codemods.base import dotted_name
 
@@ -119,7 +122,7 @@ class _App:
 
     @property
     def body(self) -> list[cst.BaseStatement]:
-        return list(self.scope.body.body) if self.scope is not None else []
+        return list(statements_of(self.scope.body)) if self.scope is not None else []
 
 
 def _calls(node: cst.CSTNode, name: str) -> bool:
@@ -146,11 +149,6 @@ def _init_call(statement: cst.BaseStatement) -> cst.Call | None:
     return None
 
 
-def _body_start(function: cst.FunctionDef) -> int:
-    body = function.body.body
-    return 1 if body and is_docstring(body[0]) else 0
-
-
 class Bootstrap(PropagationCodemod):
     PREFILTER = ("__main__", "Quart", "FastAPI", INIT)
     METADATA_DEPENDENCIES = (QualifiedNameProvider,)
@@ -167,7 +165,8 @@ class Bootstrap(PropagationCodemod):
         parts = PurePath(self.path).parts
         if is_test_path(self.path) or "tracekit" in parts[:-1]:
             return False
-        moved = [statement for statement in node.body if _init_call(statement) is not None]
+        moved = [statement for statement in node.body
+                 if isinstance(statement, cst.SimpleStatementLine) and _init_call(statement)]
         apps = self._apps(node)
         entries = apps or self._mains(node)
         if not entries:
@@ -176,13 +175,13 @@ class Bootstrap(PropagationCodemod):
         flush = self.kit_function_available
         if not self._needs_work(entries, bool(moved), flush):
             return False
-        init = self._init_statement(moved[0] if moved else None, node, site)
-        if init is None or not self.record_change(
+        make_init = self._init_statement(moved[0] if moved else None, node, site)
+        if make_init is None or not self.record_change(
                 site, self._message(entries[0], bool(moved), flush)):
             return False
         for statement in moved:
             self._leave_behind(statement)
-        init = init()  # names resolved (and imports scheduled) only now that the change is on
+        init = make_init()  # names resolved (imports scheduled) only now the change is on
         for entry in entries:
             self._instrument(entry, init, flush)
         if not flush:
@@ -229,15 +228,17 @@ class Bootstrap(PropagationCodemod):
                 continue
             for decorator in statement.decorators:
                 hook = decorator.decorator
-                if dotted_name(hook) in {f"{app.name}.{name}" for name in wanted}:
-                    app.hooks.setdefault(wanted[dotted_name(hook).rsplit(".", 1)[1]], statement)
+                event = (dotted_name(hook) or "").removeprefix(f"{app.name}.")
+                if event in wanted:
+                    app.hooks.setdefault(wanted[event], statement)
                 elif (isinstance(hook, cst.Call) and hook.args
                       and dotted_name(hook.func) == f"{app.name}.on_event"):
                     event = code(hook.args[0].value).strip("'\"")
                     if event in ("startup", "shutdown"):
                         app.hooks.setdefault("start" if event == "startup" else "stop", statement)
         if app.kind == "fastapi":
-            lifespan = keyword(app.assignment.body[0].value, "lifespan")
+            lifespan = keyword(cst.ensure_type(
+                cst.ensure_type(app.assignment.body[0], cst.Assign).value, cst.Call), "lifespan")
             name = dotted_name(lifespan.value) if lifespan is not None else None
             app.lifespan = next((s for s in module.body if isinstance(s, cst.FunctionDef)
                                  and s.name.value == name), None)
@@ -310,7 +311,8 @@ class Bootstrap(PropagationCodemod):
     def _init_statement(self, moved: cst.SimpleStatementLine | None, module: cst.Module,
                         site: cst.CSTNode) -> Callable[[], cst.SimpleStatementLine] | None:
         """A factory of the statement to insert (so names are imported only when used)."""
-        if not (self.settings.helper_module or self.kit):
+        init = self.settings.helper_module or self.kit
+        if init is None:
             self.report(site, "no kit and no helper-module to initialise tracing with; let "
                         "retrofit vendor the kit or set helper-module in [tool.scaffold]")
             return None
@@ -320,15 +322,19 @@ class Bootstrap(PropagationCodemod):
                 self.report(site, "this entry point never initialises tracing, and its service "
                             "name is unknown: set service-name in [tool.scaffold]")
                 return None
-            return lambda: parse_statements(f"{self.helper(INIT)}({name})\n")[0]
+            return lambda: cst.ensure_type(parse_statements(
+                f"{self.name_for(init, INIT)}({name})\n")[0], cst.SimpleStatementLine)
         call = _init_call(moved)
+        if call is None:
+            return None
         if self._is_ours(call.func):
             return lambda: self._as_expression(moved, call)
         if any(arg.keyword is not None or arg.star for arg in call.args) or len(call.args) != 1:
             self.report(moved, f"`{code(call)}` takes arguments the kit's init_tracing does not; "
                         "move it into the start-up path by hand")
             return None
-        return lambda: self._as_expression(moved, call.with_changes(func=self._repointed(call)))
+        return lambda: self._as_expression(
+            moved, call.with_changes(func=self._repointed(call, init)))
 
     def _is_ours(self, func: cst.BaseExpression) -> bool:
         owners = {module for module in (self.settings.helper_module, self.kit) if module}
@@ -337,17 +343,17 @@ class Bootstrap(PropagationCodemod):
             for name in self.qualified_names(func)
         )
 
-    def _repointed(self, call: cst.Call) -> cst.BaseExpression:
-        """The kit's (or helper's) init_tracing, under the old name when only this call used it."""
+    def _repointed(self, call: cst.Call, module: str) -> cst.BaseExpression:
+        """``module``'s init_tracing, under the old name when only this call used that name."""
         func = call.func
-        binding = self._import_binding(func.value) if isinstance(func, cst.Name) else None
-        if binding is not None and func.value == INIT and self._references(INIT) == 1:
-            self.replace(binding, _without_init_import)
-            AddImportsVisitor.add_needed_import(
-                self.context, self.settings.helper_module or self.kit, INIT)
-            return cst.Name(INIT)
+        if isinstance(func, cst.Name) and func.value == INIT and self._references(INIT) == 1:
+            binding = self._import_binding(INIT)
+            if binding is not None:
+                self.replace_statement(binding, _without_init_import)
+                AddImportsVisitor.add_needed_import(self.context, module, INIT)
+                return cst.Name(INIT)
         RemoveImportsVisitor.remove_unused_import_by_node(self.context, func)
-        return cst.parse_expression(self.helper(INIT))
+        return cst.parse_expression(self.name_for(module, INIT))
 
     def _import_binding(self, name: str) -> cst.SimpleStatementLine | None:
         """The module-level ``from x import name`` line binding ``name``, if there is one."""
@@ -388,10 +394,10 @@ class Bootstrap(PropagationCodemod):
         """Remove the module-level call; an assigned tracer becomes a proxy tracer."""
         small = statement.body[0]
         if isinstance(small, cst.Expr):
-            self.replace(statement, lambda updated: [])
+            self.replace_statement(statement, lambda updated: [])
             return
         get_tracer = self.otel("opentelemetry.trace", "get_tracer")
-        self.replace(statement, lambda updated: [updated.with_changes(
+        self.replace_statement(statement, lambda updated: [updated.with_changes(
             body=[updated.body[0].with_changes(
                 value=cst.parse_expression(f"{get_tracer}(__name__)"))],
             trailing_whitespace=cst.TrailingWhitespace())])
@@ -430,7 +436,7 @@ class Bootstrap(PropagationCodemod):
         if not hooks:
             return
         anchor = start or app.assignment
-        self.replace(anchor, lambda updated: [updated, *hooks])
+        self.replace_statement(anchor, lambda updated: [updated, *hooks])
 
     def _hook(self, app: _App, event: str, name: str,
               body: list[cst.BaseStatement]) -> cst.FunctionDef:
@@ -454,7 +460,7 @@ class Bootstrap(PropagationCodemod):
         return updated_node
 
     def leave_If(self, original_node: cst.If, updated_node: cst.If) -> cst.If:
-        if original_node is self._main_block:
+        if original_node is self._main_block and self._main_edit is not None:
             return self._main_edit(updated_node)
         return updated_node
 
@@ -465,11 +471,12 @@ def _imports_unaliased(small: cst.BaseSmallStatement, name: str) -> bool:
         and any(alias.asname is None and dotted_name(alias.name) == name for alias in small.names)
 
 
-def _without_init_import(line: cst.BaseStatement) -> list[cst.BaseStatement]:
+def _without_init_import(line: cst.SimpleStatementLine) -> list[cst.BaseStatement]:
     """The import line without its ``init_tracing`` (nothing, when that was all it imported)."""
-    body = []
+    body: list[cst.BaseSmallStatement] = []
     for small in line.body:
-        if _imports_unaliased(small, INIT):
+        if isinstance(small, cst.ImportFrom) and _imports_unaliased(small, INIT):
+            assert not isinstance(small.names, cst.ImportStar)  # _imports_unaliased said so
             names = [alias for alias in small.names if dotted_name(alias.name) != INIT]
             if not names:
                 continue
@@ -479,36 +486,45 @@ def _without_init_import(line: cst.BaseStatement) -> list[cst.BaseStatement]:
     return [line.with_changes(body=body)] if body else []
 
 
-def _prepended(function, init: cst.SimpleStatementLine, name: str):
+_Block = TypeVar("_Block", cst.FunctionDef, cst.If)
+
+
+def _with_body(node: _Block, statements: list[cst.BaseStatement]) -> _Block:
+    body = node.body.with_changes(body=statements) if isinstance(node.body, cst.IndentedBlock) \
+        else cst.IndentedBlock(body=statements)
+    return node.with_changes(body=body)
+
+
+def _prepended(node: _Block, init: cst.SimpleStatementLine, name: str) -> _Block:
     """``init`` as the first statement (after a docstring), unless the body already calls it."""
-    if _calls(function.body, name):
-        return function
-    body = list(function.body.body)
+    if _calls(node.body, name):
+        return node
+    body = list(statements_of(node.body))
     at = 1 if body and is_docstring(body[0]) else 0
     body.insert(at, init)
-    return function.with_changes(body=function.body.with_changes(body=body))
+    return _with_body(node, body)
 
 
-def _appended(function, shutdown: list[cst.BaseStatement]):
-    if not shutdown or _calls(function.body, SHUTDOWN):
-        return function
-    body = [*function.body.body, *shutdown]
-    return function.with_changes(body=function.body.with_changes(body=body))
-
-
-def _started_and_flushed(node, init: cst.SimpleStatementLine, shutdown: list[cst.BaseStatement]):
-    """``init`` first, the rest of the body in ``try`` with the flush in ``finally``."""
-    node = _prepended(node, init, INIT)
+def _appended(node: _Block, shutdown: list[cst.BaseStatement]) -> _Block:
     if not shutdown or _calls(node.body, SHUTDOWN):
         return node
-    body = list(node.body.body)
-    at = next(index for index, statement in enumerate(body) if _calls(statement, INIT)) + 1
-    rest = body[at:]
+    return _with_body(node, [*statements_of(node.body), *shutdown])
+
+
+def _started_and_flushed(node: _Block, init: cst.SimpleStatementLine,
+                         shutdown: list[cst.BaseStatement]) -> _Block:
+    """``init`` first, the rest of the body in ``try`` with the flush in ``finally``."""
+    started = _prepended(node, init, INIT)
+    if not shutdown or _calls(started.body, SHUTDOWN):
+        return started
+    body: list[cst.BaseStatement] = list(statements_of(started.body))
+    at: int = next(i for i, statement in enumerate(body) if _calls(statement, INIT)) + 1
+    rest: list[Statement] = cast(list[Statement], body[at:])
     if not rest:
-        return _appended(node, shutdown)
+        return _appended(started, shutdown)
     guarded = cst.Try(
         body=cst.IndentedBlock(body=[rest[0].with_changes(leading_lines=()), *rest[1:]]),
         finalbody=cst.Finally(body=cst.IndentedBlock(body=shutdown)),
         leading_lines=rest[0].leading_lines,
     )
-    return node.with_changes(body=node.body.with_changes(body=[*body[:at], guarded]))
+    return _with_body(started, [*body[:at], guarded])

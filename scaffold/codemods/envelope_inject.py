@@ -61,6 +61,7 @@ from scaffold.codemods._propagation import (
     last_name,
     parse_statements,
     positional,
+    statements_of,
     walk,
     with_comment,
 )
@@ -123,7 +124,7 @@ class EnvelopeInject(PropagationCodemod):
                 injected[target].append(place)
                 continue
             guard = self._guarded_target(statement, names)
-            if guard is not None:
+            if isinstance(statement, cst.If) and guard is not None:
                 guards[statement] = guard
                 injected[guard].append(place)
                 continue
@@ -169,9 +170,11 @@ class EnvelopeInject(PropagationCodemod):
         before = [earlier for earlier in injections if earlier.dominates(place)]
         if before:
             for earlier in before:
-                if earlier.statement in guards and earlier.statement not in self._guards_seen:
-                    self._guards_seen.add(earlier.statement)
-                    self._unguard(earlier.statement, name)
+                guard = earlier.statement
+                if isinstance(guard, cst.If) and guard in guards \
+                        and guard not in self._guards_seen:
+                    self._guards_seen.add(guard)
+                    self._unguard(guard, name)
             return
         if not place.in_block:
             self.report(call, f"{name} is published without trace context, in a "
@@ -210,13 +213,13 @@ class EnvelopeInject(PropagationCodemod):
         RemoveImportsVisitor.remove_unused_import_by_node(self.context, guard.test)
         comment = header_comment(guard)
 
-        def unguarded(updated: cst.BaseStatement) -> list[cst.BaseStatement]:
-            body = list(updated.body.body)
+        def unguarded(updated: cst.If) -> list[cst.BaseStatement]:
+            body = list(statements_of(updated.body))
             body[0] = with_comment(body[0].with_changes(leading_lines=updated.leading_lines),
                                    comment)
             return body
 
-        self.replace(guard, unguarded)
+        self.replace_statement(guard, unguarded)
 
     def _report_inline(self, call: cst.Call) -> None:
         for arg in call.args:

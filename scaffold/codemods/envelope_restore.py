@@ -50,6 +50,7 @@ current inside it change. The kit's ``restore_span`` reads malformed or missing 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
 import libcst as cst
 from libcst.codemod.visitors import RemoveImportsVisitor
@@ -64,6 +65,7 @@ from scaffold.codemods._propagation import (
     keyword,
     last_name,
     positional,
+    statements_of,
     walk,
     with_comment,
 )
@@ -119,7 +121,10 @@ def _tested_name(operand: cst.BaseExpression) -> str | None:
 
 
 def _same_code(first: Sequence[cst.BaseStatement], second: Sequence[cst.BaseStatement]) -> bool:
-    return cst.Module(body=list(first)).code == cst.Module(body=list(second)).code
+    def text(statements: Sequence[cst.BaseStatement]) -> str:
+        return cst.Module(body=cast(Sequence[cst.SimpleStatementLine], statements)).code
+
+    return text(first) == text(second)
 
 
 def _starts_span(statements: Sequence[cst.BaseStatement]) -> bool:
@@ -149,7 +154,7 @@ class EnvelopeRestore(PropagationCodemod):
 
     def __init__(self, context, options=None) -> None:
         super().__init__(context, options)
-        self._wrap: dict[cst.FunctionDef, tuple[int, cst.BaseStatement]] = {}
+        self._wrap: dict[cst.FunctionDef, tuple[int, cst.With]] = {}
 
     def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
         if node.name.value.startswith("test"):
@@ -209,9 +214,10 @@ class EnvelopeRestore(PropagationCodemod):
             self.report(statement, f"without {guard.metadata} this work does not run at all; "
                         "if it should, run it under the restored span in both cases")
             return
-        if isinstance(orelse, cst.Else) and _same_code(orelse.body.body, work.body):
+        if isinstance(orelse, cst.Else) and _same_code(statements_of(orelse.body), work.body):
             self._unguard(guard, items, depth)
-        elif not _starts_span(orelse.body.body if isinstance(orelse, cst.Else) else [orelse]):
+        elif not _starts_span(statements_of(orelse.body) if isinstance(orelse, cst.Else)
+                              else [orelse]):
             self.report(statement, f"with and without {guard.metadata} this handler does "
                         "different work; only the branch with metadata runs under a span")
 
@@ -232,17 +238,18 @@ class EnvelopeRestore(PropagationCodemod):
                                   "metadata"):
             return
         call = self._restore_span_call(guard, items) if self.kit_function_available else None
+        restore_span = self.kit_function("restore_span") if call is not None else None
         comment = header_comment(guard.statement)
-        if call is not None:
-            call = call.with_changes(func=cst.parse_expression(self.kit_function("restore_span")))
+        if call is not None and restore_span is not None:
+            call = call.with_changes(func=cst.parse_expression(restore_span))
             for dropped in (*guard.setup, *items):
                 RemoveImportsVisitor.remove_unused_import_by_node(self.context, dropped)
             alias = next((item.asname for item in items if item.asname is not None), None)
 
-            def restored(updated: cst.BaseStatement) -> list[cst.BaseStatement]:
-                innermost = updated.body.body[-1]
+            def restored(updated: cst.If) -> list[cst.BaseStatement]:
+                innermost = cst.ensure_type(statements_of(updated.body)[-1], cst.With)
                 for _ in range(depth - 1):
-                    innermost = innermost.body.body[0]
+                    innermost = cst.ensure_type(statements_of(innermost.body)[0], cst.With)
                 return [_commented(cst.With(
                     items=[cst.WithItem(call, asname=alias)],
                     body=innermost.body,
@@ -250,18 +257,19 @@ class EnvelopeRestore(PropagationCodemod):
                     leading_lines=updated.leading_lines,
                 ), comment)]
 
-            self.replace(guard.statement, restored)
+            self.replace_statement(guard.statement, restored)
             return
         if_safe = self._none_safe(guard)
         RemoveImportsVisitor.remove_unused_import_by_node(self.context, guard.statement.test)
 
-        def unguarded(updated: cst.BaseStatement) -> list[cst.BaseStatement]:
-            body = [statement.visit(if_safe) for statement in updated.body.body]
+        def unguarded(updated: cst.If) -> list[cst.BaseStatement]:
+            body = [cast(cst.BaseStatement, statement.visit(if_safe))
+                    for statement in statements_of(updated.body)]
             body[0] = with_comment(body[0].with_changes(leading_lines=updated.leading_lines),
                                    comment)
             return body
 
-        self.replace(guard.statement, unguarded)
+        self.replace_statement(guard.statement, unguarded)
 
     def _restore_span_call(self, guard: _Guard, items: list[cst.WithItem]) -> cst.Call | None:
         """``restore_span(X.metadata, name, ...)`` for the guarded items, when they map."""
@@ -275,7 +283,8 @@ class EnvelopeRestore(PropagationCodemod):
         if len(spans) != 1 or others:
             return None
         span = spans[0]
-        contexts = {code(statement.body[0].targets[0].target) for statement in guard.setup}
+        contexts = {code(cast(cst.Assign, cast(cst.SimpleStatementLine, statement).body[0])
+                         .targets[0].target) for statement in guard.setup}
         if last_name(span.func) == "trace_operation":
             name = positional(span, 1, "name")
             attributes = positional(span, 2, "attributes")
@@ -286,8 +295,8 @@ class EnvelopeRestore(PropagationCodemod):
                                             whitespace_after=cst.SimpleWhitespace("")))]
         else:
             name = positional(span, 0, "name")
-            given = [arg for arg in span.args if arg.keyword is not None]
-            if any(arg.keyword.value not in _SPAN_KEYWORDS | {"name"} for arg in given):
+            given = {arg.keyword.value: arg for arg in span.args if arg.keyword is not None}
+            if set(given) - _SPAN_KEYWORDS - {"name"}:
                 return None
             context = keyword(span, "context")
             if context is not None and not (code(context.value) in contexts or (
@@ -296,7 +305,7 @@ class EnvelopeRestore(PropagationCodemod):
                 and context.value.args and code(context.value.args[0].value) == guard.metadata
             )):
                 return None
-            kept = [arg for arg in given if arg.keyword.value in ("kind", "attributes")]
+            kept = [arg for word, arg in given.items() if word in ("kind", "attributes")]
         if name is None:
             return None
         first = span.args[0]
@@ -353,7 +362,9 @@ class EnvelopeRestore(PropagationCodemod):
                 continue
             index = place.chain[0][1]
             rest = body[index + 1:]
-            value = place.statement.body[0].value
+            value = cast(cst.Assign, cast(cst.SimpleStatementLine, place.statement).body[0]).value
+            if not isinstance(value, cst.Call):
+                continue
             from_message = collect(*(arg.value for arg in value.args)).names & params
             if not from_message or not any(collect(s).calls for s in rest):
                 continue
@@ -386,8 +397,8 @@ class EnvelopeRestore(PropagationCodemod):
         if wrap is None:
             return updated_node
         index, head = wrap
-        body = list(updated_node.body.body)
-        if len(body) != len(original_node.body.body):
+        body = list(statements_of(updated_node.body))
+        if len(body) != len(statements_of(original_node.body)):
             return updated_node  # another rewrite reshaped this body: leave the wrap for now
         wrapped = head.with_changes(body=head.body.with_changes(body=body[index + 1:]))
         return updated_node.with_changes(body=updated_node.body.with_changes(

@@ -153,7 +153,8 @@ class HttpInject(PropagationCodemod):
                     return
                 is_client = codemod._builds_client(value) or (
                     annotation is not None and codemod._is_client_class(annotation)
-                ) or (self.params and dotted_name(value) in self.params[-1])
+                ) or bool(self.params and value is not None
+                          and dotted_name(value) in self.params[-1])
                 if not is_client:
                     return
                 if isinstance(target, cst.Attribute):
@@ -193,9 +194,9 @@ class HttpInject(PropagationCodemod):
             if isinstance(place.statement, cst.With):
                 for item in place.statement.items:
                     if item.asname is not None and self._builds_client(item.item):
-                        name = dotted_name(item.asname.name)
-                        if name:
-                            clients.add(name)
+                        bound = dotted_name(item.asname.name)
+                        if bound:
+                            clients.add(bound)
         self._scan(node.body, clients, params)
 
     # -- finding requests --

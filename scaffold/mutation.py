@@ -75,8 +75,8 @@ def _args(args: Sequence[cst.Arg]) -> list[cst.Arg]:
 
 
 def _method_call(receiver: cst.BaseExpression, method: str, args: Sequence[cst.Arg]) -> cst.Call:
-    receiver = receiver if isinstance(receiver, (cst.Name, cst.Attribute, cst.Call)) else \
-        cst.parse_expression(f"({_code(receiver)})")
+    bare = isinstance(receiver, (cst.Name, cst.Attribute, cst.Call)) or receiver.lpar
+    receiver = receiver if bare else cst.parse_expression(f"({_code(receiver)})")
     return cst.Call(func=cst.Attribute(value=receiver, attr=cst.Name(method)), args=_args(args))
 
 
@@ -130,7 +130,12 @@ class _Revert(cst.CSTTransformer):
         return (start.line, start.column + 1) == (self.site.line, self.site.column)
 
     def leave_Call(self, original_node: cst.Call, updated_node: cst.Call) -> cst.BaseExpression:
-        if self.site.form.startswith(("call:", "arg:", "partial:")) and self._at(original_node):
+        # ``TracedThread(...).start()``: both calls start here; the inner one is the site
+        if (
+            not self.done
+            and self.site.form.startswith(("call:", "arg:", "partial:"))
+            and self._at(original_node)
+        ):
             self.done = True
             return _revert_call(self.site.form, updated_node)
         return updated_node

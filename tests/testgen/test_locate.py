@@ -1,0 +1,273 @@
+"""The locator finds instrumented sites by what they call; the planner says how to drive each."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from scaffold.testgen.locate import locate
+from scaffold.testgen.model import Case, Patch, Value
+
+
+def cases(source: str, *, helper: str | None = None) -> list[Case]:
+    return locate(textwrap.dedent(source), path="service/app.py", module="service.app",
+                  repo_packages={"service"}, kit="service.tracekit",
+                  helper_module=helper).cases
+
+
+def only(source: str, **options) -> Case:
+    found = cases(source, **options)
+    assert len(found) == 1, found
+    return found[0]
+
+
+def argument(case: Case, name: str) -> Value:
+    return next(a.value for a in case.arguments if a.name == name)
+
+
+def test_an_async_for_consumer_loop_gets_a_fake_consumer_and_probes_inside_the_span():
+    case = only("""
+        from aiokafka import AIOKafkaConsumer
+        from service.tracekit import consume_span
+
+        class Loop:
+            async def run(self):
+                consumer = AIOKafkaConsumer("t")
+                async for msg in consumer:
+                    with consume_span(msg):
+                        await self.handle(msg)
+
+            async def handle(self, msg): ...
+    """)
+    assert (case.site.kind, case.site.form, case.site.entry) == ("consume", "with:consume_span",
+                                                                  "Loop.run")
+    assert (case.subject, case.subject_class, case.function, case.is_async) == (
+        "instance", "Loop", "run", True)
+    assert Patch("probe", "class", "handle", label="self.handle") in case.patches
+    factory = next(p for p in case.patches if p.action == "factory")
+    assert (factory.owner, factory.name, factory.value.recipe) == ("module", "AIOKafkaConsumer",
+                                                                   "consumer")
+    assert case.without_context and case.skip is None
+
+
+def test_a_getmany_batch_is_traced_back_to_its_consumer_through_the_nested_loops():
+    case = only("""
+        from service.tracekit import consume_span
+
+        async def drain(consumer, handle):
+            while True:
+                for partition, records in (await consumer.getmany(timeout_ms=500)).items():
+                    for record in records:
+                        with consume_span(record):
+                            await handle(record)
+    """)
+    assert case.skip is None
+    assert argument(case, "consumer").recipe == "consumer"
+
+
+def test_a_handler_parsing_an_envelope_gets_a_record_whose_value_is_that_envelope():
+    case = only("""
+        from pydantic import BaseModel
+        from service.tracekit import restore_span
+
+        class Envelope(BaseModel):
+            data: dict
+            metadata: dict | None = None
+
+        async def handle(msg, process):
+            envelope = Envelope.model_validate_json(msg.value)
+            with restore_span(envelope.metadata, "handle"):
+                essay = envelope.data["essay_id"]
+                await process(envelope, essay)
+    """)
+    record = argument(case, "msg")
+    assert (record.recipe, record.model, record.attribute) == ("record", "Envelope", "metadata")
+    assert record.overrides == (("data", Value("keys", keys=("essay_id",))),)
+    assert case.record == record and case.without_context
+
+
+def test_a_producer_attribute_is_replaced_by_a_recorder_judged_on_its_sends():
+    case = only("""
+        from service.tracekit import traced_send
+
+        class Bus:
+            async def publish(self, topic, value):
+                await traced_send(self._producer, topic, value)
+    """)
+    assert case.site.kind == "produce"
+    assert case.patches == (Patch("value", "subject", "_producer", label="self._producer",
+                                  value=Value("recorder", label="self._producer")),)
+    assert (case.label, case.sends) == ("self._producer", ("send", "send_and_wait"))
+
+
+def test_traced_publish_records_the_bus_and_its_publish_method():
+    case = only("""
+        from service.tracekit import traced_publish
+
+        async def announce(bus, topic, envelope):
+            await traced_publish(bus.publish, topic, envelope)
+    """)
+    assert argument(case, "bus") == Value("recorder", label="bus")
+    assert (case.label, case.sends) == ("bus", ("publish",))
+
+
+@pytest.mark.parametrize(("body", "label", "owner"), [
+    ("inject_trace_context(headers)\nawait self._client.post('/x', headers=headers)",
+     "self._client", "subject"),
+    ("inject_trace_context(headers)\nawait send_on(headers)", "send_on", "module"),
+    ("await self._client.get('/x', headers=inject_trace_context({}))", "self._client",
+     "subject"),
+], ids=["through a client attribute", "through a module function", "as a direct argument"])
+def test_an_injection_is_observed_where_the_carrier_leaves(body, label, owner):
+    source = (
+        "from service.tracekit import inject_trace_context\n\n"
+        "async def send_on(headers): ...\n\n"
+        "class Client:\n"
+        "    async def store(self):\n"
+        "        headers = {}\n" + textwrap.indent(body, "        ") + "\n"
+    )
+    case = only(source)
+    assert case.skip is None and case.label == label
+    assert [p.owner for p in case.patches] == [owner]
+
+
+def test_an_injection_whose_carrier_is_returned_is_checked_on_the_return_value():
+    case = only("""
+        from opentelemetry.propagate import inject
+
+        def outgoing_headers():
+            headers = {}
+            inject(headers)
+            return headers
+    """)
+    assert case.site.form == "call:inject" and case.returned
+
+
+def test_an_injection_nobody_sends_is_skipped_with_the_reason():
+    case = only("""
+        from opentelemetry.propagate import inject
+
+        def remember(cache):
+            carrier = {}
+            inject(carrier)
+    """)
+    assert "no call after `inject(carrier)` passes the carrier" in case.skip
+
+
+def test_thread_work_is_probed_by_name_and_a_lambda_cannot_be():
+    found = cases("""
+        import contextvars
+        from service.tracekit import submit
+
+        def work(): ...
+
+        class Pool:
+            def run(self, pool):
+                submit(pool, work)
+                pool.submit(contextvars.copy_context().run, self.step)
+                pool.submit(contextvars.copy_context().run, lambda: None)
+
+            def step(self): ...
+    """)
+    assert [c.site.form for c in found] == ["call:submit", "arg:copy_context",
+                                            "arg:copy_context"]
+    assert found[0].patches == (Patch("probe", "module", "work", label="work"),)
+    assert found[1].patches == (Patch("probe", "class", "step", label="self.step"),)
+    assert "not a name or method" in found[2].skip or "neither" in found[2].skip
+
+
+def test_a_thread_subclass_is_driven_by_starting_it_with_its_run_probed():
+    case = only("""
+        import contextvars, functools, threading
+
+        class Poller(threading.Thread):
+            def start(self):
+                self.run = functools.partial(contextvars.copy_context().run, self.run)
+                super().start()
+
+            def run(self): ...
+    """)
+    assert (case.site.form, case.subject, case.function) == ("stmt:start-capture", "instance",
+                                                             None)
+    assert case.patches == (Patch("probe", "class", "run", label="Poller.run"),)
+
+
+def test_a_token_site_raises_inside_the_guarded_block_and_attaches_a_context_of_its_own():
+    case = only("""
+        import json
+        from opentelemetry import context
+        from opentelemetry.propagate import extract
+
+        class Worker:
+            def process(self, raw, ctx, message):
+                job = json.loads(raw)
+                token = context.attach(ctx)
+                try:
+                    self.announce(job["essay_id"], message)
+                finally:
+                    context.detach(token)
+
+            def announce(self, essay_id, message): ...
+    """)
+    assert case.site.form == "try-finally:token"
+    assert case.patches == (Patch("fail", "class", "announce", label="self.announce"),)
+    assert argument(case, "raw") == Value("json", label="raw", keys=("essay_id",))
+    assert argument(case, "ctx").recipe == "context"
+    assert argument(case, "message").recipe == "poison"
+
+
+def test_a_token_site_with_nothing_to_make_raise_is_skipped():
+    case = only("""
+        from opentelemetry import context
+
+        def handle(ctx):
+            token = context.attach(ctx)
+            try:
+                pass
+            finally:
+                context.detach(token)
+    """)
+    assert "nothing inside the block guarded by" in case.skip
+
+
+def test_start_up_and_nested_functions_are_skipped_with_their_reasons():
+    found = cases("""
+        from service.tracekit import init_tracing, submit
+
+        def main():
+            init_tracing("svc")
+
+        def outer(pool):
+            def inner():
+                submit(pool, print)
+            return inner
+    """)
+    assert [c.site.kind for c in found] == ["bootstrap", "thread"]
+    assert "nothing to drive" in found[0].skip
+    assert "nested in outer" in found[1].skip
+
+
+def test_helper_module_names_count_only_for_the_configured_helper_module():
+    source = """
+        from huleedu_service_libs.observability import inject_trace_context
+
+        async def announce(bus, envelope):
+            inject_trace_context(envelope.metadata)
+            await bus.publish(envelope)
+    """
+    assert cases(source) == []
+    case = only(source, helper="huleedu_service_libs.observability")
+    assert case.site.kind == "inject" and case.label == "bus"
+
+
+def test_names_that_merely_look_like_the_kit_are_not_sites():
+    assert cases("""
+        from concurrent.futures import ThreadPoolExecutor
+        from mylib import submit, consume_span
+
+        def run(pool, record):
+            submit(pool, print)
+            with consume_span(record):
+                pass
+    """) == []

@@ -8,11 +8,12 @@ rewrite nested inside a replaced statement is kept.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
 import libcst as cst
+from libcst.metadata import QualifiedNameProvider
 
 from scaffold.codemods.base import Codemod
 
@@ -247,10 +248,30 @@ class PropagationCodemod(Codemod):
     splice happens in ``leave_IndentedBlock`` / ``leave_Module`` on the updated statements.
     """
 
+    METADATA_DEPENDENCIES = (QualifiedNameProvider,)
+
     def __init__(self, context, options=None) -> None:
         super().__init__(context, options)
         self._before: dict[cst.BaseStatement, list[cst.BaseStatement]] = {}
         self._replacements: dict[cst.BaseStatement, Replacement] = {}
+
+    # -- names, alias-aware --
+
+    def names_of(self, expr: cst.CSTNode) -> set[str]:
+        """The last component of what ``expr`` names: as written and, through the file's
+        imports, as defined (``from x import inject as put`` -> ``{"put", "inject"}``)."""
+        found = {name.rsplit(".", 1)[-1] for name in self.qualified_names(expr)}
+        written = last_name(expr)
+        return found | {written} if written else found
+
+    def calls_one_of(self, call: cst.Call, names: Iterable[str] | str) -> bool:
+        wanted = {names} if isinstance(names, str) else set(names)
+        return bool(self.names_of(call.func) & wanted)
+
+    def is_envelope_class(self, expr: cst.CSTNode) -> bool:
+        """``expr`` names a class called ``...Envelope`` (``EventEnvelope[T]`` too)."""
+        target = expr.value if isinstance(expr, cst.Subscript) else expr
+        return any(name.endswith("Envelope") for name in self.names_of(target))
 
     # -- where the helpers come from --
 

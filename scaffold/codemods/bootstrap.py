@@ -70,13 +70,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import PurePath
 from typing import TypeVar, cast
 
 import libcst as cst
 import libcst.matchers as m
 from libcst.codemod.visitors import AddImportsVisitor, RemoveImportsVisitor
-from libcst.metadata import QualifiedNameProvider
 
 from scaffold.checks.base import is_test_path
 from scaffold.codemods._propagation import (
@@ -86,7 +86,6 @@ from scaffold.codemods._propagation import (
     collect,
     is_docstring,
     keyword,
-    last_name,
     parse_statements,
     statements_of,
 )
@@ -125,33 +124,35 @@ class _App:
         return list(statements_of(self.scope.body)) if self.scope is not None else []
 
 
-def _calls(node: cst.CSTNode, name: str) -> bool:
-    """``node`` (a function or block) calls something named ``name`` anywhere inside."""
-    found = False
+def _all_calls(node: cst.CSTNode) -> list[cst.Call]:
+    """Every call inside ``node``, nested functions included (a hook may delegate)."""
+    found: list[cst.Call] = []
 
     class _Find(cst.CSTVisitor):
         def visit_Call(self, call: cst.Call) -> None:
-            nonlocal found
-            found = found or last_name(call.func) == name
+            found.append(call)
 
     node.visit(_Find())
     return found
 
 
-def _init_call(statement: cst.BaseStatement) -> cst.Call | None:
-    """The ``init_tracing(...)`` of ``init_tracing(...)`` / ``x = init_tracing(...)`` lines."""
-    if not isinstance(statement, cst.SimpleStatementLine) or len(statement.body) != 1:
-        return None
-    small = statement.body[0]
-    value = small.value if isinstance(small, (cst.Expr, cst.Assign, cst.AnnAssign)) else None
-    if isinstance(value, cst.Call) and last_name(value.func) == INIT:
-        return value
-    return None
+_Entry = _App | cst.FunctionDef | cst.If  # an app, a worker's main, a __main__ block
+
+
+@dataclass
+class _Plan:
+    """What one entry point needs, decided on the original tree."""
+
+    entry: _Entry
+    start: cst.FunctionDef | cst.If | None  # start-up code to begin with init (None: add a hook)
+    stop: cst.FunctionDef | cst.If | None  # shutdown code to end with the flush (None: add one)
+    needs_init: bool
+    needs_flush: bool
+    init_index: int | None = None  # the top-level statement of ``start`` already calling init
 
 
 class Bootstrap(PropagationCodemod):
     PREFILTER = ("__main__", "Quart", "FastAPI", INIT)
-    METADATA_DEPENDENCIES = (QualifiedNameProvider,)
 
     def __init__(self, context, options=None) -> None:
         super().__init__(context, options)
@@ -161,20 +162,32 @@ class Bootstrap(PropagationCodemod):
 
     # -- what the module is --
 
+    def _init_call(self, statement: cst.BaseStatement) -> cst.Call | None:
+        """The call of ``init_tracing(...)`` / ``x = init_tracing(...)`` lines (aliases too)."""
+        if not isinstance(statement, cst.SimpleStatementLine) or len(statement.body) != 1:
+            return None
+        small = statement.body[0]
+        value = small.value if isinstance(small, (cst.Expr, cst.Assign, cst.AnnAssign)) else None
+        if isinstance(value, cst.Call) and self.calls_one_of(value, INIT):
+            return value
+        return None
+
     def visit_Module(self, node: cst.Module) -> bool:
         parts = PurePath(self.path).parts
         if is_test_path(self.path) or "tracekit" in parts[:-1]:
             return False
         moved = [statement for statement in node.body
-                 if isinstance(statement, cst.SimpleStatementLine) and _init_call(statement)]
-        apps = self._apps(node)
-        entries = apps or self._mains(node)
+                 if isinstance(statement, cst.SimpleStatementLine)
+                 and self._init_call(statement)]
+        entries = [entry for entry in self._apps(node) or self._mains(node)
+                   if self._instrumentable(entry)]
         if not entries:
             return False  # a library module: init-at-import reports a call at its top
-        site = moved[0] if moved else self._entry_node(entries[0])
         flush = self.kit_function_available
-        if not self._needs_work(entries, bool(moved), flush):
+        plans = [self._plan(entry, flush) for entry in entries]
+        if not moved and not any(plan.needs_init or plan.needs_flush for plan in plans):
             return False
+        site = moved[0] if moved else self._entry_node(entries[0])
         make_init = self._init_statement(moved[0] if moved else None, node, site)
         if make_init is None or not self.record_change(
                 site, self._message(entries[0], bool(moved), flush)):
@@ -182,12 +195,17 @@ class Bootstrap(PropagationCodemod):
         for statement in moved:
             self._leave_behind(statement)
         init = make_init()  # names resolved (imports scheduled) only now the change is on
-        for entry in entries:
-            self._instrument(entry, init, flush)
+        shutdown = parse_statements(f"{self.kit_function(SHUTDOWN)}()\n") if flush else []
+        for plan in plans:
+            self._apply(plan, init, shutdown)
         if not flush:
             self.report(site, "no flush at shutdown: the helper module has no shutdown "
                         "function; flush the provider it installs (force_flush) when stopping")
         return True
+
+    def _calls(self, node: cst.CSTNode, name: str) -> bool:
+        """``node`` (original tree) calls ``name`` somewhere inside, under any alias."""
+        return any(self.calls_one_of(call, name) for call in _all_calls(node))
 
     def _apps(self, module: cst.Module) -> list[_App]:
         apps: list[_App] = []
@@ -261,25 +279,28 @@ class Bootstrap(PropagationCodemod):
             return entry.lifespan or entry.hooks.get("start") or entry.scope or entry.assignment
         return entry
 
-    def _needs_work(self, entries, moving: bool, flush: bool) -> bool:
-        if moving:
-            return True
-        for entry in entries:
-            starts, stops = self._paths(entry)
-            if not starts or not any(_calls(node, INIT) for node in starts):
-                return True
-            if flush and not any(_calls(node, SHUTDOWN) for node in stops or starts):
-                return True
-        return False
+    def _instrumentable(self, entry: _Entry) -> bool:
+        if isinstance(entry, _App) and entry.kind == "fastapi" and entry.lifespan is None \
+                and "start" not in entry.hooks:
+            self.report(entry.assignment, "this FastAPI app has no lifespan and no startup "
+                        "hook: pass lifespan= a function that calls init_tracing")
+            return False
+        return True
 
-    def _paths(self, entry) -> tuple[list[cst.CSTNode], list[cst.CSTNode]]:
-        """The start-up and shutdown code of an entry point as it is now."""
-        if isinstance(entry, _App):
-            if entry.lifespan is not None:
-                return [entry.lifespan], [entry.lifespan]
+    def _plan(self, entry: _Entry, flush: bool) -> _Plan:
+        """What the entry point lacks, judged on the original tree (aliases resolved)."""
+        if isinstance(entry, _App) and entry.lifespan is None:
             start, stop = entry.hooks.get("start"), entry.hooks.get("stop")
-            return [start] if start else [], [stop] if stop else []
-        return [entry], [entry]
+            return _Plan(entry, start, stop,
+                         needs_init=start is None or not self._calls(start, INIT),
+                         needs_flush=flush and (stop is None or not self._calls(stop, SHUTDOWN)))
+        code_path = entry.lifespan if isinstance(entry, _App) else entry
+        assert code_path is not None  # an app without hooks has a lifespan here
+        first_init = next((index for index, statement in enumerate(statements_of(code_path.body))
+                           if self._calls(statement, INIT)), None)
+        return _Plan(entry, code_path, code_path, needs_init=first_init is None,
+                     needs_flush=flush and not self._calls(code_path, SHUTDOWN),
+                     init_index=first_init)
 
     def _message(self, entry, moving: bool, flush: bool) -> str:
         where = "in the __main__ block" if isinstance(entry, cst.If) else "at start-up"
@@ -324,7 +345,7 @@ class Bootstrap(PropagationCodemod):
                 return None
             return lambda: cst.ensure_type(parse_statements(
                 f"{self.name_for(init, INIT)}({name})\n")[0], cst.SimpleStatementLine)
-        call = _init_call(moved)
+        call = self._init_call(moved)
         if call is None:
             return None
         if self._is_ours(call.func):
@@ -344,22 +365,30 @@ class Bootstrap(PropagationCodemod):
         )
 
     def _repointed(self, call: cst.Call, module: str) -> cst.BaseExpression:
-        """``module``'s init_tracing, under the old name when only this call used that name."""
+        """``module``'s init_tracing in place of the service's own.
+
+        When only this call used the old name, its import goes: the kit's then takes the plain
+        name ``init_tracing``.
+        """
         func = call.func
-        if isinstance(func, cst.Name) and func.value == INIT and self._references(INIT) == 1:
-            binding = self._import_binding(INIT)
+        if isinstance(func, cst.Name) and self._references(func.value) == 1:
+            binding = self._import_binding(func.value)
             if binding is not None:
-                self.replace_statement(binding, _without_init_import)
-                AddImportsVisitor.add_needed_import(self.context, module, INIT)
-                return cst.Name(INIT)
-        RemoveImportsVisitor.remove_unused_import_by_node(self.context, func)
+                self.replace_statement(binding, partial(_without_import_of, name=func.value))
+                if func.value == INIT or (self._references(INIT) == 0
+                                          and self._import_binding(INIT) is None):
+                    AddImportsVisitor.add_needed_import(self.context, module, INIT)
+                    return cst.Name(INIT)
+        elif all(not name.startswith(".") for name in self.qualified_names(func)):
+            # LibCST resolves absolute imports only; a relative one that stays unused is left
+            RemoveImportsVisitor.remove_unused_import_by_node(self.context, func)
         return cst.parse_expression(self.name_for(module, INIT))
 
     def _import_binding(self, name: str) -> cst.SimpleStatementLine | None:
-        """The module-level ``from x import name`` line binding ``name``, if there is one."""
+        """The module-level ``from x import ...`` line binding the local ``name``, if any."""
         for statement in self.module.body:
             if isinstance(statement, cst.SimpleStatementLine) and any(
-                    _imports_unaliased(small, name) for small in statement.body):
+                    _binds(small, name) for small in statement.body):
                 return statement
         return None
 
@@ -404,39 +433,41 @@ class Bootstrap(PropagationCodemod):
 
     # -- putting it in --
 
-    def _instrument(self, entry, init: cst.SimpleStatementLine, flush: bool) -> None:
-        shutdown = parse_statements(f"{self.kit_function(SHUTDOWN)}()\n") if flush else []
-        if isinstance(entry, _App):
-            self._instrument_app(entry, init, shutdown)
-        elif isinstance(entry, cst.FunctionDef):
-            self._edit(entry, lambda f: _started_and_flushed(f, init, shutdown))
-        else:
-            self._main_block = entry
-            self._main_edit = lambda block: _started_and_flushed(block, init, shutdown)
-
-    def _instrument_app(self, app: _App, init, shutdown) -> None:
-        start, stop = app.hooks.get("start"), app.hooks.get("stop")
-        if app.lifespan is not None:
-            self._edit(app.lifespan, lambda f: _appended(_prepended(f, init, INIT), shutdown))
-            return
-        if app.kind == "fastapi" and start is None:
-            self.report(app.assignment, "this FastAPI app has no lifespan and no startup "
-                        "hook: pass lifespan= a function that calls init_tracing")
+    def _apply(self, plan: _Plan, init: cst.SimpleStatementLine,
+               shutdown: list[cst.BaseStatement]) -> None:
+        entry = plan.entry
+        starting = init if plan.needs_init else None
+        stopping = shutdown if plan.needs_flush else []
+        if not isinstance(entry, _App) or entry.lifespan is not None:
+            # a worker's main, its __main__ block or a lifespan: one body does both
+            target = plan.start
+            assert target is not None
+            index = plan.init_index
+            if isinstance(target, cst.If):
+                self._main_block = target
+                self._main_edit = lambda node: _started_and_flushed(
+                    node, starting, stopping, index, guard=not isinstance(entry, _App))
+            else:
+                self._edit(target, lambda node: _started_and_flushed(
+                    node, starting, stopping, index, guard=not isinstance(entry, _App)))
             return
         hooks: list[cst.BaseStatement] = []
-        if start is not None:
-            self._edit(start, lambda f: _prepended(f, init, INIT))
-        else:
-            hooks.append(self._hook(app, "before_serving", "init_tracing_at_startup", [init]))
-        if stop is not None:
-            self._edit(stop, lambda f: _appended(f, shutdown))
-        elif shutdown:
-            event = "after_serving" if app.kind == "quart" else 'on_event("shutdown")'
-            hooks.append(self._hook(app, event, "flush_traces_at_shutdown", shutdown))
-        if not hooks:
-            return
-        anchor = start or app.assignment
-        self.replace_statement(anchor, lambda updated: [updated, *hooks])
+        if isinstance(plan.start, cst.FunctionDef):
+            if starting is not None:
+                self._edit(plan.start, lambda node: _started_and_flushed(node, starting, [], None))
+        elif starting is not None:
+            hooks.append(self._hook(entry, "before_serving", "init_tracing_at_startup",
+                                    [starting]))
+        if isinstance(plan.stop, cst.FunctionDef):
+            if stopping:
+                self._edit(plan.stop, lambda node: _started_and_flushed(
+                    node, None, stopping, None, guard=False))
+        elif stopping:
+            event = "after_serving" if entry.kind == "quart" else 'on_event("shutdown")'
+            hooks.append(self._hook(entry, event, "flush_traces_at_shutdown", stopping))
+        if hooks:
+            anchor = plan.start or entry.assignment
+            self.replace_statement(anchor, lambda updated: [updated, *hooks])
 
     def _hook(self, app: _App, event: str, name: str,
               body: list[cst.BaseStatement]) -> cst.FunctionDef:
@@ -466,18 +497,23 @@ class Bootstrap(PropagationCodemod):
 
 
 
-def _imports_unaliased(small: cst.BaseSmallStatement, name: str) -> bool:
+def _local(alias: cst.ImportAlias) -> str | None:
+    return dotted_name(alias.asname.name) if alias.asname else dotted_name(alias.name)
+
+
+def _binds(small: cst.BaseSmallStatement, name: str) -> bool:
+    """``small`` is a ``from x import ...`` binding the local ``name``."""
     return isinstance(small, cst.ImportFrom) and not isinstance(small.names, cst.ImportStar) \
-        and any(alias.asname is None and dotted_name(alias.name) == name for alias in small.names)
+        and any(_local(alias) == name for alias in small.names)
 
 
-def _without_init_import(line: cst.SimpleStatementLine) -> list[cst.BaseStatement]:
-    """The import line without its ``init_tracing`` (nothing, when that was all it imported)."""
+def _without_import_of(line: cst.SimpleStatementLine, name: str) -> list[cst.BaseStatement]:
+    """The import line without the alias binding ``name`` (nothing, when that was all)."""
     body: list[cst.BaseSmallStatement] = []
     for small in line.body:
-        if isinstance(small, cst.ImportFrom) and _imports_unaliased(small, INIT):
-            assert not isinstance(small.names, cst.ImportStar)  # _imports_unaliased said so
-            names = [alias for alias in small.names if dotted_name(alias.name) != INIT]
+        if isinstance(small, cst.ImportFrom) and not isinstance(small.names, cst.ImportStar) \
+                and _binds(small, name):
+            names = [alias for alias in small.names if _local(alias) != name]
             if not names:
                 continue
             small = small.with_changes(names=[*names[:-1], names[-1].with_changes(
@@ -495,36 +531,29 @@ def _with_body(node: _Block, statements: list[cst.BaseStatement]) -> _Block:
     return node.with_changes(body=body)
 
 
-def _prepended(node: _Block, init: cst.SimpleStatementLine, name: str) -> _Block:
-    """``init`` as the first statement (after a docstring), unless the body already calls it."""
-    if _calls(node.body, name):
-        return node
-    body = list(statements_of(node.body))
-    at = 1 if body and is_docstring(body[0]) else 0
-    body.insert(at, init)
+def _started_and_flushed(node: _Block, init: cst.SimpleStatementLine | None,
+                         shutdown: list[cst.BaseStatement], init_index: int | None,
+                         *, guard: bool = True) -> _Block:
+    """``init`` first (after a docstring); then ``shutdown`` after the rest of the body.
+
+    With ``guard`` the rest (everything after the init call) runs in ``try`` and the flush in
+    its ``finally``; without, the flush is appended (a shutdown hook, a lifespan's tail).
+    """
+    body: list[cst.BaseStatement] = list(statements_of(node.body))
+    start = 1 if body and is_docstring(body[0]) else 0
+    if init is not None:
+        body.insert(start, init)
+        start += 1
+    elif init_index is not None:
+        start = init_index + 1
+    if shutdown:
+        rest: list[Statement] = cast(list[Statement], body[start:])
+        if guard and rest:
+            body[start:] = [cst.Try(
+                body=cst.IndentedBlock(body=[rest[0].with_changes(leading_lines=()), *rest[1:]]),
+                finalbody=cst.Finally(body=cst.IndentedBlock(body=shutdown)),
+                leading_lines=rest[0].leading_lines,
+            )]
+        else:
+            body.extend(shutdown)
     return _with_body(node, body)
-
-
-def _appended(node: _Block, shutdown: list[cst.BaseStatement]) -> _Block:
-    if not shutdown or _calls(node.body, SHUTDOWN):
-        return node
-    return _with_body(node, [*statements_of(node.body), *shutdown])
-
-
-def _started_and_flushed(node: _Block, init: cst.SimpleStatementLine,
-                         shutdown: list[cst.BaseStatement]) -> _Block:
-    """``init`` first, the rest of the body in ``try`` with the flush in ``finally``."""
-    started = _prepended(node, init, INIT)
-    if not shutdown or _calls(started.body, SHUTDOWN):
-        return started
-    body: list[cst.BaseStatement] = list(statements_of(started.body))
-    at: int = next(i for i, statement in enumerate(body) if _calls(statement, INIT)) + 1
-    rest: list[Statement] = cast(list[Statement], body[at:])
-    if not rest:
-        return _appended(started, shutdown)
-    guarded = cst.Try(
-        body=cst.IndentedBlock(body=[rest[0].with_changes(leading_lines=()), *rest[1:]]),
-        finalbody=cst.Finally(body=cst.IndentedBlock(body=shutdown)),
-        leading_lines=rest[0].leading_lines,
-    )
-    return _with_body(started, [*body[:at], guarded])

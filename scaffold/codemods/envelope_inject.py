@@ -58,7 +58,6 @@ from scaffold.codemods._propagation import (
     header,
     header_comment,
     keyword,
-    last_name,
     parse_statements,
     positional,
     statements_of,
@@ -72,26 +71,6 @@ PUBLISH_NAMES = frozenset(
 SPAN_PROBE = "get_current_span"
 
 
-def is_envelope_class(expr: cst.CSTNode) -> bool:
-    name = last_name(expr)
-    return name is not None and name.endswith("Envelope")
-
-
-def construction(expr: cst.CSTNode | None) -> cst.Call | None:
-    """The call when ``expr`` builds an envelope (``EventEnvelope(...)``, ``Envelope[T](...)``)."""
-    return expr if isinstance(expr, cst.Call) and is_envelope_class(expr.func) else None
-
-
-def _is_span_probe(test: cst.BaseExpression) -> bool:
-    """``get_current_span()`` (or ``.is_recording()``, ``trace.get_current_span()`` ...), and-ed."""
-    if isinstance(test, cst.BooleanOperation) and isinstance(test.operator, cst.And):
-        return _is_span_probe(test.left) and _is_span_probe(test.right)
-    found = collect(test)
-    probes = [call for call in found.calls if last_name(call.func) == SPAN_PROBE]
-    roots = {code(call.func).split(".")[0] for call in probes}
-    return bool(probes) and found.names <= roots | {"INVALID_SPAN"}
-
-
 class EnvelopeInject(PropagationCodemod):
     PREFILTER = ("Envelope",)
 
@@ -103,13 +82,26 @@ class EnvelopeInject(PropagationCodemod):
         super().__init__(context, options)
         self._guards_seen: set[cst.If] = set()
 
+    def construction(self, expr: cst.CSTNode | None) -> cst.Call | None:
+        """The call when ``expr`` builds an envelope: ``Envelope[T](...)``."""
+        return expr if isinstance(expr, cst.Call) and self.is_envelope_class(expr.func) else None
+
+    def _is_span_probe(self, test: cst.BaseExpression) -> bool:
+        """``get_current_span()``, ``trace.get_current_span().is_recording()`` ..., and-ed."""
+        if isinstance(test, cst.BooleanOperation) and isinstance(test.operator, cst.And):
+            return self._is_span_probe(test.left) and self._is_span_probe(test.right)
+        found = collect(test)
+        probes = [call for call in found.calls if self.calls_one_of(call, SPAN_PROBE)]
+        roots = {code(call.func).split(".")[0] for call in probes}
+        return bool(probes) and found.names <= roots | {"INVALID_SPAN"}
+
     def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
         places = list(walk(node.body))
         envelopes: dict[str, list[cst.Call]] = {}
         rebound: set[str] = set()
         for place in places:
             for name, value in assignments(place.statement):
-                built = construction(value)
+                built = self.construction(value)
                 if built is None:
                     rebound.add(name)
                 else:
@@ -129,7 +121,7 @@ class EnvelopeInject(PropagationCodemod):
                 injected[guard].append(place)
                 continue
             for call in collect(*header(statement)).calls:
-                if last_name(call.func) not in PUBLISH_NAMES:
+                if not self.calls_one_of(call, PUBLISH_NAMES):
                     continue
                 for name in self._published(call, names):
                     self._publish(name, place, call, injected[name], guards, envelopes[name])
@@ -142,7 +134,7 @@ class EnvelopeInject(PropagationCodemod):
         if not isinstance(statement, cst.SimpleStatementLine):
             return None
         for call in collect(statement).calls:
-            if last_name(call.func) in INJECT_NAMES:
+            if self.calls_one_of(call, INJECT_NAMES):
                 carrier = positional(call, 0, "carrier")
                 for name in names:
                     if carrier is not None and code(carrier.value) == f"{name}.metadata":
@@ -203,7 +195,7 @@ class EnvelopeInject(PropagationCodemod):
         return parse_statements(f"{create}{inject}({metadata})\n")
 
     def _unguard(self, guard: cst.If, name: str) -> None:
-        if guard.orelse is not None or not _is_span_probe(guard.test):
+        if guard.orelse is not None or not self._is_span_probe(guard.test):
             self.report(guard, f"injection into {name}.metadata depends on "
                         f"`{code(guard.test)}`; when that is false the event starts a new trace")
             return
@@ -223,12 +215,12 @@ class EnvelopeInject(PropagationCodemod):
 
     def _report_inline(self, call: cst.Call) -> None:
         for arg in call.args:
-            built = construction(arg.value)
+            built = self.construction(arg.value)
             if built is None:
                 continue
             metadata = keyword(built, "metadata")
             if metadata is not None and any(
-                last_name(inner.func) in INJECT_NAMES for inner in collect(metadata.value).calls
+                self.calls_one_of(inner, INJECT_NAMES) for inner in collect(metadata.value).calls
             ):
                 continue
             self.report(call, "an envelope built inside the publish call carries no trace "

@@ -70,24 +70,11 @@ from scaffold.codemods._propagation import (
     with_comment,
 )
 from scaffold.codemods.base import dotted_name
-from scaffold.codemods.envelope_inject import is_envelope_class
 
 PARSE_NAMES = frozenset({"model_validate_json", "model_validate", "parse_raw", "parse_obj"})
 RESTORE_NAMES = EXTRACT_NAMES | {"use_trace_context", "restore_span"}
 SPAN_STARTS = frozenset({"start_as_current_span", "start_span", "trace_operation", "restore_span"})
 _SPAN_KEYWORDS = frozenset({"context", "kind", "attributes"})
-
-
-def parsed_envelope(value: cst.CSTNode | None) -> cst.Call | None:
-    """The call when ``value`` parses an envelope (``EventEnvelope.model_validate_json(...)``)."""
-    if (
-        isinstance(value, cst.Call)
-        and isinstance(value.func, cst.Attribute)
-        and value.func.attr.value in PARSE_NAMES
-        and is_envelope_class(value.func.value)
-    ):
-        return value
-    return None
 
 
 def _operands(test: cst.BaseExpression) -> list[cst.BaseExpression]:
@@ -127,11 +114,6 @@ def _same_code(first: Sequence[cst.BaseStatement], second: Sequence[cst.BaseStat
     return text(first) == text(second)
 
 
-def _starts_span(statements: Sequence[cst.BaseStatement]) -> bool:
-    return any(last_name(call.func) in SPAN_STARTS
-               for statement in statements for call in collect(statement).calls)
-
-
 class _Guard:
     """An ``if X.metadata and tracer:`` around a restore, as found on the original tree."""
 
@@ -156,6 +138,21 @@ class EnvelopeRestore(PropagationCodemod):
         super().__init__(context, options)
         self._wrap: dict[cst.FunctionDef, tuple[int, cst.With]] = {}
 
+    def parsed_envelope(self, value: cst.CSTNode | None) -> cst.Call | None:
+        """The call when ``value`` parses an envelope (``EventEnvelope.model_validate_json``)."""
+        if (
+            isinstance(value, cst.Call)
+            and isinstance(value.func, cst.Attribute)
+            and value.func.attr.value in PARSE_NAMES
+            and self.is_envelope_class(value.func.value)
+        ):
+            return value
+        return None
+
+    def _starts_span(self, statements: Sequence[cst.BaseStatement]) -> bool:
+        return any(self.calls_one_of(call, SPAN_STARTS)
+                   for statement in statements for call in collect(statement).calls)
+
     def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
         if node.name.value.startswith("test"):
             return  # a test that parses an envelope checks it; it handles nothing
@@ -168,7 +165,7 @@ class EnvelopeRestore(PropagationCodemod):
                 if (
                     isinstance(small, cst.Assign) and len(small.targets) == 1
                     and isinstance(small.targets[0].target, cst.Name)
-                    and parsed_envelope(small.value) is not None
+                    and self.parsed_envelope(small.value) is not None
                 ):
                     parsed[small.targets[0].target.value] = place
         if not parsed:
@@ -199,7 +196,7 @@ class EnvelopeRestore(PropagationCodemod):
             return
         guard = _Guard(statement, metadata.pop(), tracers)
         restores = [call for call in collect(statement.body).calls
-                    if last_name(call.func) in RESTORE_NAMES | {"start_as_current_span"}
+                    if self.calls_one_of(call, RESTORE_NAMES | {"start_as_current_span"})
                     and guard.metadata in code(call)]
         if not restores:
             return  # the guard is not about trace context (logging, validation ...)
@@ -216,7 +213,7 @@ class EnvelopeRestore(PropagationCodemod):
             return
         if isinstance(orelse, cst.Else) and _same_code(statements_of(orelse.body), work.body):
             self._unguard(guard, items, depth)
-        elif not _starts_span(statements_of(orelse.body) if isinstance(orelse, cst.Else)
+        elif not self._starts_span(statements_of(orelse.body) if isinstance(orelse, cst.Else)
                               else [orelse]):
             self.report(statement, f"with and without {guard.metadata} this handler does "
                         "different work; only the branch with metadata runs under a span")
@@ -228,7 +225,7 @@ class EnvelopeRestore(PropagationCodemod):
                     and isinstance(statement.body[0], cst.Assign)):
                 return False
             value = statement.body[0].value
-            if not (isinstance(value, cst.Call) and last_name(value.func) in EXTRACT_NAMES):
+            if not (isinstance(value, cst.Call) and self.calls_one_of(value, EXTRACT_NAMES)):
                 return False
         return True
 
@@ -275,17 +272,17 @@ class EnvelopeRestore(PropagationCodemod):
         """``restore_span(X.metadata, name, ...)`` for the guarded items, when they map."""
         spans = [item.item for item in items
                  if isinstance(item.item, cst.Call)
-                 and last_name(item.item.func) in ("start_as_current_span", "trace_operation")]
+                 and self.calls_one_of(item.item, ("start_as_current_span", "trace_operation"))]
         others = [item.item for item in items
                   if not (isinstance(item.item, cst.Call)
-                          and last_name(item.item.func) == "use_trace_context")
+                          and self.calls_one_of(item.item, "use_trace_context"))
                   and item.item not in spans]
         if len(spans) != 1 or others:
             return None
         span = spans[0]
         contexts = {code(cast(cst.Assign, cast(cst.SimpleStatementLine, statement).body[0])
                          .targets[0].target) for statement in guard.setup}
-        if last_name(span.func) == "trace_operation":
+        if self.calls_one_of(span, "trace_operation"):
             name = positional(span, 1, "name")
             attributes = positional(span, 2, "attributes")
             kept = [] if attributes is None else [
@@ -301,7 +298,7 @@ class EnvelopeRestore(PropagationCodemod):
             context = keyword(span, "context")
             if context is not None and not (code(context.value) in contexts or (
                 isinstance(context.value, cst.Call)
-                and last_name(context.value.func) in EXTRACT_NAMES
+                and self.calls_one_of(context.value, EXTRACT_NAMES)
                 and context.value.args and code(context.value.args[0].value) == guard.metadata
             )):
                 return None
@@ -322,15 +319,20 @@ class EnvelopeRestore(PropagationCodemod):
     def _none_safe(self, guard: _Guard) -> cst.CSTTransformer:
         """Reads ``X.metadata or {}`` in the restore calls and a tracer that may be None."""
         codemod = self
+        calls = collect(guard.statement.body).calls  # local names, aliases resolved here
+        restores = {last_name(call.func) for call in calls
+                    if self.calls_one_of(call, RESTORE_NAMES)}
+        operations = {last_name(call.func) for call in calls
+                      if self.calls_one_of(call, "trace_operation")}
 
         class _NoneSafe(cst.CSTTransformer):
             def leave_Call(self, original: cst.Call, updated: cst.Call) -> cst.Call:
                 name = last_name(updated.func)
                 args = list(updated.args)
-                if name in RESTORE_NAMES and args and code(args[0].value) == guard.metadata:
+                if name in restores and args and code(args[0].value) == guard.metadata:
                     args[0] = args[0].with_changes(
                         value=cst.parse_expression(f"{guard.metadata} or {{}}"))
-                if name == "trace_operation" and args and code(args[0].value) in guard.tracers:
+                if name in operations and args and code(args[0].value) in guard.tracers:
                     args[0] = args[0].with_changes(value=codemod._any_tracer(args[0].value))
                 updated = updated.with_changes(args=args)
                 func = updated.func

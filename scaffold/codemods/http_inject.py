@@ -48,7 +48,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import libcst as cst
-from libcst.metadata import QualifiedNameProvider
 
 from scaffold.codemods._propagation import (
     INJECT_NAMES,
@@ -93,7 +92,6 @@ def _fresh_dict(value: cst.BaseExpression | None) -> bool:
 
 class HttpInject(PropagationCodemod):
     PREFILTER = ("httpx", "aiohttp")
-    METADATA_DEPENDENCIES = (QualifiedNameProvider,)
 
     def __init__(self, context, options=None) -> None:
         super().__init__(context, options)

@@ -358,6 +358,8 @@ class EnvelopeRestore(PropagationCodemod):
             *node.params.posonly_params, *node.params.params, *node.params.kwonly_params)
         } - {"self", "cls"}
         body = node.body.body
+        if any(s in self._before or s in self._replacements for s in body):
+            return  # a guard of this body is being rewritten: one reshaping at a time
         mentions = code(node.body)
         for name, place in parsed.items():
             if len(place.chain) != 1 or f"{name}.metadata" in mentions:
@@ -400,8 +402,6 @@ class EnvelopeRestore(PropagationCodemod):
             return updated_node
         index, head = wrap
         body = list(statements_of(updated_node.body))
-        if len(body) != len(statements_of(original_node.body)):
-            return updated_node  # another rewrite reshaped this body: leave the wrap for now
         wrapped = head.with_changes(body=head.body.with_changes(body=body[index + 1:]))
         return updated_node.with_changes(body=updated_node.body.with_changes(
             body=[*body[:index + 1], wrapped]))

@@ -12,10 +12,7 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.filterwarnings("ignore::copier.errors.DirtyLocalWarning"),
-]
+pytestmark = pytest.mark.slow
 
 
 def _make(project: Path, target: str) -> None:

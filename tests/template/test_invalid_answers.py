@@ -9,10 +9,6 @@ import sys
 import pytest
 
 from scaffold.cli import main
-from scaffold.resources import template_root
-
-# Rendering from this checkout includes its uncommitted changes, which Copier warns about.
-pytestmark = pytest.mark.filterwarnings("ignore::copier.errors.DirtyLocalWarning")
 
 INVALID = [
     ("service_name=GradingService", "service_name", "snake_case identifier"),
@@ -33,6 +29,12 @@ INVALID = [
 ]
 
 
+@pytest.fixture(autouse=True)
+def _template_is_the_snapshot(monkeypatch, template_snapshot):
+    """``scaffold new`` renders the committed snapshot of this checkout's template."""
+    monkeypatch.setattr("scaffold.new_service.template_root", lambda: template_snapshot)
+
+
 @pytest.mark.parametrize(
     ("answer", "question", "rule"), INVALID, ids=[answer for answer, _, _ in INVALID]
 )
@@ -41,7 +43,7 @@ def test_scaffold_new_names_the_question_and_rule_in_one_line(
 ):
     dest = tmp_path / "grading_service"
 
-    code = main(["new", str(dest), "--defaults", "--vcs-ref", "HEAD", "--data", answer])
+    code = main(["new", str(dest), "--defaults", "--data", answer])
 
     captured = capsys.readouterr()
     lines = captured.err.splitlines()
@@ -57,7 +59,7 @@ def test_scaffold_new_refuses_a_destination_that_is_not_empty(tmp_path, capsys):
     dest.mkdir()
     (dest / "notes.txt").write_text("mine\n")
 
-    code = main(["new", str(dest), "--defaults", "--vcs-ref", "HEAD"])
+    code = main(["new", str(dest), "--defaults"])
 
     assert code == 2
     assert capsys.readouterr().err.strip().endswith("exists and is not empty; choose a new path")
@@ -75,7 +77,7 @@ def test_scaffold_new_rejects_an_unknown_question(tmp_path, capsys):
 def test_scaffold_new_without_a_terminal_asks_for_defaults(tmp_path, capsys, monkeypatch):
     with open(os.devnull) as no_terminal:
         monkeypatch.setattr(sys, "stdin", no_terminal)
-        code = main(["new", str(tmp_path / "svc"), "--vcs-ref", "HEAD"])
+        code = main(["new", str(tmp_path / "svc")])
 
     lines = capsys.readouterr().err.splitlines()
     assert code == 2
@@ -89,7 +91,7 @@ def test_scaffold_new_without_a_terminal_asks_for_defaults(tmp_path, capsys, mon
     ids=["validator", "choice", "range"],
 )
 def test_copier_cli_reports_the_question_and_rule_and_writes_nothing(
-    tmp_path, answer, question, rule
+    tmp_path, template_snapshot, answer, question, rule
 ):
     """Through Copier's own CLI: its last line names the question and the rule, nothing is written.
 
@@ -99,8 +101,8 @@ def test_copier_cli_reports_the_question_and_rule_and_writes_nothing(
     dest = tmp_path / "grading_service"
 
     done = subprocess.run(
-        [sys.executable, "-m", "copier", "copy", "--trust", "--defaults", "--vcs-ref", "HEAD",
-         "--data", answer, str(template_root()), str(dest)],
+        [sys.executable, "-m", "copier", "copy", "--trust", "--defaults",
+         "--data", answer, str(template_snapshot), str(dest)],
         capture_output=True, text=True,
     )
 

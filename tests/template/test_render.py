@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import ast
+import json
 import shutil
 import subprocess
 import sys
 import tomllib
 from pathlib import Path
 
-import pytest
 import yaml
 
 from scaffold import __version__
+from scaffold.cli import main
 from scaffold.kit import kit_sources, kit_template_names
 from scaffold.new_service import create_service
 from scaffold.resources import template_root
@@ -20,9 +21,6 @@ from scaffold.resources import template_root
 from .conftest import answers_of
 
 SERVICE_TEMPLATE = template_root() / "templates" / "service"
-
-# Rendering from this checkout includes its uncommitted changes, which Copier warns about.
-pytestmark = pytest.mark.filterwarnings("ignore::copier.errors.DirtyLocalWarning")
 
 
 def _files(root: Path) -> set[str]:
@@ -90,10 +88,10 @@ def test_the_kit_is_the_kit_templates_rendered_for_this_package(rendered):
     assert {path.name: path.read_text() for path in kit_dir.iterdir()} == expected
 
 
-def test_answers_file_records_the_answers_and_the_template_version(rendered):
+def test_answers_file_records_the_answers_and_the_template_version(rendered, template_snapshot):
     name, project = rendered
     recorded = yaml.safe_load((project / ".copier-answers.yml").read_text())
-    assert recorded["_src_path"] == str(template_root())
+    assert recorded["_src_path"] == str(template_snapshot)
     assert recorded["_commit"]
     for key, value in answers_of(name).items():
         assert recorded[key] == value, key
@@ -212,3 +210,17 @@ def test_without_git_the_kit_is_stamped_with_the_scaffold_version(tmp_path):
 
     header = (service / "svc" / "tracekit" / "tracing.py").read_text().splitlines()[0]
     assert f"scaffold {__version__} " in header
+
+
+def test_generated_service_passes_scaffold_check(rendered, capsys):
+    """The product's own checks and codemods find nothing to change in any generated service."""
+    _, project = rendered
+
+    code = main(["check", "--jobs", "1", "--format", "json", str(project)])
+
+    report = json.loads(capsys.readouterr().out)
+    listing = "\n".join(
+        f"{site['path']}:{site['line']}: {site['rule_id']} {site['message']}"
+        for site in report["sites"]
+    )
+    assert (code, report["sites"], report["files"]) == (0, [], []), listing

@@ -169,6 +169,7 @@ class _Revert(cst.CSTTransformer):
         if not (self.site.form == "for:consume_batch" and self._at(original_node)):
             return updated_node
         self.done = True
+        assert isinstance(updated_node.iter, cst.Call)
         batch = _code(_positional(updated_node.iter)[0].value)
         plain = _expr(
             f"((record, __import__('contextlib').nullcontext()) for records in "

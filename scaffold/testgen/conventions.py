@@ -69,5 +69,7 @@ def read_style(root: Path) -> PytestStyle:
     markers = options.get("markers", [])
     if isinstance(markers, str):
         markers = markers.splitlines()
+    if not isinstance(markers, list):
+        markers = []
     declared = {str(m).split(":")[0].split("(")[0].strip() for m in markers}
     return PytestStyle(asyncio=asyncio, marker=MARKER if MARKER in declared else None)

@@ -169,7 +169,7 @@ def find_sites(root: Path, config: Config | None = None) -> tuple[list[ModuleTes
     packages = {module.split(".")[0] for _, module, _ in sources}
     modules: list[ModuleTests] = []
     unparsed: list[str] = []
-    for relative, module, import_root in sorted(sources):
+    for relative, module, _ in sorted(sources):
         if kit_dir is not None and relative.is_relative_to(kit_dir):
             continue
         if "tracekit" in relative.parts[:-1]:

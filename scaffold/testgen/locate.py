@@ -147,9 +147,8 @@ def _names_in(node: cst.CSTNode) -> set[str]:
 
 
 def _mentions(node: cst.CSTNode, tokens: set[str]) -> bool:
-    return any(
-        name == token or name.startswith(f"{token}.") for name in _names_in(node) for token in tokens
-    )
+    names = _names_in(node)
+    return any(name == token or name.startswith(f"{token}.") for name in names for token in tokens)
 
 
 def _calls_in(nodes: Iterable[cst.CSTNode]) -> Iterator[cst.Call]:
@@ -220,7 +219,7 @@ class _Module:
             relative = "." * len(small.relative)
             base = dotted_name(small.module) if small.module is not None else None
             for alias in small.names:
-                local = alias.asname.name.value if alias.asname else alias.name.value
+                local = _code(alias.asname.name) if alias.asname else _code(alias.name)
                 imported = _code(alias.name)
                 self.from_imports[local] = (
                     f"{relative}{base}.{imported}" if base else f"{relative}{imported}"
@@ -783,7 +782,7 @@ class _Locator(cst.CSTVisitor):
             return None, None, "the site runs at import time, outside any function"
         if len(functions) > 1:
             outer = ".".join(_scope_name(n) for n in self._stack[: functions[-1]])
-            inner = self._stack[functions[-1]].name.value
+            inner = _scope_name(self._stack[functions[-1]])
             return None, None, (
                 f"the site is in {inner}, a function nested in {outer}, which a test cannot "
                 f"call on its own; call {outer} from this test instead"
@@ -792,7 +791,9 @@ class _Locator(cst.CSTVisitor):
         cls = self._stack[index - 1] if index > 0 else None
         if index > 1 or (cls is not None and not isinstance(cls, cst.ClassDef)):
             return None, None, "the site is in a class nested in another scope"
-        entry = _Entry(self._stack[index], cls, self.module)
+        function = self._stack[index]
+        assert isinstance(function, cst.FunctionDef)
+        entry = _Entry(function, cls, self.module)
         if entry.is_property:
             return None, cls, f"the site is in the property {entry.qualname}"
         if entry.node.name.value == "__init__":
@@ -933,10 +934,12 @@ class _Locator(cst.CSTVisitor):
         skip = None
         if any(isinstance(n, cst.FunctionDef) for n in self._stack[:-1]):
             skip = "the thread class is defined inside a function"
+        anchor: cst.CSTNode
         if based is not None:
             self._handled.update(c for c in [based.value] if isinstance(c, cst.Call))
             anchor, form = based, "base:TracedThread"
         else:
+            assert capture is not None
             anchor, form = capture, "stmt:start-capture"
         self.found.append(_Found(THREAD, form, anchor, anchor, None, node, skip=skip,
                                  name=node.name.value))
@@ -1173,7 +1176,7 @@ class _Planner:
 
     def _inject(self, case: Case, found: _Found, entry: _Entry) -> Case:
         outgoing = self._outgoing(found, entry)
-        if outgoing == "return":
+        if isinstance(outgoing, str):
             return _with(case, arguments=self._arguments(entry, {}), returned=True)
         if outgoing is None:
             raise _CannotDrive(
@@ -1224,17 +1227,17 @@ class _Planner:
             if passed_on is not None:
                 return passed_on
             if isinstance(later, cst.SimpleStatementLine):
-                for small in later.body:
-                    if isinstance(small, cst.Return) and small.value is not None and _mentions(
-                        small.value, tokens
+                for line in later.body:
+                    if isinstance(line, cst.Return) and line.value is not None and _mentions(
+                        line.value, tokens
                     ):
                         return "return"
             if isinstance(later, cst.SimpleStatementLine):
-                for small in later.body:
-                    if isinstance(small, (cst.Assign, cst.AnnAssign)) and small.value is not None \
-                            and _mentions(small.value, tokens):
-                        targets = small.targets if isinstance(small, cst.Assign) else [small]
-                        tokens.update(_taint(t.target) for t in targets if dotted_name(t.target))
+                for line in later.body:
+                    if isinstance(line, (cst.Assign, cst.AnnAssign)) and line.value is not None \
+                            and _mentions(line.value, tokens):
+                        assigned = line.targets if isinstance(line, cst.Assign) else [line]
+                        tokens.update(_taint(t.target) for t in assigned if dotted_name(t.target))
         return None
 
     def _passed_on_in(

@@ -77,9 +77,9 @@ class Patch:
     ``owner``: ``module`` (a global of the site module), ``class`` (an attribute of the class
     holding the entry), ``subject`` (the instance under test), ``argument`` (a built argument,
     ``owner_name`` says which) or ``import`` (an attribute of the imported module
-    ``owner_name``, e.g. ``httpx.get``). ``action``: ``probe`` (records, returns a recorder), ``fail``
-    (raises InjectedFailure), ``value`` (set to ``value``), ``factory`` (a callable returning
-    ``value``, for a class the code instantiates).
+    ``owner_name``, e.g. ``httpx.get``). ``action``: ``probe`` (records, returns a recorder),
+    ``fail`` (raises InjectedFailure), ``value`` (set to ``value``), ``factory`` (a callable
+    returning ``value``, for a class the code instantiates).
     """
 
     action: str
@@ -114,10 +114,10 @@ class Case:
     def test_names(self) -> tuple[str, ...]:
         """The test functions generated for this case."""
         if self.skip is None and self.site.kind in (CONSUME, RESTORE):
-            names = (f"{self.name}_continues_the_message_trace",)
+            names = [f"{self.name}_continues_the_message_trace"]
             if self.without_context:
-                names += (f"{self.name}_without_context_still_gets_a_span",)
-            return names
+                names.append(f"{self.name}_without_context_still_gets_a_span")
+            return tuple(names)
         return (self.name,)
 
     @property

@@ -164,7 +164,8 @@ def find_sites(root: Path, config: Config | None = None) -> tuple[list[ModuleTes
     import_roots = {import_root for _, _, import_root in sources}
     existing = [(count, kit) for kit, count in kits.items()
                 if _kit_dir(root, kit, import_roots) is not None]
-    kit = max(existing)[1] if existing else None
+    # a configured kit that is not in the tree is an installed library: trust the config
+    kit = max(existing)[1] if existing else config.kit
     kit_dir = _kit_dir(root, kit, import_roots)
     packages = {module.split(".")[0] for _, module, _ in sources}
     modules: list[ModuleTests] = []

@@ -191,3 +191,12 @@ def test_a_machine_readable_report_stays_parseable_with_the_summary_on_stderr(tm
     _, out, err = _retrofit("--format", "json", str(repo))
     assert json.loads(out)["mode"] == "write"
     assert textwrap.dedent(err).startswith("tracing tests: 1 sites")
+
+
+def test_a_configured_kit_outside_the_tree_is_trusted(tmp_path):
+    """A kit installed as a library (``kit = "company.tracekit"``) is imported from there."""
+    repo = make_repo(tmp_path, TRACED.replace("svc.tracekit", "company.tracekit"), kit=False,
+                     scaffold_table='kit = "company.tracekit"')
+    result = generate_tests(repo)
+    assert result.driven == 1
+    assert "from company.tracekit.testing import" in (tracing_dir(repo) / "conftest.py").read_text()

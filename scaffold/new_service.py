@@ -39,7 +39,7 @@ class InvalidAnswerError(NewServiceError, ValueError):
         super().__init__(f"invalid answer for '{question}': {rule}")
 
 
-def questions(template: Path | None = None) -> dict[str, dict]:
+def questions(template: Path | None = None) -> dict[str, dict[str, object]]:
     """The template's questions (name -> settings), in the order Copier asks them."""
     config = yaml.safe_load((template or template_root()).joinpath("copier.yml").read_text())
     return {
@@ -108,11 +108,11 @@ def _as_invalid_answer(exc: ValueError) -> NewServiceError:
         if message.startswith(prefix):
             question, _, rule = message[len(prefix):].partition("': ")
             return InvalidAnswerError(question, rule)
-    question = _question_being_asked(exc.__traceback__)
     first_line = message.splitlines()[0] if message else type(exc).__name__
-    if question is None:
+    asked = _question_being_asked(exc.__traceback__)
+    if asked is None:
         return NewServiceError(f"invalid answer: {first_line}")
-    return InvalidAnswerError(question, f"cannot be read as its type ({first_line})")
+    return InvalidAnswerError(asked, f"cannot be read as its type ({first_line})")
 
 
 def _question_being_asked(tb: TracebackType | None) -> str | None:

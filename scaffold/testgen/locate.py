@@ -395,14 +395,6 @@ def _unwrap_await(node: cst.BaseExpression | None) -> cst.BaseExpression | None:
     return node.expression if isinstance(node, cst.Await) else node
 
 
-def _call_name(node: cst.BaseExpression | None) -> str | None:
-    """``c`` of ``c(...)``, for a plain name being called."""
-    node = _unwrap_await(node)
-    if isinstance(node, cst.Call) and isinstance(node.func, cst.Name):
-        return node.func.value
-    return None
-
-
 # -- how a test replaces something the site talks to --
 
 

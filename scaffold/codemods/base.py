@@ -14,21 +14,39 @@ Inside a visit, a codemod
 - asks ``name_for(module, obj)`` for the local name of something it needs imported: an
   existing import (or alias) is reused, otherwise one is scheduled with
   ``AddImportsVisitor`` and added once by the engine after the last codemod.
+
+Speed: a file reaches a codemod only through its ``PREFILTER`` (substrings, or a sharper
+``wants``) and then its ``GATE`` (a ``SyntaxGate`` checked on the stdlib ``ast``, before LibCST
+parses anything). Declared metadata is resolved when first read, so a codemod that records
+nothing pays for no positions; ask ``refers_to(node, names)`` rather than comparing
+``qualified_names`` yourself: it answers without scope analysis whenever the node's own name
+cannot end like any of ``names``.
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping
+from collections.abc import Collection, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any, ClassVar
 
 import libcst as cst
 from libcst.codemod import CodemodContext, ContextAwareTransformer
 from libcst.codemod.visitors import AddImportsVisitor, ImportItem
-from libcst.metadata import PositionProvider, ProviderT, QualifiedNameProvider
+from libcst.helpers import get_full_name_for_node
+from libcst.metadata import (
+    MetadataWrapper,
+    PositionProvider,
+    ProviderT,
+    QualifiedNameProvider,
+    ScopeProvider,
+)
 
+from scaffold.engine.dispatch import FastTransformer, FastVisitor
+from scaffold.engine.gates import SyntaxGate
+from scaffold.engine.metadata import OnDemand
 from scaffold.engine.model import Finding, Kind, Settings
-from scaffold.engine.sites import FILE_STATE, SETTINGS, FileState
+from scaffold.engine.sites import FILE_STATE, SETTINGS, SYNTAX, FileState
 
 SAFE = "safe"
 UNSAFE = "unsafe"
@@ -38,7 +56,7 @@ class CodemodOptionError(ValueError):
     """Options were configured for a codemod that takes none."""
 
 
-class Codemod(ContextAwareTransformer):
+class Codemod(ContextAwareTransformer, FastTransformer):
     """Base of every codemod; subclasses set the class attributes and rewrite in ``leave_*``."""
 
     ID: ClassVar[str]
@@ -46,6 +64,8 @@ class Codemod(ContextAwareTransformer):
     FIX_SAFETY: ClassVar[str] = SAFE  # "unsafe": applied only with --unsafe-fixes
     # A file is parsed only if it contains at least one of these substrings (empty: always).
     PREFILTER: ClassVar[tuple[str, ...]] = ()
+    # Then checked on the stdlib ast: what the code must name for this codemod to act (None: parse).
+    GATE: ClassVar[SyntaxGate | None] = None
     METADATA_DEPENDENCIES: ClassVar[tuple[ProviderT, ...]] = (PositionProvider,)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -58,6 +78,10 @@ class Codemod(ContextAwareTransformer):
             raise TypeError(f"{cls.__name__}.FIX_SAFETY must be 'safe' or 'unsafe'")
         if PositionProvider not in cls.METADATA_DEPENDENCIES:
             cls.METADATA_DEPENDENCIES = (PositionProvider, *cls.METADATA_DEPENDENCIES)
+        if (QualifiedNameProvider in cls.METADATA_DEPENDENCIES
+                and ScopeProvider not in cls.METADATA_DEPENDENCIES):
+            # qualified_names() asks the scope per node instead of naming every node up front
+            cls.METADATA_DEPENDENCIES = (*cls.METADATA_DEPENDENCIES, ScopeProvider)
 
     def __init__(self, context: CodemodContext, options: Mapping[str, Any] | None = None) -> None:
         super().__init__(context)
@@ -65,6 +89,7 @@ class Codemod(ContextAwareTransformer):
         self.findings: list[Finding] = []
         self._imports: dict[str, str] | None = None
         self._names: set[str] | None = None
+        self.fast_dispatch()
 
     # -- class-level metadata the engine, `scaffold rules` and the reporters read --
 
@@ -79,6 +104,20 @@ class Codemod(ContextAwareTransformer):
     def wants(cls, source: str) -> bool:
         """The cheap text prefilter: can this source contain anything the codemod rewrites?"""
         return not cls.PREFILTER or any(needle in source for needle in cls.PREFILTER)
+
+    @classmethod
+    def syntax_gate(cls, settings: Settings) -> SyntaxGate | None:
+        """The syntax gate for a project's files (override when configured names widen it)."""
+        return cls.GATE
+
+    @contextmanager
+    def resolve(self, wrapper: MetadataWrapper) -> Iterator[None]:
+        """Declared metadata, each provider resolved on ``wrapper`` when first read."""
+        self.metadata = OnDemand(wrapper, self.get_inherited_dependencies())
+        try:
+            yield
+        finally:
+            self.metadata = {}
 
     @classmethod
     def help_text(cls) -> str:
@@ -136,8 +175,40 @@ class Codemod(ContextAwareTransformer):
     # -- names and imports --
 
     def qualified_names(self, node: cst.CSTNode) -> set[str]:
-        """Qualified names of ``node`` (needs QualifiedNameProvider in METADATA_DEPENDENCIES)."""
-        return {q.name for q in self.get_metadata(QualifiedNameProvider, node, set())}
+        """Qualified names of ``node`` (needs QualifiedNameProvider in METADATA_DEPENDENCIES).
+
+        What QualifiedNameProvider would say, asked of the node's scope directly.
+        """
+        scope = self.get_metadata(ScopeProvider, node, None)
+        return {q.name for q in scope.get_qualified_names_for(node)} if scope else set()
+
+    def refers_to(self, node: cst.CSTNode, names: Collection[str]) -> bool:
+        """Whether one of ``node``'s qualified names is in ``names`` (exactly as
+        ``qualified_names`` says), without scope analysis when the answer is plainly no.
+
+        A qualified name ends in the node's own last name (``x.y.Thread`` -> ``Thread``), or,
+        for a bare name bound by an import, in the last name of what it imports (``from
+        threading import Thread as T``: ``T`` -> ``Thread``); scopes are resolved only when
+        one of those can match. The stdlib index of the file answers while the tree is the
+        one parsed from it (before any codemod changed it).
+        """
+        if not names or self._cannot_be(node, names):
+            return False
+        return not self.qualified_names(node).isdisjoint(names)
+
+    def _cannot_be(self, node: cst.CSTNode, names: Collection[str]) -> bool:
+        syntax = self.context.scratch.get(SYNTAX)
+        if syntax is None or syntax.tree is not self.module or syntax.index is None:
+            return False
+        full = get_full_name_for_node(node)
+        if full is None or any(name.startswith("builtins.") for name in names):
+            return False  # builtins.x is named by the head of x.y, not by y
+        if "." in full:
+            endings = {full.rsplit(".", 1)[-1]}
+        else:
+            imported = syntax.index.imports.get(full, ())
+            endings = {full, *(target.rsplit(".", 1)[-1] for target in imported)}
+        return endings.isdisjoint(name.rsplit(".", 1)[-1] for name in names)
 
     def name_for(
         self, module: str, obj: str | None = None, *, alias: str | None = None,
@@ -203,19 +274,23 @@ class Codemod(ContextAwareTransformer):
     def _bound_names(self) -> set[str]:
         """Every identifier used as a plain name anywhere in the module (a safe over-estimate)."""
         if self._names is None:
-            names: set[str] = set()
-
-            class _Collect(cst.CSTVisitor):
-                def visit_Name(self, node: cst.Name) -> None:
-                    names.add(node.value)
-
-                def visit_Attribute(self, node: cst.Attribute) -> bool:
-                    node.value.visit(self)  # the attribute's own name binds nothing
-                    return False
-
-            self.module.visit(_Collect())
-            self._names = names
+            collect = _PlainNames()
+            self.module.visit(collect)
+            self._names = collect.names
         return self._names
+
+
+class _PlainNames(FastVisitor):
+    def __init__(self) -> None:
+        super().__init__()
+        self.names: set[str] = set()
+
+    def visit_Name(self, node: cst.Name) -> None:
+        self.names.add(node.value)
+
+    def visit_Attribute(self, node: cst.Attribute) -> bool:
+        node.value.visit(self)  # the attribute's own name binds nothing
+        return False
 
 
 def dotted_name(node: cst.CSTNode) -> str | None:

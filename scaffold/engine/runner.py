@@ -20,16 +20,18 @@ from typing import Any
 import libcst as cst
 from libcst.codemod import CodemodContext
 from libcst.codemod.visitors import AddImportsVisitor, RemoveImportsVisitor
-from libcst.metadata import MetadataWrapper
 
 from scaffold import vendor  # a module import: scaffold.vendor imports this package back
 from scaffold.config import Config, ConfigError
 from scaffold.engine.discovery import discover
+from scaffold.engine.gates import SourceSyntax
+from scaffold.engine.metadata import Metadata
 from scaffold.engine.model import FileResult, Finding, Kind, Settings, Status
 from scaffold.engine.sites import (
     FILE_STATE,
     SETTINGS,
     SUPPRESSION_MARK,
+    SYNTAX,
     FileState,
     line_map,
     parse_suppressions,
@@ -58,12 +60,22 @@ class Options:
 
 
 @dataclass(frozen=True)
+class GateCounts:
+    """How many Python files each gate let through (the benchmark prints them)."""
+
+    files: int = 0  # looked at
+    text: int = 0  # passed some rule's text prefilter
+    syntax: int = 0  # passed some rule's syntax gate too: parsed by LibCST
+
+
+@dataclass(frozen=True)
 class RunResult:
     """Every file's result, sorted by path, plus the rules that could have run."""
 
     results: tuple[FileResult, ...]
     rules: tuple[Rule, ...]
     options: Options
+    gates: GateCounts = GateCounts()
 
     @property
     def changed(self) -> list[FileResult]:
@@ -157,29 +169,44 @@ def process_source(
     return _transform(source, path, rules, settings or Settings())[0]
 
 
+def _admits(rule: Rule, syntax: SourceSyntax, settings: Settings) -> bool:
+    """The rule's syntax gate, if it has one and the stdlib can parse the file."""
+    gate_for = getattr(rule, "syntax_gate", None)
+    gate = gate_for(settings) if gate_for is not None else None
+    return gate is None or syntax.index is None or gate.admits(syntax.index)
+
+
 def _transform(
     source: bytes, path: str, rules: Sequence[Rule], settings: Settings
-) -> tuple[FileResult, bytes | None]:
-    """``process_source``, plus the new bytes (in the file's own encoding) when it changed."""
+) -> tuple[FileResult, bytes | None, int]:
+    """``process_source``, plus the new bytes (in the file's own encoding) when it changed,
+    and how many gates the file passed (0, 1: the text prefilter, 2: the syntax gate too)."""
     probe = source.decode("latin-1")  # prefilter needles are ASCII: any byte decoding keeps them
     active = [rule for rule in rules if rule.wants(probe)]
     if not active or vendor.is_vendored(source):  # a vendored kit is output, never input
-        return FileResult(path, Status.UNCHANGED), None
+        return FileResult(path, Status.UNCHANGED), None, 0
     if b"\0" in source:
-        return FileResult(path, Status.FAILED, reason="binary file (contains NUL bytes)"), None
+        return FileResult(path, Status.FAILED, reason="binary file (contains NUL bytes)"), None, 1
+    syntax = SourceSyntax(source)
+    active = [rule for rule in active if _admits(rule, syntax, settings)]
+    if not active:
+        return FileResult(path, Status.UNCHANGED), None, 1
     try:
         module = cst.parse_module(source)
         text = source.decode(module.encoding)
     except (cst.ParserSyntaxError, SyntaxError, UnicodeError, LookupError, RecursionError) as exc:
-        return FileResult(path, Status.FAILED, reason=_reason_for_parse_error(exc)), None
+        return FileResult(path, Status.FAILED, reason=_reason_for_parse_error(exc)), None, 2
+    syntax.tree = module
     state = FileState(path)
     if SUPPRESSION_MARK in probe:
         state.suppressions = parse_suppressions(text)
-    context = CodemodContext(filename=path, scratch={FILE_STATE: state, SETTINGS: settings})
+    context = CodemodContext(
+        filename=path, scratch={FILE_STATE: state, SETTINGS: settings, SYNTAX: syntax}
+    )
     current = None
     try:
         findings: list[Finding] = []
-        wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
+        wrapper = Metadata(module, unsafe_skip_copy=True)
         checks = [rule for rule in active if not is_codemod(rule)]
         if checks:
             wrapper.resolve_many(
@@ -196,8 +223,9 @@ def _transform(
         tree = module
         for current in (rule for rule in active if is_codemod(rule)):
             if tree is not wrapper.module:
-                wrapper = MetadataWrapper(tree, unsafe_skip_copy=True)
-                state.lines = line_map(text, tree.code)
+                wrapper = Metadata(tree, unsafe_skip_copy=True)
+                state.lines = None
+                state.pending_lines = lambda changed=tree: line_map(text, changed.code)
             applies = current.FIX_SAFETY == "safe" or settings.unsafe_fixes
             scheduled = list(context.scratch.get(AddImportsVisitor.CONTEXT_KEY, []))
             removals = list(context.scratch.get(RemoveImportsVisitor.CONTEXT_KEY, []))
@@ -205,7 +233,10 @@ def _transform(
             with codemod.resolve(wrapper):
                 rewritten = tree.visit(codemod)
             if applies:
-                tree = rewritten
+                # a visit that records no change keeps the tree, and with it the metadata
+                # already resolved (LibCST rebuilds every node even when nothing changed)
+                if any(finding.kind is Kind.CHANGE for finding in codemod.findings):
+                    tree = rewritten
                 findings.extend(codemod.findings)
             else:  # report what it would do; keep neither its tree nor its imports
                 context.scratch[AddImportsVisitor.CONTEXT_KEY] = scheduled
@@ -220,17 +251,19 @@ def _transform(
             tree = tree.visit(AddImportsVisitor(context))
         if tree is not module and context.scratch.get(RemoveImportsVisitor.CONTEXT_KEY):
             # removes only imports nothing references any more, as LibCST's own commands do
-            removal_wrapper = MetadataWrapper(tree, unsafe_skip_copy=True)
+            removal_wrapper = Metadata(tree, unsafe_skip_copy=True)
             tree = removal_wrapper.visit(
                 _RemoveUnusedImports(replace(context, wrapper=removal_wrapper)))
     except Exception as exc:  # a rule crashed on this file: report it, leave the file alone
         where = f"rule {current.ID}" if current is not None else "the engine"
-        return FileResult(path, Status.FAILED, reason=f"internal error in {where}: {exc!r}"), None
+        failure = FileResult(path, Status.FAILED, reason=f"internal error in {where}: {exc!r}")
+        return failure, None, 2
     updated = tree.bytes if tree is not module else source
     ordered = tuple(sorted(findings))
     if updated == source:
-        return FileResult(path, Status.UNCHANGED, ordered), None
-    return FileResult(path, Status.CHANGED, ordered, original=text, updated=tree.code), updated
+        return FileResult(path, Status.UNCHANGED, ordered), None, 2
+    changed = FileResult(path, Status.CHANGED, ordered, original=text, updated=tree.code)
+    return changed, updated, 2
 
 
 @dataclass(frozen=True)
@@ -250,11 +283,11 @@ def _read(task: _Task) -> bytes | FileResult:
         return FileResult(task.display, Status.FAILED, reason=f"cannot read: {exc.strerror or exc}")
 
 
-def _run_task(task: _Task) -> FileResult:
-    """One file, start to finish (in a worker process or in-process)."""
+def _run_task(task: _Task) -> tuple[FileResult, int]:
+    """One file, start to finish (in a worker process or in-process), and the gates it passed."""
     data = _read(task)
     if isinstance(data, FileResult):
-        return data
+        return data, 0
     if not task.python:
         text = data.decode("utf-8", errors="replace")
         findings = [
@@ -265,15 +298,15 @@ def _run_task(task: _Task) -> FileResult:
                 task.display, text, task.settings.options.get(rule.ID)
             )
         ]
-        return FileResult(task.display, Status.UNCHANGED, tuple(sorted(findings)))
-    result, updated = _transform(data, task.display, task.rules, task.settings)
+        return FileResult(task.display, Status.UNCHANGED, tuple(sorted(findings))), 0
+    result, updated, passed = _transform(data, task.display, task.rules, task.settings)
     if updated is not None and task.write:
         try:
             atomic_write(task.path, updated)
         except OSError as exc:
             return replace(result, status=Status.FAILED,
-                           reason=f"cannot write: {exc.strerror or exc}")
-    return result
+                           reason=f"cannot write: {exc.strerror or exc}"), passed
+    return result, passed
 
 
 
@@ -354,6 +387,7 @@ def run(
     plans: dict[int, tuple[tuple[Rule, ...], Settings]] = {}
     results: list[FileResult] = []
     tasks: list[_Task] = []
+    python_files = 0
     for target in targets:
         if target.skip_reason:
             results.append(FileResult(target.display, Status.SKIPPED, reason=target.skip_reason))
@@ -365,6 +399,7 @@ def run(
         settings = replace(settings, kit=kits.kit_for(target))
         task = _Task(target.path, target.display, target.python, chosen, settings, options.write)
         if target.python:  # prefilter here so files no rule can match never reach a worker
+            python_files += 1
             data = _read(task)
             if isinstance(data, FileResult):
                 results.append(data)
@@ -377,30 +412,36 @@ def run(
                 target.path.name) for rule in chosen):
             continue
         tasks.append(task)
-    results.extend(_execute(tasks, options.jobs, on_progress))
+    passed = [0, 0, 0]
+    for result, gates_passed in _execute(tasks, options.jobs, on_progress):
+        results.append(result)
+        passed[gates_passed] += 1
     if options.vendor_kit:
         results.extend(kits.vendor(results, write=options.write, force=options.force))
     results.sort(key=lambda result: result.path)
-    return RunResult(tuple(results), rules, options)
+    gates = GateCounts(python_files, passed[1] + passed[2], passed[2])
+    return RunResult(tuple(results), rules, options, gates)
 
 
 def _execute(
     tasks: list[_Task], jobs: int, on_progress: ProgressCallback | None
-) -> list[FileResult]:
+) -> list[tuple[FileResult, int]]:
     """Run the tasks in-process or over a process pool; order is restored by the caller."""
     workers = _worker_count(jobs, len(tasks))
-    done: list[FileResult] = []
     if workers == 1:
-        outcomes: Iterable[FileResult] = map(_run_task, tasks)
-        for result in outcomes:
-            done.append(result)
-            if on_progress:
-                on_progress(len(done), len(tasks))
-        return done
-    chunk = max(1, len(tasks) // (workers * 8))
+        return _collect(map(_run_task, tasks), len(tasks), on_progress)
+    # small chunks: a few large files must not leave the other workers idle at the end
+    chunk = max(1, min(8, len(tasks) // (workers * 8)))
     with ProcessPoolExecutor(max_workers=workers) as pool:
-        for result in pool.map(_run_task, tasks, chunksize=chunk):
-            done.append(result)
-            if on_progress:
-                on_progress(len(done), len(tasks))
+        return _collect(pool.map(_run_task, tasks, chunksize=chunk), len(tasks), on_progress)
+
+
+def _collect(
+    outcomes: Iterable[tuple[FileResult, int]], total: int, on_progress: ProgressCallback | None
+) -> list[tuple[FileResult, int]]:
+    done: list[tuple[FileResult, int]] = []
+    for outcome in outcomes:
+        done.append(outcome)
+        if on_progress:
+            on_progress(len(done), total)
     return done

@@ -12,10 +12,12 @@ import difflib
 import io
 import re
 import tokenize
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 FILE_STATE = "scaffold.file"
 SETTINGS = "scaffold.settings"  # the Settings of the project the file belongs to
+SYNTAX = "scaffold.syntax"  # the file's stdlib index and the LibCST tree parsed with it
 SUPPRESSION_MARK = "scaffold:"
 ALL_RULES = "*"
 
@@ -64,8 +66,12 @@ class FileState:
     path: str
     suppressions: dict[int, frozenset[str]] = field(default_factory=dict)
     lines: list[int] | None = None  # current line -> original line, once the tree has changed
+    # computes ``lines`` when a site is first recorded on a changed tree (a diff is not free)
+    pending_lines: Callable[[], list[int]] | None = None
 
     def original_line(self, line: int) -> int:
+        if self.pending_lines is not None:
+            self.lines, self.pending_lines = self.pending_lines(), None
         if self.lines is None or not 0 < line <= len(self.lines):
             return line
         return self.lines[line - 1]

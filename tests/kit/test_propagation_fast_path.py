@@ -109,3 +109,12 @@ def test_injection_writes_what_the_propagator_writes(kit_package, ctx):
     as_headers = [(key, value.encode()) for key, value in expected.items()]
     assert kit_package.inject_headers([("traceparent", b"stale")], context=ctx) == as_headers
     assert kit_package.inject_trace_context({"tracestate": "stale=1"}, ctx) == expected
+
+
+def test_an_undecodable_baggage_header_keeps_the_parent_and_is_logged(kit_package, caplog):
+    headers = [("traceparent", CANONICAL.encode()), ("baggage", b"correlation_id=\xff")]
+    with caplog.at_level("DEBUG", logger="kitpkg.tracekit.kafka"):
+        ctx = kit_package.extract_context(headers=headers)
+    assert _observed(ctx)[:2] == (TRACE_ID, SPAN_ID)
+    assert baggage.get_all(ctx) == {}
+    assert ["baggage header is not UTF-8" in r.getMessage() for r in caplog.records] == [True]

@@ -35,8 +35,10 @@ corpus: ## retrofit --check, then a write run, over third-party sources from .ve
 mutation: ## revert each instrumented site of the example and count the generated tests that notice
 	$(PY) -m scaffold.mutation examples/legacy_service
 
-retrofit-example: ## copy examples/legacy_service, retrofit it, run its tests and the end-to-end trace
-	$(PY) -m pytest tests/test_retrofit_example.py -v $(PYTEST_ARGS)
+retrofit-example: ## copy examples/legacy_service, retrofit it, run its tests and the end-to-end trace (untraced control too); rewrites docs/retrofit-example.diff
+	SCAFFOLD_WRITE_EXAMPLE_DIFF=1 $(PY) -m pytest tests/test_retrofit_example.py \
+	  tests/example/test_e2e.py::test_the_trace_breaks_at_every_planted_hop_and_nowhere_else \
+	  tests/example/test_e2e.py::test_assert_unbroken_fails_on_the_untraced_example -v $(PYTEST_ARGS)
 
 NAME ?=
 DEST ?= services/$(NAME)

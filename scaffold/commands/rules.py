@@ -14,8 +14,8 @@ HELP = "list every codemod and check (id, kind, fix safety, summary)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--format", choices=("text", "json"), default="text",
-                        help="output format (default: text)")
+    parser.add_argument("--format", choices=("text", "json", "markdown"), default="text",
+                        help="output format (default: text; markdown is the README's catalogue)")
     parser.add_argument("--explain", metavar="ID", help="print one rule's full documentation")
 
 
@@ -34,9 +34,21 @@ def run(args: argparse.Namespace) -> int:
         json.dump(table, sys.stdout, indent=2)
         sys.stdout.write("\n")
         return 0
+    if args.format == "markdown":
+        sys.stdout.write(rules_markdown(table))
+        return 0
     width = max(len(rule["id"]) for rule in table)
     print(f"{'ID':<{width}}  {'KIND':<7}  {'FIX':<6}  SUMMARY")
     for rule in table:
         print(f"{rule['id']:<{width}}  {rule['kind']:<7}  {rule['fix_safety']:<6}  "
               f"{rule['summary']}")
     return 0
+
+
+def rules_markdown(table: list[dict]) -> str:
+    """The catalogue as the README shows it; a test keeps the README's copy current."""
+    lines = ["| id | kind | fix safety | summary |", "|---|---|---|---|"]
+    for rule in table:
+        summary = rule["summary"].replace("``", "`").replace("|", "\\|")
+        lines.append(f"| `{rule['id']}` | {rule['kind']} | {rule['fix_safety']} | {summary} |")
+    return "\n".join(lines) + "\n"

@@ -90,6 +90,7 @@ from scaffold.codemods._propagation import (
     statements_of,
 )
 from scaffold.codemods.base import dotted_name
+from scaffold.engine.gates import SyntaxGate
 
 INIT = "init_tracing"
 SHUTDOWN = "shutdown_tracing"
@@ -153,6 +154,7 @@ class _Plan:
 
 class Bootstrap(PropagationCodemod):
     PREFILTER = ("__main__", "Quart", "FastAPI", INIT)
+    GATE = SyntaxGate(names=QUART | FASTAPI, strings={"__main__"})  # an app, or a main guard
 
     def __init__(self, context, options=None) -> None:
         super().__init__(context, options)

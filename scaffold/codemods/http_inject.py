@@ -64,6 +64,7 @@ from scaffold.codemods._propagation import (
     walk,
 )
 from scaffold.codemods.base import dotted_name
+from scaffold.engine.gates import SyntaxGate
 
 CLIENT_CLASSES = frozenset({
     "httpx.AsyncClient", "httpx.Client", "httpx._client.AsyncClient", "httpx._client.Client",
@@ -92,6 +93,7 @@ def _fresh_dict(value: cst.BaseExpression | None) -> bool:
 
 class HttpInject(PropagationCodemod):
     PREFILTER = ("httpx", "aiohttp")
+    GATE = SyntaxGate(names=CLIENT_CLASSES | MODULE_REQUESTS)
 
     def __init__(self, context, options=None) -> None:
         super().__init__(context, options)

@@ -63,6 +63,7 @@ from scaffold.codemods._kafka import (
     with_separators,
 )
 from scaffold.codemods.base import dotted_name
+from scaffold.engine.gates import SyntaxGate
 
 CONSUMER = "consumer"
 RECORD = "record"
@@ -138,6 +139,7 @@ class _RootNames(cst.CSTVisitor):
 
 class KafkaConsume(KafkaCodemod):
     PREFILTER = ("AIOKafkaConsumer",)
+    GATE = SyntaxGate(names=CONSUMER_CLASSES)
     DERIVED = {(CONSUMER, "getone"): RECORD, (CONSUMER, "getmany"): BATCH}
 
     def __init__(self, context, options=None) -> None:

@@ -59,6 +59,8 @@ from scaffold.codemods._kafka import (
     with_separators,
 )
 from scaffold.codemods.base import dotted_name
+from scaffold.engine.gates import SyntaxGate
+from scaffold.engine.model import Settings
 
 PRODUCER = "producer"
 BATCH = "batch"
@@ -71,6 +73,15 @@ MAX_WRAPPER_POSITIONALS = 3  # topic, value, key: a fourth might be the headers
 class KafkaProduce(KafkaCodemod):
     # Configured wrappers are named by the user, so the gate is what every send mentions.
     PREFILTER = ("send", "publish", "roducer")
+
+    @classmethod
+    def syntax_gate(cls, settings: Settings) -> SyntaxGate:
+        """A producer class, or a configured factory or wrapper class, must be named."""
+        entries = settings.kafka_producers
+        return SyntaxGate(names=PRODUCER_CLASSES, words={
+            *(entry.rsplit(".", 1)[-1] for entry in entries),
+            *(entry.rsplit(".", 1)[0].rsplit(".", 1)[-1] for entry in entries if "." in entry),
+        })
     DERIVED = {(PRODUCER, "create_batch"): BATCH}
 
     def __init__(self, context, options=None) -> None:

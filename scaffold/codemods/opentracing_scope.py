@@ -33,6 +33,7 @@ from __future__ import annotations
 import libcst as cst
 
 from scaffold.codemods.base import Codemod
+from scaffold.engine.gates import SyntaxGate
 
 
 def _is_activate(node: cst.CSTNode) -> bool:
@@ -63,6 +64,7 @@ class _Uses(cst.CSTVisitor):
 
 class OpentracingScope(Codemod):
     PREFILTER = ("scope_manager",)
+    GATE = SyntaxGate(words={"scope_manager"})
 
     def __init__(self, context, options=None) -> None:
         super().__init__(context, options)

@@ -1,0 +1,146 @@
+"""The engine's shortcuts give LibCST's answers: metadata, qualified names, visitor dispatch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import libcst as cst
+import pytest
+from libcst.codemod import CodemodContext, ContextAwareTransformer
+from libcst.metadata import (
+    ExpressionContextProvider,
+    MetadataWrapper,
+    ParentNodeProvider,
+    PositionProvider,
+    QualifiedNameProvider,
+    ScopeProvider,
+)
+
+from scaffold.codemods.base import Codemod
+from scaffold.engine import Settings, process_source
+from scaffold.engine.dispatch import FastTransformer, FastVisitor
+from scaffold.engine.metadata import Metadata
+
+ROOT = Path(__file__).resolve().parents[2]
+SOURCES = sorted(
+    [*ROOT.glob("tests/fixtures/*/*/before.py"), *ROOT.glob("examples/legacy_service/*/*.py"),
+     ROOT / "scaffold" / "codemods" / "thread_context.py"]
+)
+PROBES = frozenset({
+    "threading.Thread", "threading.Timer", "concurrent.futures.ThreadPoolExecutor",
+    "opentelemetry.context.attach", "opentelemetry.context.detach", "aiokafka.AIOKafkaProducer",
+    "quart.Quart", "httpx.AsyncClient", "typing.Optional", "builtins.print",
+})
+
+
+def _ids(paths):
+    return [path.relative_to(ROOT).as_posix() for path in paths]
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=_ids(SOURCES))
+def test_metadata_resolves_what_libcst_resolves(path):
+    module = cst.parse_module(path.read_bytes())
+    ours, theirs = Metadata(module, unsafe_skip_copy=True), MetadataWrapper(
+        module, unsafe_skip_copy=True)
+    for provider in (PositionProvider, ExpressionContextProvider, ParentNodeProvider):
+        assert dict(ours.resolve(provider)) == dict(theirs.resolve(provider)), provider
+    names = ours.resolve(QualifiedNameProvider)
+    expected = theirs.resolve(QualifiedNameProvider)
+    scopes = ours.resolve(ScopeProvider)
+    assert names.keys() == expected.keys()
+    for node, value in expected.items():
+        assert _value(names[node]) == _value(value)
+        scope = scopes.get(node)
+        assert (set(scope.get_qualified_names_for(node)) if scope else set()) == _value(value)
+
+
+def _value(value):
+    return set(value() if callable(value) else value)
+
+
+class _Probe(Codemod):
+    """Asks refers_to and qualified_names about every name, attribute and call."""
+
+    METADATA_DEPENDENCIES = (QualifiedNameProvider,)
+    mismatches: list[str] = []
+    asked = 0
+
+    def _check(self, node: cst.CSTNode) -> None:
+        names = self.qualified_names(node)
+        for probe in PROBES | names:
+            type(self).asked += 1
+            if self.refers_to(node, {probe}) != (probe in names):
+                type(self).mismatches.append(f"{self.path}: {probe} {names}")
+
+    def visit_Name(self, node: cst.Name) -> None:
+        self._check(node)
+
+    def visit_Attribute(self, node: cst.Attribute) -> None:
+        self._check(node)
+
+    def visit_Call(self, node: cst.Call) -> None:
+        self._check(node)
+
+
+def test_refers_to_says_what_qualified_names_say():
+    _Probe.mismatches, _Probe.asked = [], 0
+    for path in SOURCES:
+        result = process_source(path.read_bytes(), path.name, [_Probe], Settings())
+        assert result.reason is None, result.reason
+    assert _Probe.asked > 1000
+    assert _Probe.mismatches == []
+
+
+class _Recording:
+    """Logs every hook call; the attribute hooks too, which turn the fast path's skip off."""
+
+    def visit_Call(self, node):
+        self.log.append(("visit Call", node))
+
+    def visit_Call_func(self, node):
+        self.log.append(("visit Call.func", node))
+
+    def leave_Call_args(self, node):
+        self.log.append(("leave Call.args", node))
+
+    def visit_FunctionDef(self, node):
+        self.log.append(("visit FunctionDef", node))
+        return False  # children skipped, on both paths
+
+
+class _SlowTransformer(_Recording, ContextAwareTransformer):
+    def leave_Name(self, original, updated):
+        self.log.append(("leave Name", original))
+        return updated.with_changes(value=updated.value.upper())
+
+
+class _FastTransformer(_SlowTransformer, FastTransformer):
+    pass
+
+
+class _SlowVisitor(_Recording, cst.CSTVisitor):
+    def leave_Name(self, node):
+        self.log.append(("leave Name", node))
+
+
+class _FastVisitor(_SlowVisitor, FastVisitor):
+    pass
+
+
+def test_fast_dispatch_calls_the_same_hooks_in_the_same_order():
+    module = cst.parse_module((ROOT / "scaffold" / "codemods" / "thread_context.py").read_text())
+    transformers = []
+    for cls in (_SlowTransformer, _FastTransformer):
+        transformer = cls(CodemodContext())
+        transformer.log = []
+        if cls is _FastTransformer:
+            transformer.fast_dispatch()
+            assert transformer._dispatch is not None and transformer._dispatch.attribute_hooks
+        transformers.append((transformer, module.visit(transformer).code))
+    (slow, slow_code), (fast, fast_code) = transformers
+    assert fast.log == slow.log and fast_code == slow_code and fast_code != module.code
+    visitors = [cls() for cls in (_SlowVisitor, _FastVisitor)]
+    for visitor in visitors:
+        visitor.log = []
+        module.visit(visitor)
+    assert visitors[0].log == visitors[1].log and visitors[0].log

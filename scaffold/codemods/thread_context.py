@@ -3,13 +3,18 @@
 What it does: makes the context current at submission follow the work into the thread, with
 a fresh ``contextvars.copy_context()`` per submission, for
 ``threading.Thread(target=...)``, ``threading.Timer(interval, function)``, ``Thread``
-subclasses that override ``run``, ``ThreadPoolExecutor.submit`` / ``.map`` (executors the file
-creates: ``with ThreadPoolExecutor() as pool``, ``self.pool = ThreadPoolExecutor()``) and
-``loop.run_in_executor(None or a thread pool, fn, ...)``. When the repo has the kit
-(``tracekit``), its helpers are used instead (``TracedThread``, ``TracedTimer``, ``submit``,
-``executor_map``, ``run_in_executor``). ``asyncio.to_thread`` and ``create_task`` already copy
-the context and are left alone, as are process pools (a context cannot be pickled). A
-``run_in_executor`` whose executor the codemod cannot identify is reported.
+subclasses that override ``run`` or are constructed with ``target=``,
+``ThreadPoolExecutor.submit`` / ``.map`` and ``loop.run_in_executor(None or a thread pool, fn,
+...)``. A name is a thread pool when the file builds it (``with ThreadPoolExecutor() as pool``,
+``self.pool = ThreadPoolExecutor()``) or annotates it (a parameter ``pool:
+ThreadPoolExecutor``, ``self._pool`` assigned from one, a module-level ``POOL:
+ThreadPoolExecutor``, a dataclass/attrs/pydantic field ``pool: ThreadPoolExecutor`` read as
+``deps.pool`` where ``deps: HandlerDeps``; ``Optional[...]``/``... | None`` too). When the
+repo has the kit (``tracekit``), its helpers are used instead (``TracedThread``,
+``TracedTimer``, ``submit``, ``executor_map``, ``run_in_executor``). ``asyncio.to_thread`` and
+``create_task`` already copy the context and are left alone, as are process pools (a context
+cannot be pickled). A ``run_in_executor`` whose executor the codemod cannot identify is
+reported.
 
 Why: ``asyncio`` tasks copy contextvars; threads do not. A span started in the worker has no
 parent: the work shows up as a separate trace, and baggage (the correlation id) is gone. A
@@ -35,12 +40,17 @@ The context of a ``Thread`` is captured when it is constructed (kit: when it sta
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from pathlib import PurePath
+from typing import TypeVar, cast
 
 import libcst as cst
-from libcst.metadata import QualifiedNameProvider
+from libcst.helpers import get_full_name_for_node
+from libcst.metadata import QualifiedNameProvider, ScopeProvider
 
 from scaffold.codemods.base import Codemod, dotted_name
+from scaffold.engine.dispatch import FastVisitor
+from scaffold.engine.gates import SyntaxGate
 
 THREAD = "threading.Thread"
 TIMER = "threading.Timer"
@@ -50,8 +60,16 @@ THREAD_POOLS = {
 PROCESS_POOLS = {
     "concurrent.futures.ProcessPoolExecutor", "concurrent.futures.process.ProcessPoolExecutor",
 }
-_SITES = re.compile(r"\b(?:Thread|Timer)\s*[()]|ThreadPoolExecutor|run_in_executor")
+TYPE_UNIONS = {
+    "typing.Optional", "typing.Union", "typing_extensions.Optional", "typing_extensions.Union",
+}
+ANNOTATED = {"typing.Annotated", "typing_extensions.Annotated"}
+THREAD_KIND, PROCESS_KIND = "thread", "process"
+_SITES = re.compile(r"\b(?:Thread|Timer|ThreadPoolExecutor|run_in_executor)\b")
 _CARRIED = "copy_context"  # already rewritten (or written by hand the same way)
+
+Scope = cst.CSTNode  # the Module, a ClassDef (its self.x attributes) or a FunctionDef
+T = TypeVar("T")
 
 
 def _code(node: cst.CSTNode) -> str:
@@ -74,67 +92,231 @@ def _argument(call: cst.Call, index: int, name: str) -> tuple[int, cst.Arg] | No
     return None
 
 
+class _Pools(FastVisitor):
+    """Which names hold a thread or process pool, and what plain names are annotated as.
+
+    Keys are (scope, dotted name): plain names belong to their function or to the module,
+    ``self.x`` (and a class-level ``x: T``) to their class.
+    """
+
+    def __init__(self, codemod: ThreadContext, module: cst.Module) -> None:
+        super().__init__()
+        self.codemod = codemod
+        self.module = module
+        self.classes: list[cst.ClassDef] = []
+        self.functions: list[cst.FunctionDef] = []
+        self.kinds: dict[tuple[Scope, str], str] = {}
+        self.annotations: dict[tuple[Scope, str], cst.BaseExpression] = {}
+        self.classes_by_name: dict[str, cst.ClassDef] = {}
+        self.given_target: set[str] = set()  # callees called with target=
+
+    # -- where a name lives, and what it holds --
+
+    def _key(self, name: str) -> tuple[Scope, str] | None:
+        if name.startswith("self."):
+            return (self.classes[-1], name) if self.classes and self.functions else None
+        if "." in name:
+            return None
+        if self.functions:
+            return self.functions[-1], name
+        if self.classes:
+            return self.classes[-1], f"self.{name}"  # a class-level field
+        return self.module, name
+
+    def lookup(self, table: Mapping[tuple[Scope, str], T], name: str,
+               classes: list[cst.ClassDef], functions: list[cst.FunctionDef]) -> T | None:
+        """What ``table`` says ``name`` is, seen from inside ``classes`` and ``functions``."""
+        if name.startswith("self."):
+            return table.get((classes[-1], name)) if classes else None
+        for scope in (*reversed(functions), self.module):
+            found = table.get((scope, name))
+            if found is not None:
+                return found
+        return None
+
+    def kind_of(self, name: str, classes: list[cst.ClassDef],
+                functions: list[cst.FunctionDef]) -> str | None:
+        """``thread``/``process`` for a name holding a pool, also through a typed owner
+        (``deps.pool`` where ``deps: HandlerDeps`` and ``HandlerDeps`` has ``pool: T``)."""
+        kind = self.lookup(self.kinds, name, classes, functions)
+        if kind is None and "." in name:
+            owner, _, attribute = name.rpartition(".")
+            annotation = self.lookup(self.annotations, owner, classes, functions)
+            owner_class = self._class_of(annotation) if annotation is not None else None
+            if owner_class is not None:
+                kind = self.kinds.get((owner_class, f"self.{attribute}"))
+        return kind
+
+    def _class_of(self, annotation: cst.BaseExpression) -> cst.ClassDef | None:
+        inner = self.codemod.only_type(*self.codemod.unquoted(annotation))
+        name = dotted_name(inner) if inner is not None else None
+        return self.classes_by_name.get(name.rsplit(".", 1)[-1]) if name else None
+
+    def _bind(self, target: cst.CSTNode, kind: str | None,
+              annotation: cst.BaseExpression | None = None) -> None:
+        name = dotted_name(target)
+        key = self._key(name) if name else None
+        if key is None:
+            return
+        if kind is not None:
+            self.kinds[key] = kind
+        if annotation is not None:
+            self.annotations[key] = annotation
+
+    def _value(self, value: cst.BaseExpression | None
+               ) -> tuple[str | None, cst.BaseExpression | None]:
+        """The pool kind a value carries, and the annotation of a name it copies."""
+        if isinstance(value, cst.Call):
+            return self.codemod.class_kind(value.func), None
+        name = dotted_name(value) if value is not None else None
+        if name is None:
+            return None, None
+        return (self.kind_of(name, self.classes, self.functions),
+                self.lookup(self.annotations, name, self.classes, self.functions))
+
+    # -- the visit --
+
+    def visit_ClassDef(self, node: cst.ClassDef) -> None:
+        self.classes_by_name.setdefault(node.name.value, node)
+        self.classes.append(node)
+
+    def leave_ClassDef(self, original_node: cst.ClassDef) -> None:
+        self.classes.pop()
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+        self.functions.append(node)
+        params = node.params
+        for param in (*params.posonly_params, *params.params, *params.kwonly_params):
+            if param.annotation is not None:
+                annotation = param.annotation.annotation
+                self._bind(param.name, self.codemod.annotation_kind(annotation), annotation)
+
+    def leave_FunctionDef(self, original_node: cst.FunctionDef) -> None:
+        self.functions.pop()
+
+    def visit_Assign(self, node: cst.Assign) -> None:
+        kind, annotation = self._value(node.value)
+        for target in node.targets:
+            self._bind(target.target, kind, annotation)
+
+    def visit_AnnAssign(self, node: cst.AnnAssign) -> None:
+        kind, _ = self._value(node.value)
+        annotation = node.annotation.annotation
+        self._bind(node.target, kind or self.codemod.annotation_kind(annotation), annotation)
+
+    def visit_WithItem(self, node: cst.WithItem) -> None:
+        if node.asname is not None:
+            self._bind(node.asname.name, self._value(node.item)[0])
+
+    def visit_Call(self, node: cst.Call) -> None:
+        if any(arg.keyword is not None and arg.keyword.value == "target" for arg in node.args):
+            name = dotted_name(node.func)
+            if name is not None:
+                self.given_target.add(name)
+
+
 class ThreadContext(Codemod):
     PREFILTER = ("Thread", "Timer", "run_in_executor")
+    GATE = SyntaxGate(names={THREAD, TIMER, *THREAD_POOLS}, words={"run_in_executor"})
     METADATA_DEPENDENCIES = (QualifiedNameProvider,)
 
     @classmethod
     def wants(cls, source: str) -> bool:
-        # a call or subclass of Thread/Timer, an executor, or run_in_executor must be spelled out
+        # a Thread/Timer/pool is only named through an import of threading or concurrent
         return _SITES.search(source) is not None and (
             "run_in_executor" in source or "threading" in source or "concurrent" in source
         )
 
     def __init__(self, context, options=None) -> None:
         super().__init__(context, options)
-        self._thread_pools: set[str] = set()
-        self._process_pools: set[str] = set()
+        self._pools: _Pools | None = None
+        self._classes: list[cst.ClassDef] = []
+        self._functions: list[cst.FunctionDef] = []
 
-    # -- what the file creates --
+    # -- what names and annotations stand for --
 
-    def _is(self, node: cst.CSTNode, names: set[str]) -> bool:
-        return bool(self.qualified_names(node) & names)
+    def _resolves_to(self, node: cst.CSTNode, names: set[str], anchor: cst.CSTNode | None) -> bool:
+        """``refers_to``, or for a node parsed out of a quoted annotation, its names as the
+        scope of the quoted ``anchor`` resolves them."""
+        if anchor is None:
+            return self.refers_to(node, names)
+        full = get_full_name_for_node(node)
+        scope = self.get_metadata(ScopeProvider, anchor, None)
+        return bool(full and scope and not names.isdisjoint(
+            q.name for q in scope.get_qualified_names_for(full)))
+
+    def class_kind(self, callee: cst.CSTNode, anchor: cst.CSTNode | None = None) -> str | None:
+        """``thread``/``process`` when ``callee`` is a pool class."""
+        if self._resolves_to(callee, THREAD_POOLS, anchor):
+            return THREAD_KIND
+        return PROCESS_KIND if self._resolves_to(callee, PROCESS_POOLS, anchor) else None
+
+    def unquoted(self, annotation: cst.BaseExpression
+                 ) -> tuple[cst.BaseExpression, cst.CSTNode | None]:
+        """A quoted annotation parsed (with the string as the anchor its names resolve at)."""
+        if isinstance(annotation, cst.SimpleString):
+            text = annotation.evaluated_value
+            if isinstance(text, str):
+                try:
+                    return cst.parse_expression(text.strip()), annotation
+                except cst.ParserSyntaxError:
+                    pass
+        return annotation, None
+
+    def only_type(self, annotation: cst.BaseExpression,
+                  anchor: cst.CSTNode | None = None) -> cst.BaseExpression | None:
+        """The one type an annotation allows besides None (``Optional[T]``, ``T | None``,
+        ``Union[T, None]``, ``Annotated[T, ...]``), or None when it allows several."""
+        types: list[cst.BaseExpression] = []
+        pending = [annotation]
+        while pending:
+            current = pending.pop()
+            if isinstance(current, cst.BinaryOperation) and isinstance(
+                    current.operator, cst.BitOr):
+                pending += [current.left, current.right]
+            elif isinstance(current, cst.Subscript) and self._resolves_to(
+                    current.value, TYPE_UNIONS | ANNOTATED, anchor):
+                elements = [element.slice.value for element in current.slice
+                            if isinstance(element.slice, cst.Index)]
+                annotated = self._resolves_to(current.value, ANNOTATED, anchor)
+                pending += elements[:1] if annotated else elements
+            elif not (isinstance(current, cst.Name) and current.value == "None"):
+                types.append(current)
+        return types[0] if len(types) == 1 else None
+
+    def annotation_kind(self, annotation: cst.BaseExpression) -> str | None:
+        """``thread``/``process`` for an annotation naming exactly one pool type."""
+        expression, anchor = self.unquoted(annotation)
+        only = self.only_type(expression, anchor)
+        return self.class_kind(only, anchor) if only is not None else None
+
+    # -- where the transform is --
 
     def visit_Module(self, node: cst.Module) -> bool:
         if "tracekit" in PurePath(self.path).parts[:-1]:
             return False  # the kit's own code is what carries context; never rewrite it
-        codemod = self
-
-        class _Pools(cst.CSTVisitor):
-            def _bind(self, target: cst.CSTNode, value: cst.CSTNode | None) -> None:
-                if not isinstance(value, cst.Call):
-                    return
-                name = dotted_name(target)
-                if name is None:
-                    return
-                if codemod._is(value.func, THREAD_POOLS):
-                    codemod._thread_pools.add(name)
-                elif codemod._is(value.func, PROCESS_POOLS):
-                    codemod._process_pools.add(name)
-
-            def visit_Assign(self, assign: cst.Assign) -> None:
-                for target in assign.targets:
-                    self._bind(target.target, assign.value)
-
-            def visit_AnnAssign(self, assign: cst.AnnAssign) -> None:
-                self._bind(assign.target, assign.value)
-
-            def visit_WithItem(self, item: cst.WithItem) -> None:
-                if item.asname is not None:
-                    self._bind(item.asname.name, item.item)
-
-        node.visit(_Pools())
+        self._pools = _Pools(self, node)
+        node.visit(self._pools)
         return True
+
+    def visit_ClassDef(self, node: cst.ClassDef) -> None:
+        self._classes.append(node)
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+        self._functions.append(node)
+
+    def leave_FunctionDef(self, original_node: cst.FunctionDef,
+                          updated_node: cst.FunctionDef) -> cst.FunctionDef:
+        self._functions.pop()
+        return updated_node
 
     def _pool_kind(self, receiver: cst.BaseExpression) -> str | None:
         if isinstance(receiver, cst.Call):
-            if self._is(receiver.func, THREAD_POOLS):
-                return "thread"
-            return "process" if self._is(receiver.func, PROCESS_POOLS) else None
+            return self.class_kind(receiver.func)
         name = dotted_name(receiver)
-        if name in self._thread_pools:
-            return "thread"
-        return "process" if name in self._process_pools else None
+        if name is None or self._pools is None:
+            return None
+        return self._pools.kind_of(name, self._classes, self._functions)
 
     # -- building the replacement code --
 
@@ -143,7 +325,9 @@ class ThreadContext(Codemod):
         return self.settings.kit
 
     def _kit_helper(self, name: str) -> cst.BaseExpression:
-        threads = self.name_for(self._kit, "threads", alias="tracekit_threads", always_alias=True)
+        kit = self._kit
+        assert kit is not None  # only called once self._kit said there is one
+        threads = self.name_for(kit, "threads", alias="tracekit_threads", always_alias=True)
         return cst.parse_expression(f"{threads}.{name}")
 
     def _copy_run(self) -> cst.BaseExpression:
@@ -160,13 +344,13 @@ class ThreadContext(Codemod):
 
     def leave_Call(self, original_node: cst.Call, updated_node: cst.Call) -> cst.BaseExpression:
         func = original_node.func
-        if self._is(func, {THREAD}):
+        if self.refers_to(func, {THREAD}):
             return self._thread(original_node, updated_node, "TracedThread", 1, "target")
-        if self._is(func, {TIMER}):
+        if self.refers_to(func, {TIMER}):
             return self._thread(original_node, updated_node, "TracedTimer", 1, "function")
         if isinstance(func, cst.Attribute):
             method = func.attr.value
-            if method in ("submit", "map") and self._pool_kind(func.value) == "thread":
+            if method in ("submit", "map") and self._pool_kind(func.value) == THREAD_KIND:
                 return self._executor(original_node, updated_node, method)
             if method == "run_in_executor":
                 return self._run_in_executor(original_node, updated_node)
@@ -198,7 +382,7 @@ class ThreadContext(Codemod):
         if not self.record_change(original, f"ThreadPoolExecutor.{method} now carries the "
                                   "submitting context into the worker"):
             return updated
-        receiver = updated.func.value
+        receiver = cast(cst.Attribute, updated.func).value
         if self._kit:
             helper = "submit" if method == "submit" else "executor_map"
             return cst.Call(func=self._kit_helper(helper), args=[cst.Arg(receiver), *args])
@@ -219,8 +403,8 @@ class ThreadContext(Codemod):
         if _CARRIED in _code(fn):
             return updated
         is_default = isinstance(executor, cst.Name) and executor.value == "None"
-        kind = "thread" if is_default else self._pool_kind(original.args[0].value)
-        if kind == "process":
+        kind = THREAD_KIND if is_default else self._pool_kind(original.args[0].value)
+        if kind == PROCESS_KIND:
             return updated
         if kind is None:
             self.report(original, f"cannot tell whether {_code(executor)!r} is a thread pool; "
@@ -231,11 +415,13 @@ class ThreadContext(Codemod):
             return updated
         if self._kit:
             return cst.Call(func=self._kit_helper("run_in_executor"),
-                            args=[cst.Arg(updated.func.value), *args])
+                            args=[cst.Arg(cast(cst.Attribute, updated.func).value), *args])
         return updated.with_changes(args=[args[0], cst.Arg(self._copy_run()), *args[1:]])
 
     def leave_ClassDef(self, original_node: cst.ClassDef, updated_node: cst.ClassDef):
-        bases = [i for i, base in enumerate(original_node.bases) if self._is(base.value, {THREAD})]
+        self._classes.pop()
+        bases = [i for i, base in enumerate(original_node.bases)
+                 if self.refers_to(base.value, {THREAD})]
         body = updated_node.body
         if not bases or not isinstance(body, cst.IndentedBlock):
             return updated_node
@@ -243,13 +429,17 @@ class ThreadContext(Codemod):
             statement.name.value: index for index, statement in enumerate(body.body)
             if isinstance(statement, cst.FunctionDef)
         }
-        if "run" not in methods:
-            return updated_node  # Thread.run calls target=, which the call rewrite handles
-        start = body.body[methods["start"]] if "start" in methods else None
+        given_target = self._pools is not None and original_node.name.value in (
+            self._pools.given_target)
+        if "run" not in methods and not given_target:
+            return updated_node  # no run() of its own and no target= here: nothing runs
+        start = cast(cst.FunctionDef, body.body[methods["start"]]) if "start" in methods else None
         if start is not None and _CARRIED in _code(start):
             return updated_node
-        if not self.record_change(original_node.bases[bases[0]], "Thread subclass overriding "
-                                  "run() now runs it in the context current at start()"):
+        what = "overriding run() now runs it" if "run" in methods else (
+            "constructed with target= now runs the target")
+        if not self.record_change(original_node.bases[bases[0]], f"Thread subclass {what} "
+                                  "in the context current at start()"):
             return updated_node
         if self._kit:
             new_bases = list(updated_node.bases)
@@ -273,15 +463,19 @@ class ThreadContext(Codemod):
                 f"    {_code(capture).strip()}\n"
                 "    super().start()\n"
             )
-            run_method = statements[methods["run"]]
-            statements.insert(methods["run"], method.with_changes(
-                leading_lines=run_method.leading_lines))
-            statements[methods["run"] + 1] = run_method.with_changes(
-                leading_lines=[cst.EmptyLine(indent=False)])
+            if "run" in methods:  # start() goes just before run()
+                run_method = cast(cst.FunctionDef, statements[methods["run"]])
+                statements.insert(methods["run"], method.with_changes(
+                    leading_lines=run_method.leading_lines))
+                statements[methods["run"] + 1] = run_method.with_changes(
+                    leading_lines=[cst.EmptyLine(indent=False)])
+            else:
+                statements.append(method.with_changes(
+                    leading_lines=[cst.EmptyLine(indent=False)]))
         return updated_node.with_changes(body=body.with_changes(body=statements))
 
 
-def _is_docstring(statement: cst.BaseStatement) -> bool:
+def _is_docstring(statement: cst.CSTNode) -> bool:
     return (
         isinstance(statement, cst.SimpleStatementLine)
         and len(statement.body) == 1

@@ -38,14 +38,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import PurePath
+from typing import cast
 
 import libcst as cst
 from libcst.metadata import QualifiedNameProvider
 
 from scaffold.codemods.base import Codemod, dotted_name
+from scaffold.engine.dispatch import FastVisitor
+from scaffold.engine.gates import SyntaxGate
 
 ATTACH = "opentelemetry.context.attach"
 DETACH = "opentelemetry.context.detach"
+ENTERS = ("__enter__", "__aenter__")
+EXITS = ("__exit__", "__aexit__")
 
 _Pair = tuple[cst.BaseStatement, cst.BaseStatement]  # (updated, original)
 
@@ -69,6 +74,7 @@ class _Scope:
 
 class TokenFinally(Codemod):
     PREFILTER = ("attach",)
+    GATE = SyntaxGate(names={ATTACH})  # detaches are only reordered after their attaches
     METADATA_DEPENDENCIES = (QualifiedNameProvider,)
 
     @classmethod
@@ -83,7 +89,8 @@ class TokenFinally(Codemod):
         self._all_scopes: list[_Scope] = []
         self._guaranteed: set[cst.Call] = set()
         self._settled: set[cst.Call] = set()  # rewritten or silenced: nothing to report
-        self._context_manager_tokens: list[set[str]] = []  # per enclosing class
+        # __enter__/__aenter__ -> what its class's __exit__/__aexit__ detaches
+        self._entered: dict[cst.FunctionDef, _ExitDetaches] = {}
 
     # -- recognising attach and detach --
 
@@ -92,11 +99,9 @@ class TokenFinally(Codemod):
             return None
         if isinstance(call.func, cst.Name) and call.func.value in self._aliases:
             return self._aliases[call.func.value]
-        names = self.qualified_names(call.func)
-        if ATTACH in names:
-            return ATTACH
-        if DETACH in names:
-            return DETACH
+        for wanted in (ATTACH, DETACH):
+            if self.refers_to(call.func, {wanted}):
+                return wanted
         return None
 
     def _attach_of(self, statement: cst.CSTNode) -> _Attach | None:
@@ -104,17 +109,19 @@ class TokenFinally(Codemod):
             return None
         small = statement.body[0]
         if isinstance(small, cst.Expr) and self._callee(small.value) == ATTACH:
-            return _Attach("bare", small.value)
+            return _Attach("bare", cast(cst.Call, small.value))
         targets: Sequence[cst.BaseAssignTargetExpression] = ()
+        value: cst.BaseExpression | None = None
         if isinstance(small, cst.Assign):
-            targets = [target.target for target in small.targets]
+            targets, value = [target.target for target in small.targets], small.value
         elif isinstance(small, cst.AnnAssign) and small.value is not None:
-            targets = [small.target]
-        if not targets or self._callee(small.value) != ATTACH:
+            targets, value = [small.target], small.value
+        if not targets or value is None or self._callee(value) != ATTACH:
             return None
+        call = cast(cst.Call, value)
         if len(targets) == 1 and isinstance(targets[0], cst.Name):
-            return _Attach("name", small.value, token=targets[0].value)
-        return _Attach("stored", small.value, target=dotted_name(targets[0]) or "an expression")
+            return _Attach("name", call, token=targets[0].value)
+        return _Attach("stored", call, target=dotted_name(targets[0]) or "an expression")
 
     def _detached_token(self, statement: cst.CSTNode) -> str | None:
         if not isinstance(statement, cst.SimpleStatementLine) or len(statement.body) != 1:
@@ -122,7 +129,7 @@ class TokenFinally(Codemod):
         small = statement.body[0]
         if not isinstance(small, cst.Expr) or self._callee(small.value) != DETACH:
             return None
-        args = small.value.args
+        args = cast(cst.Call, small.value).args
         if len(args) == 1 and isinstance(args[0].value, cst.Name):
             return args[0].value.value
         return None
@@ -140,46 +147,34 @@ class TokenFinally(Codemod):
                         and len(small.targets) == 1
                         and isinstance(small.targets[0].target, cst.Name)
                     ):
-                        names = self.qualified_names(small.value)
                         for wanted in (ATTACH, DETACH):
-                            if wanted in names:
+                            if self.refers_to(small.value, {wanted}):
                                 self._aliases[small.targets[0].target.value] = wanted
         self._mark_followed_by_finally(node.body)
         self._enter(node.body)
         return True
 
     def visit_ClassDef(self, node: cst.ClassDef) -> None:
-        """A context manager attaching in __enter__ and detaching self.<token> in __exit__ is
-        guaranteed by the with statement."""
-        exits = [
-            statement for statement in getattr(node.body, "body", ())
-            if isinstance(statement, cst.FunctionDef)
-            and statement.name.value in ("__exit__", "__aexit__")
-        ]
-        detached: set[str] = set()
-        codemod = self
-
-        class _Detaches(cst.CSTVisitor):
-            def visit_Call(self, call: cst.Call) -> None:
-                if codemod._callee(call) == DETACH and call.args:
-                    name = dotted_name(call.args[0].value)
-                    if name:
-                        detached.add(name)
-
-        for method in exits:
-            method.visit(_Detaches())
-        self._context_manager_tokens.append(detached)
-
-    def leave_ClassDef(self, original_node, updated_node):
-        self._context_manager_tokens.pop()
-        return updated_node
+        """A context manager attaching in __enter__ and detaching in __exit__ is guaranteed by
+        the with statement: remember what its exit methods detach."""
+        methods = [statement for statement in getattr(node.body, "body", ())
+                   if isinstance(statement, cst.FunctionDef)]
+        detaches = _ExitDetaches(self)
+        for method in methods:
+            if method.name.value in EXITS:
+                method.visit(detaches)
+        if detaches.tokens or detaches.stacks:
+            for method in methods:
+                if method.name.value in ENTERS:
+                    self._entered[method] = detaches
 
     def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
-        self._enter([node.body])
+        self._enter([node.body], self._entered.get(node))
 
-    def _enter(self, body: Sequence[cst.CSTNode]) -> None:
+    def _enter(self, body: Sequence[cst.CSTNode], exits: _ExitDetaches | None = None) -> None:
         scope = _Scope()
         codemod = self
+        kept: dict[str, cst.Call] = {}  # in __enter__: token -> its attach, until stored on self
 
         class _Scan(cst.CSTVisitor):
             def visit_FunctionDef(self, _: cst.FunctionDef) -> bool:
@@ -190,10 +185,8 @@ class TokenFinally(Codemod):
 
             def visit_SimpleStatementLine(self, statement: cst.SimpleStatementLine) -> None:
                 found = codemod._attach_of(statement)
-                if found is not None and found.form == "stored" and any(
-                    found.target in tokens for tokens in codemod._context_manager_tokens
-                ):
-                    codemod._guaranteed.add(found.call)
+                if exits is not None:
+                    exits.settle(statement, found, kept)
                 if found is not None:
                     scope.sites.append((found.call, found))
                     if found.token is not None:
@@ -305,7 +298,7 @@ class TokenFinally(Codemod):
             updated, original = pairs[index]
             found = self._attach_of(original)
             token = found.token if found is not None else None
-            if token is None or found.call in self._guaranteed:
+            if found is None or token is None or found.call in self._guaranteed:
                 out.append(updated)
                 index += 1
                 continue
@@ -373,8 +366,11 @@ def _reason(found: _Attach | None, scope: _Scope) -> str:
             "covers a failure in between")
 
 
+_Statement = cst.SimpleStatementLine | cst.BaseCompoundStatement  # both have leading_lines
+
+
 def _strip_blank_leading(statement: cst.BaseStatement) -> cst.BaseStatement:
-    lines = list(statement.leading_lines)
+    lines = list(cast(_Statement, statement).leading_lines)
     while lines and lines[0].comment is None:
         lines.pop(0)
     return statement.with_changes(leading_lines=lines)
@@ -382,8 +378,9 @@ def _strip_blank_leading(statement: cst.BaseStatement) -> cst.BaseStatement:
 
 def _keep_leading(moved: cst.BaseStatement, slot: cst.BaseStatement) -> cst.BaseStatement:
     """``moved`` at ``slot``'s position keeps the blank lines that were there."""
-    blank = [line for line in slot.leading_lines if line.comment is None]
-    comments = [line for line in moved.leading_lines if line.comment is not None]
+    blank = [line for line in cast(_Statement, slot).leading_lines if line.comment is None]
+    comments = [line for line in cast(_Statement, moved).leading_lines
+                if line.comment is not None]
     return moved.with_changes(leading_lines=blank + comments)
 
 
@@ -396,3 +393,52 @@ def _try_finally(body: list[cst.BaseStatement], detach: cst.BaseStatement) -> cs
         cst.SimpleStatementLine([cst.Pass()])
     ]
     return cst.Try(body=cst.IndentedBlock(body=statements), finalbody=finally_)
+
+
+class _ExitDetaches(FastVisitor):
+    """What a context manager's __exit__/__aexit__ detaches: ``detach(self.<token>)`` and
+    ``detach(self.<tokens>.pop())``; its __enter__/__aenter__ attaches there are guaranteed."""
+
+    def __init__(self, codemod: TokenFinally) -> None:
+        super().__init__()
+        self.codemod = codemod
+        self.tokens: set[str] = set()
+        self.stacks: set[str] = set()
+
+    def visit_Call(self, call: cst.Call) -> None:
+        if self.codemod._callee(call) != DETACH or not call.args:
+            return
+        detached = call.args[0].value
+        if isinstance(detached, cst.Call) and isinstance(detached.func, cst.Attribute) \
+                and detached.func.attr.value == "pop" and not detached.args:
+            stack = dotted_name(detached.func.value)
+            if stack:
+                self.stacks.add(stack)
+        else:
+            name = dotted_name(detached)
+            if name:
+                self.tokens.add(name)
+
+    def settle(self, statement: cst.SimpleStatementLine, found: _Attach | None,
+               kept: dict[str, cst.Call]) -> None:
+        """Mark the attaches of one __enter__ statement that __exit__ detaches."""
+        codemod = self.codemod
+        if found is not None:
+            if found.form == "stored" and found.target in self.tokens:
+                codemod._guaranteed.add(found.call)
+            elif found.form == "name" and found.token is not None:
+                kept[found.token] = found.call  # guaranteed once stored where __exit__ looks
+            return
+        if len(statement.body) != 1:
+            return
+        small = statement.body[0]
+        if isinstance(small, cst.Assign) and isinstance(small.value, cst.Name) \
+                and small.value.value in kept and any(
+                    dotted_name(target.target) in self.tokens for target in small.targets):
+            codemod._guaranteed.add(kept[small.value.value])  # token = attach(); self.t = token
+        elif isinstance(small, cst.Expr) and isinstance(small.value, cst.Call):
+            push = small.value  # self.tokens.append(attach(ctx))
+            if isinstance(push.func, cst.Attribute) and push.func.attr.value == "append" \
+                    and dotted_name(push.func.value) in self.stacks and len(push.args) == 1 \
+                    and codemod._callee(push.args[0].value) == ATTACH:
+                codemod._guaranteed.add(cast(cst.Call, push.args[0].value))

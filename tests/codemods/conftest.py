@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextvars
+import sys
 import types
 from pathlib import Path
 
@@ -18,7 +19,11 @@ def load_fixture(codemod_id: str, case: str, version: str) -> types.ModuleType:
     """``before`` or ``after`` of a fixture case, executed as a fresh module."""
     path = FIXTURES / codemod_id / case / f"{version}.py"
     module = types.ModuleType(f"fixture_{case}_{version}")
-    exec(compile(path.read_text(), str(path), "exec"), module.__dict__)
+    sys.modules[module.__name__] = module  # dataclasses look their module up while executing
+    try:
+        exec(compile(path.read_text(), str(path), "exec"), module.__dict__)
+    finally:
+        del sys.modules[module.__name__]
     return module
 
 

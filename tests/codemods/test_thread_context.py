@@ -6,7 +6,11 @@ import pytest
 
 from tests.codemods.conftest import load_fixture
 
-CASES = ["thread_target", "timer", "thread_subclass", "executor_submit_and_map", "run_in_executor"]
+CASES = [
+    "thread_target", "timer", "thread_subclass", "thread_subclass_given_target",
+    "executor_submit_and_map", "run_in_executor", "annotated_dataclass_field",
+    "annotated_constructor_pool", "annotated_parameters",
+]
 
 
 def _worker_spans(module, tracer, exporter):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from opentelemetry import context, trace
 
@@ -65,3 +67,54 @@ def test_out_of_order_detaches_leave_no_stale_context(version, tracer, isolated)
         return context.get_current() == before
 
     assert isolated(scenario) is (version == "after")
+
+
+@pytest.mark.parametrize("manager", ["KeptToken", "StackedTokens", "AsyncScope"])
+def test_enter_exit_pairs_left_alone_restore_the_context_after_an_exception(
+    manager, tracer, isolated
+):
+    """Why token-finally leaves __enter__/__exit__ pairs alone: the with statement detaches."""
+    module = load_fixture("token-finally", "context_manager_forms", "before")
+    span = tracer.start_span("request")
+    ctx = trace.set_span_in_context(span)
+    arguments = {"KeptToken": span, "StackedTokens": ctx, "AsyncScope": ctx}
+
+    async def enter_async_and_fail():
+        async with module.AsyncScope(ctx):
+            assert trace.get_current_span() is span
+            raise RuntimeError("handler failed")
+
+    def scenario():
+        before = context.get_current()
+        with pytest.raises(RuntimeError):
+            with getattr(module, manager)(arguments[manager]):
+                assert trace.get_current_span() is span
+                raise RuntimeError("handler failed")
+        return context.get_current() == before
+
+    async def async_scenario():  # inside the task: asyncio.run copies the caller's context
+        before = context.get_current()
+        with pytest.raises(RuntimeError):
+            await enter_async_and_fail()
+        return context.get_current() == before
+
+    if manager == "AsyncScope":
+        assert isolated(asyncio.run, async_scenario())
+    else:
+        assert isolated(scenario)
+
+
+def test_an_attach_outside_enter_leaks_when_the_work_after_it_fails(tracer, isolated):
+    """The control: the reported start()/__exit__ pair leaves the context attached."""
+    module = load_fixture("token-finally", "context_manager_forms", "before")
+    span = tracer.start_span("request")
+
+    def scenario():
+        before = context.get_current()
+        scope = module.StartedElsewhere()
+        with pytest.raises(RuntimeError):
+            scope.start(trace.set_span_in_context(span))
+            raise RuntimeError("failed before anyone called __exit__")
+        return context.get_current() == before
+
+    assert not isolated(scenario)

@@ -266,6 +266,10 @@ class PropagationCodemod(Codemod):
 
     def calls_one_of(self, call: cst.Call, names: Iterable[str] | str) -> bool:
         wanted = {names} if isinstance(names, str) else set(names)
+        if last_name(call.func) in wanted:
+            return True
+        if not self.may_end_in(call.func, wanted):  # answered without scope analysis
+            return False
         return bool(self.names_of(call.func) & wanted)
 
     def is_envelope_class(self, expr: cst.CSTNode) -> bool:

@@ -25,6 +25,7 @@ cannot end like any of ``names``.
 
 from __future__ import annotations
 
+import builtins
 import sys
 from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
@@ -184,31 +185,35 @@ class Codemod(ContextAwareTransformer, FastTransformer):
 
     def refers_to(self, node: cst.CSTNode, names: Collection[str]) -> bool:
         """Whether one of ``node``'s qualified names is in ``names`` (exactly as
-        ``qualified_names`` says), without scope analysis when the answer is plainly no.
-
-        A qualified name ends in the node's own last name (``x.y.Thread`` -> ``Thread``), or,
-        for a bare name bound by an import, in the last name of what it imports (``from
-        threading import Thread as T``: ``T`` -> ``Thread``); scopes are resolved only when
-        one of those can match. The stdlib index of the file answers while the tree is the
-        one parsed from it (before any codemod changed it).
-        """
-        if not names or self._cannot_be(node, names):
+        ``qualified_names`` says), without scope analysis when the answer is plainly no."""
+        if not names or not self.may_end_in(node, {name.rsplit(".", 1)[-1] for name in names}):
             return False
         return not self.qualified_names(node).isdisjoint(names)
 
-    def _cannot_be(self, node: cst.CSTNode, names: Collection[str]) -> bool:
+    def may_end_in(self, node: cst.CSTNode, endings: Collection[str]) -> bool:
+        """False only when no qualified name of ``node`` can end in one of ``endings``.
+
+        Decided without scope analysis: a qualified name ends in the node's own last name
+        (``x.y.Thread`` -> ``Thread``), in the last name of what a bare imported name imports
+        (``from threading import Thread as T``: ``T`` -> ``Thread``), or, for a builtin, in
+        its head (``print.x`` -> ``builtins.print``). The stdlib index of the file answers
+        while the tree is the one parsed from it (before any codemod changed it); otherwise
+        True.
+        """
         syntax = self.context.scratch.get(SYNTAX)
         if syntax is None or syntax.tree is not self.module or syntax.index is None:
-            return False
+            return True
         full = get_full_name_for_node(node)
-        if full is None or any(name.startswith("builtins.") for name in names):
-            return False  # builtins.x is named by the head of x.y, not by y
-        if "." in full:
-            endings = {full.rsplit(".", 1)[-1]}
-        else:
-            imported = syntax.index.imports.get(full, ())
-            endings = {full, *(target.rsplit(".", 1)[-1] for target in imported)}
-        return endings.isdisjoint(name.rsplit(".", 1)[-1] for name in names)
+        if full is None:
+            return True
+        head, _, rest = full.partition(".")
+        possible = {full.rsplit(".", 1)[-1]}
+        if rest and hasattr(builtins, head):
+            possible.add(head)
+        if not rest:
+            possible.update(target.rsplit(".", 1)[-1]
+                            for target in syntax.index.imports.get(full, ()))
+        return not possible.isdisjoint(endings)
 
     def name_for(
         self, module: str, obj: str | None = None, *, alias: str | None = None,

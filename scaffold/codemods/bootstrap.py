@@ -227,8 +227,9 @@ class Bootstrap(PropagationCodemod):
                 small = line.body[0] if len(line.body) == 1 else None
                 if not isinstance(small, cst.Assign) or not isinstance(small.value, cst.Call):
                     return
-                names = codemod.qualified_names(small.value.func)
-                kind = "quart" if names & QUART else "fastapi" if names & FASTAPI else None
+                func = small.value.func
+                kind = "quart" if codemod.refers_to(func, QUART) else (
+                    "fastapi" if codemod.refers_to(func, FASTAPI) else None)
                 target = dotted_name(small.targets[0].target)
                 if kind and target and len(self.scopes) <= 1:
                     scope = self.scopes[-1] if self.scopes else None

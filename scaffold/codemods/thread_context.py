@@ -39,8 +39,7 @@ The context of a ``Thread`` is captured when it is constructed (kit: when it sta
 
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import PurePath
 from typing import TypeVar, cast
 
@@ -65,7 +64,7 @@ TYPE_UNIONS = {
 }
 ANNOTATED = {"typing.Annotated", "typing_extensions.Annotated"}
 THREAD_KIND, PROCESS_KIND = "thread", "process"
-_SITES = re.compile(r"\b(?:Thread|Timer|ThreadPoolExecutor|run_in_executor)\b")
+POOL_CLASS_NAMES = {name.rsplit(".", 1)[-1] for name in THREAD_POOLS | PROCESS_POOLS}
 _CARRIED = "copy_context"  # already rewritten (or written by hand the same way)
 
 Scope = cst.CSTNode  # the Module, a ClassDef (its self.x attributes) or a FunctionDef
@@ -223,8 +222,9 @@ class ThreadContext(Codemod):
     @classmethod
     def wants(cls, source: str) -> bool:
         # a Thread/Timer/pool is only named through an import of threading or concurrent
-        return _SITES.search(source) is not None and (
-            "run_in_executor" in source or "threading" in source or "concurrent" in source
+        return "run_in_executor" in source or (
+            ("threading" in source or "concurrent" in source)
+            and ("Thread" in source or "Timer" in source)
         )
 
     def __init__(self, context, options=None) -> None:
@@ -287,6 +287,8 @@ class ThreadContext(Codemod):
     def annotation_kind(self, annotation: cst.BaseExpression) -> str | None:
         """``thread``/``process`` for an annotation naming exactly one pool type."""
         expression, anchor = self.unquoted(annotation)
+        if not any(self.may_end_in(name, POOL_CLASS_NAMES) for name in _names_in(expression)):
+            return None  # most annotations: decided without resolving a single scope
         only = self.only_type(expression, anchor)
         return self.class_kind(only, anchor) if only is not None else None
 
@@ -473,6 +475,15 @@ class ThreadContext(Codemod):
                 statements.append(method.with_changes(
                     leading_lines=[cst.EmptyLine(indent=False)]))
         return updated_node.with_changes(body=body.with_changes(body=statements))
+
+
+def _names_in(node: cst.CSTNode) -> Iterator[cst.BaseExpression]:
+    """The names and attribute chains inside an expression (a chain counts once)."""
+    if isinstance(node, (cst.Name, cst.Attribute)):
+        yield node
+        return
+    for child in node.children:
+        yield from _names_in(child)
 
 
 def _is_docstring(statement: cst.CSTNode) -> bool:

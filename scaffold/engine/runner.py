@@ -25,6 +25,7 @@ from scaffold import vendor  # a module import: scaffold.vendor imports this pac
 from scaffold.config import Config, ConfigError
 from scaffold.engine.discovery import discover
 from scaffold.engine.gates import SourceSyntax
+from scaffold.engine.imports import TopImportsAdder
 from scaffold.engine.metadata import Metadata
 from scaffold.engine.model import FileResult, Finding, Kind, Settings, Status
 from scaffold.engine.sites import (
@@ -248,7 +249,7 @@ def _transform(
                 )
         current = None
         if tree is not module and context.scratch.get(AddImportsVisitor.CONTEXT_KEY):
-            tree = tree.visit(AddImportsVisitor(context))
+            tree = tree.visit(TopImportsAdder(context))
         if tree is not module and context.scratch.get(RemoveImportsVisitor.CONTEXT_KEY):
             # removes only imports nothing references any more, as LibCST's own commands do
             removal_wrapper = Metadata(tree, unsafe_skip_copy=True)

@@ -32,7 +32,7 @@ def _ungated(codemod: type[Codemod]) -> type[Codemod]:
         "ID": codemod.ID,
         "wants": classmethod(lambda cls, source: True),
         "syntax_gate": classmethod(lambda cls, settings: None),
-        "_cannot_be": lambda self, node, names: False,
+        "may_end_in": lambda self, node, endings: True,
     })
 
 

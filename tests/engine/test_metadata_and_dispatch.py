@@ -7,6 +7,7 @@ from pathlib import Path
 import libcst as cst
 import pytest
 from libcst.codemod import CodemodContext, ContextAwareTransformer
+from libcst.codemod.visitors import AddImportsVisitor
 from libcst.metadata import (
     ExpressionContextProvider,
     MetadataWrapper,
@@ -19,6 +20,7 @@ from libcst.metadata import (
 from scaffold.codemods.base import Codemod
 from scaffold.engine import Settings, process_source
 from scaffold.engine.dispatch import FastTransformer, FastVisitor
+from scaffold.engine.imports import TopImportsAdder
 from scaffold.engine.metadata import Metadata
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -144,3 +146,23 @@ def test_fast_dispatch_calls_the_same_hooks_in_the_same_order():
         visitor.log = []
         module.visit(visitor)
     assert visitors[0].log == visitors[1].log and visitors[0].log
+
+
+IMPORT_REQUESTS = [
+    ("contextvars", None, None), ("functools", None, None), ("typing", "Any", None),
+    ("opentelemetry", "trace", "otel_trace"), ("concurrent.futures", "ThreadPoolExecutor", None),
+    ("service.tracekit", "threads", "tracekit_threads"), ("__future__", "annotations", None),
+]
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=_ids(SOURCES))
+def test_top_imports_adder_adds_what_libcst_adds(path):
+    module = cst.parse_module(path.read_bytes())
+    for count in (1, 3, len(IMPORT_REQUESTS)):
+        outputs = []
+        for adder in (AddImportsVisitor, TopImportsAdder):
+            context = CodemodContext()
+            for module_name, obj, alias in IMPORT_REQUESTS[:count]:
+                AddImportsVisitor.add_needed_import(context, module_name, obj, asname=alias)
+            outputs.append(module.visit(adder(context)).code)
+        assert outputs[0] == outputs[1]

@@ -208,7 +208,8 @@ def test_the_process_span_descends_from_the_creation_context_and_is_current_for_
     assert process.context.trace_id == UPSTREAM_TRACE, tree
     assert process.parent.span_id == UPSTREAM_SPAN, tree
     assert handle.parent.span_id == process.context.span_id, tree
-    assert not process.links  # the parent is the relation to the creation context
+    # semantic conventions: the creation context is linked as well as being the parent
+    assert [link.context.span_id for link in process.links] == [UPSTREAM_SPAN], tree
     assert dict(process.attributes) == {
         "messaging.system": "kafka",
         "messaging.destination.name": "orders",

@@ -36,6 +36,7 @@ from libcst.codemod import CodemodContext, ContextAwareTransformer
 from libcst.codemod.visitors import AddImportsVisitor, ImportItem
 from libcst.helpers import get_full_name_for_node
 from libcst.metadata import (
+    CodeRange,
     MetadataWrapper,
     PositionProvider,
     ProviderT,
@@ -47,6 +48,7 @@ from scaffold.engine.dispatch import FastTransformer, FastVisitor
 from scaffold.engine.gates import SyntaxGate
 from scaffold.engine.metadata import OnDemand
 from scaffold.engine.model import Finding, Kind, Settings
+from scaffold.engine.positions import positions
 from scaffold.engine.sites import FILE_STATE, SETTINGS, SYNTAX, FileState
 
 SAFE = "safe"
@@ -87,7 +89,11 @@ class Codemod(ContextAwareTransformer, FastTransformer):
     def __init__(self, context: CodemodContext, options: Mapping[str, Any] | None = None) -> None:
         super().__init__(context)
         self.options = self.resolve_options(options)
-        self.findings: list[Finding] = []
+        self._findings: list[Finding] = []
+        # sites recorded in a file without suppression comments: positioned after the visit,
+        # all at once (LibCST's PositionProvider would position every node of the module)
+        self._unplaced: list[tuple[cst.CSTNode, str, Kind]] = []
+        self._unplaced_in: cst.Module | None = None
         self._imports: dict[str, str] | None = None
         self._names: set[str] | None = None
         self.fast_dispatch()
@@ -152,26 +158,48 @@ class Codemod(ContextAwareTransformer, FastTransformer):
         """Record a site this codemod will not rewrite, and why."""
         self._record(node, message, Kind.FINDING)
 
+    @property
+    def findings(self) -> list[Finding]:
+        """Every site recorded so far, in the order recorded (read it after the visit)."""
+        if self._unplaced:
+            assert self._unplaced_in is not None
+            ranges = positions(self._unplaced_in, {node for node, _, _ in self._unplaced})
+            for node, message, kind in self._unplaced:
+                finding = self._finding(node, ranges[node], message, kind)
+                assert finding is not None  # no suppression comments in this file
+                self._findings.append(finding)
+            self._unplaced = []
+        return self._findings
+
     def _record(self, node: cst.CSTNode, message: str, kind: Kind) -> bool:
-        where = self.get_metadata(PositionProvider, node)
+        if not self._state.suppressions:  # nothing can silence it: place it later
+            self._unplaced.append((node, message, kind))
+            self._unplaced_in = self.module
+            return True
+        finding = self._finding(node, self.get_metadata(PositionProvider, node), message, kind)
+        if finding is None:
+            return False
+        self._findings.append(finding)
+        return True
+
+    def _finding(self, node: cst.CSTNode, where: CodeRange, message: str,
+                 kind: Kind) -> Finding | None:
+        """The finding at ``where`` (lines as in the file on disk); None if suppressed."""
         state = self._state
         start, end = state.original_line(where.start.line), state.original_line(where.end.line)
         lines = (start,) if isinstance(node, cst.BaseCompoundStatement) else (start, end)
         if state.suppressed(self.ID, *lines):
-            return False
-        self.findings.append(
-            Finding(
-                path=self.path,
-                line=start,
-                column=where.start.column + 1,
-                rule_id=self.ID,
-                message=message,
-                kind=kind,
-                end_line=end,
-                end_column=where.end.column + 1,
-            )
+            return None
+        return Finding(
+            path=self.path,
+            line=start,
+            column=where.start.column + 1,
+            rule_id=self.ID,
+            message=message,
+            kind=kind,
+            end_line=end,
+            end_column=where.end.column + 1,
         )
-        return True
 
     # -- names and imports --
 

@@ -13,7 +13,11 @@ names anything the rule could match. A rule declares that as a ``SyntaxGate``:
   class, parameter or keyword-argument name (``run_in_executor``);
 - ``strings``: string constants (``"__main__"``).
 
-Any one hit lets the file through. The gate over-approximates LibCST's
+Any one hit lets the file through. Before the ``ast`` is built, ``may_admit`` asks the text
+the same question cheaply: a name is only ever referenced with its last part spelled out (in
+the chain itself, or in the import that binds it) and a word is spelled out, so a source
+holding none of them cannot pass (strings may be escaped or split, so a gate with strings
+always asks the ``ast``). The gate over-approximates LibCST's
 ``QualifiedNameProvider`` (which sees only the bindings visible at a node, and never follows
 an assignment), so it never drops a file a rule that matches by qualified name could act on.
 A file the ``ast`` cannot parse (newer syntax, bad encoding) passes every gate: LibCST decides.
@@ -46,6 +50,17 @@ class SyntaxGate:
         object.__setattr__(self, "names", frozenset(names))
         object.__setattr__(self, "words", frozenset(words))
         object.__setattr__(self, "strings", frozenset(strings))
+
+    @cached_property
+    def _needles(self) -> frozenset[str] | None:
+        if self.strings:
+            return None
+        return frozenset({name.rsplit(".", 1)[-1] for name in self.names} | self.words)
+
+    def may_admit(self, text: str) -> bool:
+        """False when ``text`` spells out nothing the gate could admit (no ``ast`` needed)."""
+        needles = self._needles
+        return needles is None or any(needle in text for needle in needles)
 
     def admits(self, index: SyntaxIndex) -> bool:
         return (

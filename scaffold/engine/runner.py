@@ -24,7 +24,7 @@ from libcst.codemod.visitors import AddImportsVisitor, RemoveImportsVisitor
 from scaffold import vendor  # a module import: scaffold.vendor imports this package back
 from scaffold.config import Config, ConfigError
 from scaffold.engine.discovery import discover
-from scaffold.engine.gates import SourceSyntax
+from scaffold.engine.gates import SourceSyntax, SyntaxGate
 from scaffold.engine.imports import TopImportsAdder
 from scaffold.engine.metadata import Metadata
 from scaffold.engine.model import FileResult, Finding, Kind, Settings, Status
@@ -170,10 +170,22 @@ def process_source(
     return _transform(source, path, rules, settings or Settings())[0]
 
 
+def _syntax_gate(rule: Rule, settings: Settings) -> SyntaxGate | None:
+    gate_for = getattr(rule, "syntax_gate", None)
+    return gate_for(settings) if gate_for is not None else None
+
+
+def _wants(rule: Rule, probe: str, settings: Settings) -> bool:
+    """The text prefilter: the rule's own, then what its syntax gate needs spelled out."""
+    if not rule.wants(probe):
+        return False
+    gate = _syntax_gate(rule, settings)
+    return gate is None or gate.may_admit(probe)
+
+
 def _admits(rule: Rule, syntax: SourceSyntax, settings: Settings) -> bool:
     """The rule's syntax gate, if it has one and the stdlib can parse the file."""
-    gate_for = getattr(rule, "syntax_gate", None)
-    gate = gate_for(settings) if gate_for is not None else None
+    gate = _syntax_gate(rule, settings)
     return gate is None or syntax.index is None or gate.admits(syntax.index)
 
 
@@ -183,7 +195,7 @@ def _transform(
     """``process_source``, plus the new bytes (in the file's own encoding) when it changed,
     and how many gates the file passed (0, 1: the text prefilter, 2: the syntax gate too)."""
     probe = source.decode("latin-1")  # prefilter needles are ASCII: any byte decoding keeps them
-    active = [rule for rule in rules if rule.wants(probe)]
+    active = [rule for rule in rules if _wants(rule, probe, settings)]
     if not active or vendor.is_vendored(source):  # a vendored kit is output, never input
         return FileResult(path, Status.UNCHANGED), None, 0
     if b"\0" in source:
@@ -406,7 +418,7 @@ def run(
                 results.append(data)
                 continue
             probe = data.decode("latin-1")
-            if not any(rule.wants(probe) for rule in chosen):
+            if not any(_wants(rule, probe, settings) for rule in chosen):
                 results.append(FileResult(target.display, Status.UNCHANGED))
                 continue
         elif not any(getattr(rule, "reads_config_file", None) and rule.reads_config_file(

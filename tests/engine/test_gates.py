@@ -119,7 +119,15 @@ def _index(source: str) -> SyntaxIndex:
 ], ids=["import", "module alias", "name alias", "dotted import", "from package", "in a function",
         "quoted annotation", "module-level alias"])
 def test_names_resolve_through_any_import(source, name):
-    assert SyntaxGate(names={name}).admits(_index(source))
+    gate = SyntaxGate(names={name})
+    assert gate.admits(_index(source))
+    assert gate.may_admit(source)  # the text check before the ast never contradicts it
+
+
+def test_the_text_check_drops_sources_that_spell_out_nothing_the_gate_needs():
+    assert not SyntaxGate(names={"aiokafka.AIOKafkaProducer"}).may_admit("await bus.send(x)")
+    assert not SyntaxGate(words={"run_in_executor"}).may_admit("loop.run_until_complete(x)")
+    assert SyntaxGate(strings={"__main__"}, words={"x"}).may_admit("")  # strings: ask the ast
 
 
 @pytest.mark.parametrize(("source", "name"), [

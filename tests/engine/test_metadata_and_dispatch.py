@@ -22,6 +22,7 @@ from scaffold.engine import Settings, process_source
 from scaffold.engine.dispatch import FastTransformer, FastVisitor
 from scaffold.engine.imports import TopImportsAdder
 from scaffold.engine.metadata import Metadata
+from scaffold.engine.positions import positions
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCES = sorted(
@@ -166,3 +167,15 @@ def test_top_imports_adder_adds_what_libcst_adds(path):
                 AddImportsVisitor.add_needed_import(context, module_name, obj, asname=alias)
             outputs.append(module.visit(adder(context)).code)
         assert outputs[0] == outputs[1]
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=_ids(SOURCES))
+def test_positions_of_some_nodes_are_position_providers(path):
+    module = cst.parse_module(path.read_bytes())
+    expected = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
+    nodes = list(expected)
+    sites = [node for node in nodes if isinstance(
+        node, (cst.Call, cst.BaseCompoundStatement, cst.SimpleStatementLine, cst.Arg))]
+    assert positions(module, sites) == {node: expected[node] for node in sites}
+    for node in nodes[:: max(1, len(nodes) // 40)]:  # alone: nothing else recorded around it
+        assert positions(module, [node]) == {node: expected[node]}

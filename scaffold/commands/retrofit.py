@@ -37,6 +37,7 @@ def run(args: argparse.Namespace) -> int:
         generate_tests=not args.no_tests,
         vendor_kit=True,
         force=args.force,
+        findings_fail=False,
     )
     exit_code = execute(args, all_codemods(), options, diff=args.diff).exit_code
     if options.write and options.generate_tests:

@@ -58,6 +58,9 @@ class Options:
     generate_tests: bool = True  # hook for the test generator of a later issue (--no-tests)
     vendor_kit: bool = False  # retrofit: write the kit where rewritten files import it
     force: bool = False  # with vendor_kit: overwrite a vendored kit someone edited
+    # check: a finding alone exits 1; retrofit: only changes do (findings are printed), so
+    # `retrofit --check` exits 0 once nothing is left to change
+    findings_fail: bool = True
 
 
 @dataclass(frozen=True)
@@ -92,10 +95,13 @@ class RunResult:
 
     @property
     def exit_code(self) -> int:
-        """2: a file could not be processed; 1: changes needed or made, or findings; else 0."""
+        """2: a file could not be processed; 1: changes needed or made (or, when findings
+        fail the run, findings); else 0."""
         if self.failed:
             return EXIT_ERROR
-        if self.changed or self.findings:
+        if self.changed or any(f.kind is Kind.CHANGE for f in self.findings):
+            return EXIT_CHANGES
+        if self.options.findings_fail and self.findings:
             return EXIT_CHANGES
         return EXIT_OK
 

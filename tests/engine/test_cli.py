@@ -49,6 +49,16 @@ def test_a_write_run_exits_1_then_only_findings_remain(repo, capsys):
     assert main(["retrofit", "--check", "--ignore", "token-finally", str(repo)]) == 0
 
 
+def test_retrofit_exits_0_when_only_findings_remain_and_check_exits_1(repo, capsys):
+    """A site retrofit cannot fix is printed, not a change: CI's `retrofit --check` passes,
+    while `scaffold check` (made for findings) fails."""
+    main(["retrofit", str(repo / "svc.py")])
+    capsys.readouterr()
+    assert main(["retrofit", "--check", str(repo)]) == 0
+    assert "hooks.py:4:5" in capsys.readouterr().out
+    assert main(["check", str(repo)]) == 1
+
+
 def test_json_lists_every_change_and_finding(repo, capsys):
     main(["retrofit", "--check", "--format", "json", str(repo)])
     report = json.loads(capsys.readouterr().out)

@@ -4,8 +4,9 @@ What it does: follows each ``start_span(...)`` result within its function. It is
 span is used as a context manager (``with tracer.start_span(...)``), handed to
 ``use_span(..., end_on_exit=True)``, ended in a ``finally``, returned or yielded, or handed to
 other code (stored on an object, passed to a call other than ``use_span`` or
-``set_span_in_context``, captured by a nested function): the new owner ends it. It reports a
-span that is never ended, and one whose ``end()`` runs only if nothing raises first.
+``set_span_in_context``, captured by a nested function): the new owner ends it, or ended by
+the very next statement (nothing can raise in between). It reports a span that is never ended,
+and one whose ``end()`` runs only if nothing raises first.
 """
 
 from __future__ import annotations
@@ -58,6 +59,11 @@ class SpanNotEnded(Check):
         def factory(name):
             span = tracer.start_span(name)
             return span
+
+        def ended_at_once():
+            span = tracer.start_span("marker")
+            span.end()
+            return span.get_span_context()
 
         class Scope:
             def __enter__(self):
@@ -125,7 +131,7 @@ class SpanNotEnded(Check):
         ended_elsewhere = False
         for assignment in scope.assignments[target.value]:
             for reference in assignment.references:
-                use = self._use_of(reference.node, scope)
+                use = self._use_of(reference.node, scope, statement)
                 if use == "owned":
                     return None
                 ended_elsewhere = ended_elsewhere or use == "ended"
@@ -133,7 +139,7 @@ class SpanNotEnded(Check):
             return "the span is not ended if an exception or cancellation comes first"
         return "the span is never ended"
 
-    def _use_of(self, name: cst.CSTNode, scope: object) -> str:
+    def _use_of(self, name: cst.CSTNode, scope: object, started: cst.CSTNode) -> str:
         """How one read of the span's name treats it: ``owned``, ``ended`` or ``neutral``.
 
         ``owned`` means it is ended on every path or handed to an owner that ends it.
@@ -144,7 +150,9 @@ class SpanNotEnded(Check):
         if isinstance(parent, cst.Attribute):
             call = self.get_metadata(ParentNodeProvider, parent)
             if parent.attr.value == "end" and isinstance(call, cst.Call):
-                return "owned" if self._inside_finally(call) else "ended"
+                if self._inside_finally(call) or self._next_statement(started, call):
+                    return "owned"
+                return "ended"
             return "neutral"
         if isinstance(parent, cst.Arg):
             call = self.get_metadata(ParentNodeProvider, parent)
@@ -154,6 +162,21 @@ class SpanNotEnded(Check):
         if isinstance(parent, (cst.Assign, cst.AnnAssign)) and parent.value is name:
             return "owned"  # aliased or stored elsewhere
         return "neutral"
+
+    def _next_statement(self, started: cst.CSTNode, call: cst.CSTNode) -> bool:
+        """``call`` is the whole statement right after the one that started the span."""
+        start_line = self.get_metadata(ParentNodeProvider, started, None)
+        expr = self.get_metadata(ParentNodeProvider, call, None)
+        end_line = self.get_metadata(ParentNodeProvider, expr, None) if expr else None
+        if not (isinstance(expr, cst.Expr) and isinstance(end_line, cst.SimpleStatementLine)
+                and isinstance(start_line, cst.SimpleStatementLine)
+                and len(end_line.body) == 1 and len(start_line.body) == 1):
+            return False
+        block = self.get_metadata(ParentNodeProvider, start_line, None)
+        if block is None or self.get_metadata(ParentNodeProvider, end_line, None) is not block:
+            return False
+        body = list(block.body)
+        return body.index(start_line) + 1 == body.index(end_line)
 
     def _inside_finally(self, node: cst.CSTNode) -> bool:
         current: cst.CSTNode | None = node

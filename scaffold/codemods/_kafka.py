@@ -19,6 +19,7 @@ from libcst.metadata import QualifiedNameProvider
 
 from scaffold.checks.base import is_test_path
 from scaffold.codemods.base import Codemod, dotted_name
+from scaffold.engine.dispatch import FastVisitor
 
 PRODUCER_CLASSES = frozenset({
     "aiokafka.AIOKafkaProducer",
@@ -88,7 +89,7 @@ def collect(module: cst.Module, classify: Classify,
     return found
 
 
-class _Collector(cst.CSTVisitor):
+class _Collector(FastVisitor):
     def __init__(self, module: cst.Module, classify: Classify, found: Bindings,
                  derived: Mapping[tuple[str, str], str]) -> None:
         self.module, self.classify, self.found, self.derived = module, classify, found, derived
@@ -117,7 +118,7 @@ class _Collector(cst.CSTVisitor):
             return None
         names: list[cst.CSTNode] = []
 
-        class _Names(cst.CSTVisitor):
+        class _Names(FastVisitor):
             def visit_Name(self, node: cst.Name) -> None:
                 names.append(node)
 
@@ -252,7 +253,7 @@ def calls_named(node: cst.CSTNode, names: frozenset[str]) -> list[cst.Call]:
     """Calls inside ``node`` whose callee's last name is one of ``names``."""
     found: list[cst.Call] = []
 
-    class _Calls(cst.CSTVisitor):
+    class _Calls(FastVisitor):
         def visit_Call(self, call: cst.Call) -> None:
             callee = dotted_name(call.func)
             if callee is not None and callee.rsplit(".", 1)[-1] in names:

@@ -16,6 +16,7 @@ import libcst as cst
 from libcst.metadata import QualifiedNameProvider
 
 from scaffold.codemods.base import Codemod
+from scaffold.engine.dispatch import FastVisitor
 
 # Calls that write trace context into a carrier: OpenTelemetry's, HuleEdu's and the kit's.
 INJECT_NAMES = frozenset({"inject", "inject_trace_context", "inject_metadata", "inject_headers"})
@@ -62,7 +63,7 @@ def keyword(call: cst.Call, name: str) -> cst.Arg | None:
     return next((arg for arg in call.args if arg.keyword and arg.keyword.value == name), None)
 
 
-class _Collector(cst.CSTVisitor):
+class _Collector(FastVisitor):
     """Calls and loaded names of one piece of code, not looking inside nested scopes."""
 
     def __init__(self) -> None:

@@ -45,7 +45,7 @@ from libcst.metadata import (
 )
 
 from scaffold.engine.dispatch import FastTransformer, FastVisitor
-from scaffold.engine.gates import SyntaxGate
+from scaffold.engine.gates import SyntaxGate, SyntaxIndex
 from scaffold.engine.metadata import OnDemand
 from scaffold.engine.model import Finding, Kind, Settings
 from scaffold.engine.positions import positions
@@ -87,7 +87,7 @@ class Codemod(ContextAwareTransformer, FastTransformer):
             cls.METADATA_DEPENDENCIES = (*cls.METADATA_DEPENDENCIES, ScopeProvider)
 
     def __init__(self, context: CodemodContext, options: Mapping[str, Any] | None = None) -> None:
-        super().__init__(context)
+        self.init_codemod(context)  # what ContextAwareTransformer.__init__ does, faster
         self.options = self.resolve_options(options)
         self._findings: list[Finding] = []
         # sites recorded in a file without suppression comments: positioned after the visit,
@@ -211,11 +211,40 @@ class Codemod(ContextAwareTransformer, FastTransformer):
         scope = self.get_metadata(ScopeProvider, node, None)
         return {q.name for q in scope.get_qualified_names_for(node)} if scope else set()
 
-    def refers_to(self, node: cst.CSTNode, names: Collection[str]) -> bool:
-        """Whether one of ``node``'s qualified names is in ``names`` (exactly as
-        ``qualified_names`` says), without scope analysis when the answer is plainly no."""
+    def _imported_name(self, node: cst.CSTNode) -> str | None:
+        if not isinstance(node, (cst.Name, cst.Attribute)):
+            return None
+        index = self._original_index()
+        full = dotted_name(node) if index is not None else None
+        if index is None or full is None:
+            return None
+        head, dot, rest = full.partition(".")
+        target = index.import_only.get(head)
+        if target is None or (not dot and head in index.early_use):
+            return None  # a bare name read before its import at module level: LibCST's call
+        return f"{target}.{rest}" if dot else target
+
+    def _original_index(self) -> SyntaxIndex | None:
+        """The file's stdlib index, while the tree is still the one parsed from the file."""
+        syntax = self.context.scratch.get(SYNTAX)
+        if syntax is None or syntax.tree is not self.module:
+            return None
+        return syntax.index
+
+    def refers_to(self, node: cst.BaseExpression, names: Collection[str]) -> bool:
+        """Whether an evaluated expression (a callee, a base, an annotation, a value: not a
+        name inside an import or after a dot) has one of ``names`` among its qualified names,
+        exactly as ``qualified_names`` says, and without scope analysis where it can:
+
+        - no when the node's name cannot end like any of ``names`` (``may_end_in``);
+        - a name or chain whose head only plain imports of one thing bind (``import
+          threading``, then ``threading.Thread``) is what that import says.
+        """
         if not names or not self.may_end_in(node, {name.rsplit(".", 1)[-1] for name in names}):
             return False
+        imported = self._imported_name(node)
+        if imported is not None:
+            return imported in names
         return not self.qualified_names(node).isdisjoint(names)
 
     def may_end_in(self, node: cst.CSTNode, endings: Collection[str]) -> bool:
@@ -228,19 +257,16 @@ class Codemod(ContextAwareTransformer, FastTransformer):
         while the tree is the one parsed from it (before any codemod changed it); otherwise
         True.
         """
-        syntax = self.context.scratch.get(SYNTAX)
-        if syntax is None or syntax.tree is not self.module or syntax.index is None:
-            return True
-        full = get_full_name_for_node(node)
-        if full is None:
+        index = self._original_index()
+        full = get_full_name_for_node(node) if index is not None else None
+        if index is None or full is None:
             return True
         head, _, rest = full.partition(".")
         possible = {full.rsplit(".", 1)[-1]}
         if rest and hasattr(builtins, head):
             possible.add(head)
         if not rest:
-            possible.update(target.rsplit(".", 1)[-1]
-                            for target in syntax.index.imports.get(full, ()))
+            possible.update(target.rsplit(".", 1)[-1] for target in index.imports.get(full, ()))
         return not possible.isdisjoint(endings)
 
     def name_for(

@@ -90,6 +90,7 @@ from scaffold.codemods._propagation import (
     statements_of,
 )
 from scaffold.codemods.base import dotted_name
+from scaffold.engine.dispatch import FastVisitor
 from scaffold.engine.gates import SyntaxGate
 
 INIT = "init_tracing"
@@ -129,7 +130,7 @@ def _all_calls(node: cst.CSTNode) -> list[cst.Call]:
     """Every call inside ``node``, nested functions included (a hook may delegate)."""
     found: list[cst.Call] = []
 
-    class _Find(cst.CSTVisitor):
+    class _Find(FastVisitor):
         def visit_Call(self, call: cst.Call) -> None:
             found.append(call)
 
@@ -213,7 +214,7 @@ class Bootstrap(PropagationCodemod):
         apps: list[_App] = []
         codemod = self
 
-        class _Find(cst.CSTVisitor):
+        class _Find(FastVisitor):
             def __init__(self) -> None:
                 self.scopes: list[cst.FunctionDef] = []
 
@@ -399,7 +400,7 @@ class Bootstrap(PropagationCodemod):
         """How often ``name`` is read in the module (imports do not count)."""
         count = 0
 
-        class _Count(cst.CSTVisitor):
+        class _Count(FastVisitor):
             def visit_Import(self, node: cst.Import) -> bool:
                 return False
 

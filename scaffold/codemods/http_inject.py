@@ -64,6 +64,7 @@ from scaffold.codemods._propagation import (
     walk,
 )
 from scaffold.codemods.base import dotted_name
+from scaffold.engine.dispatch import FastVisitor
 from scaffold.engine.gates import SyntaxGate
 
 CLIENT_CLASSES = frozenset({
@@ -107,7 +108,7 @@ class HttpInject(PropagationCodemod):
         codemod = self
         found = False
 
-        class _Names(cst.CSTVisitor):
+        class _Names(FastVisitor):
             def visit_Name(self, name: cst.Name) -> None:
                 nonlocal found
                 found = found or bool(codemod.qualified_names(name) & CLIENT_CLASSES)
@@ -127,7 +128,7 @@ class HttpInject(PropagationCodemod):
     def visit_Module(self, node: cst.Module) -> None:
         codemod = self
 
-        class _Clients(cst.CSTVisitor):
+        class _Clients(FastVisitor):
             def __init__(self) -> None:
                 self.params: list[set[str]] = []
 

@@ -63,6 +63,7 @@ from scaffold.codemods._kafka import (
     with_separators,
 )
 from scaffold.codemods.base import dotted_name
+from scaffold.engine.dispatch import FastVisitor
 from scaffold.engine.gates import SyntaxGate
 
 CONSUMER = "consumer"
@@ -125,7 +126,7 @@ def _pure(expr: cst.BaseExpression) -> bool:
     return False
 
 
-class _RootNames(cst.CSTVisitor):
+class _RootNames(FastVisitor):
     def __init__(self) -> None:
         self.names: set[str] = set()
 

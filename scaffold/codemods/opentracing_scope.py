@@ -33,6 +33,7 @@ from __future__ import annotations
 import libcst as cst
 
 from scaffold.codemods.base import Codemod
+from scaffold.engine.dispatch import FastVisitor
 from scaffold.engine.gates import SyntaxGate
 
 
@@ -54,7 +55,7 @@ def _argument(call: cst.Call, index: int, name: str) -> cst.Arg | None:
     return positional[index] if index < len(positional) else None
 
 
-class _Uses(cst.CSTVisitor):
+class _Uses(FastVisitor):
     def __init__(self, name: str) -> None:
         self.name, self.used = name, False
 

@@ -176,7 +176,7 @@ class TokenFinally(Codemod):
         codemod = self
         kept: dict[str, cst.Call] = {}  # in __enter__: token -> its attach, until stored on self
 
-        class _Scan(cst.CSTVisitor):
+        class _Scan(FastVisitor):
             def visit_FunctionDef(self, _: cst.FunctionDef) -> bool:
                 return False
 
@@ -213,7 +213,7 @@ class TokenFinally(Codemod):
         detached = {self._detached_token(s) for s in node.finalbody.body.body} - {None}
         codemod = self
 
-        class _Scan(cst.CSTVisitor):
+        class _Scan(FastVisitor):
             def visit_FunctionDef(self, _: cst.FunctionDef) -> bool:
                 return False
 

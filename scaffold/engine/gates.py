@@ -31,10 +31,12 @@ import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Any
 
 # a string constant worth parsing as a type annotation ("Optional[ThreadPoolExecutor]")
 _ANNOTATION_LIKE = re.compile(r"\s*[A-Za-z_][\w.\[\], |]*\s*")
 _MAX_ANNOTATION = 200
+_DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,7 @@ class SyntaxGate:
 class SyntaxIndex:
     """Names, words and strings of one module's ``ast``, and its import bindings."""
 
+    tree: ast.Module | None = None
     chains: set[str] = field(default_factory=set)  # every Name/Attribute chain and its prefixes
     words: set[str] = field(default_factory=set)
     strings: set[str] = field(default_factory=set)
@@ -90,7 +93,7 @@ class SyntaxIndex:
         except (SyntaxError, ValueError, UnicodeError, LookupError, RecursionError,
                 MemoryError):
             return None
-        index = cls()
+        index = cls(tree)
         try:
             index._add(tree)
         except RecursionError:
@@ -107,44 +110,132 @@ class SyntaxIndex:
                     found.add(target + rest)
         return frozenset(found)
 
+    @cached_property
+    def import_only(self) -> dict[str, str]:
+        """Names bound by nothing but plain imports of one same thing, one of them at module
+        level (``import threading``; ``from threading import Thread as T``): name -> target.
+
+        For such a name LibCST's scope analysis can only ever say that target, so
+        ``Codemod.qualified_names`` answers from here. ``early_use`` lists those also read at
+        module level before their first import there (LibCST then says nothing).
+        """
+        return self._bindings[0]
+
+    @cached_property
+    def early_use(self) -> frozenset[str]:
+        return self._bindings[1]
+
+    @cached_property
+    def _bindings(self) -> tuple[dict[str, str], frozenset[str]]:
+        targets: dict[str, set[str]] = {}
+        first_import: dict[str, tuple[int, int]] = {}  # at module level
+        other: set[str] = set()  # bound some other way, somewhere
+        loads: list[tuple[str, tuple[int, int]]] = []  # at module level, outside any body
+        pending: list[tuple[ast.AST, bool]] = [(self.tree, False)] if self.tree else []
+        while pending:
+            node, nested = pending.pop()
+            where = (getattr(node, "lineno", 0), getattr(node, "col_offset", 0))
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                module = "." * node.level + (node.module or "") \
+                    if isinstance(node, ast.ImportFrom) else None
+                for alias in node.names:
+                    if alias.name == "*":
+                        continue
+                    if module is None and not alias.asname and "." in alias.name:
+                        other.add(alias.name.split(".")[0])  # import a.b binds a and a.b
+                        continue
+                    local = alias.asname or alias.name
+                    target = alias.name if module is None else (
+                        module + alias.name if module.endswith(".") else f"{module}.{alias.name}")
+                    targets.setdefault(local, set()).add(target)
+                    if not nested and where < first_import.get(local, (1 << 30, 0)):
+                        first_import[local] = where
+                continue
+            if isinstance(node, ast.Name):
+                if isinstance(node.ctx, ast.Load):
+                    if not nested:
+                        loads.append((node.id, where))
+                else:
+                    other.add(node.id)
+                continue
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                other.add(node.name)
+                for child in (*node.decorator_list, *_signature(node)):
+                    pending.append((child, nested))
+                pending.extend((statement, True) for statement in node.body)
+                continue
+            if isinstance(node, ast.Lambda):
+                other.update(arg.arg for arg in _arguments(node.args))
+                pending.extend((default, nested) for default in
+                               (*node.args.defaults, *node.args.kw_defaults) if default)
+                pending.append((node.body, True))
+                continue
+            if isinstance(node, (ast.Global, ast.Nonlocal)):
+                other.update(node.names)
+            elif isinstance(node, ast.ExceptHandler) and node.name:
+                other.add(node.name)
+            elif isinstance(node, (ast.MatchAs, ast.MatchStar)) and node.name:
+                other.add(node.name)
+            elif isinstance(node, ast.MatchMapping) and node.rest:
+                other.add(node.rest)
+            elif isinstance(node, ast.arg):
+                other.add(node.arg)
+            pending.extend((child, nested) for child in ast.iter_child_nodes(node))
+        simple = {
+            name: next(iter(found)) for name, found in targets.items()
+            if len(found) == 1 and name not in other and name in first_import
+        }
+        early = frozenset(name for name, where in loads
+                          if name in simple and where <= first_import[name])
+        return simple, early
+
     def _add(self, tree: ast.AST) -> None:
+        # type identity, most frequent first: this loop is most of a gate's cost
+        chains, words, strings = self.chains, self.words, self.strings
+        node: Any  # narrowed by ``kind`` below, not by isinstance (slower)
         for node in ast.walk(tree):
-            if isinstance(node, (ast.Name, ast.Attribute)):
+            kind = type(node)
+            if kind is ast.Name:
+                chains.add(node.id)
+                words.add(node.id)
+            elif kind is ast.Attribute:
                 chain = _chain(node)
                 if chain is not None:
-                    self.chains.add(chain)
-                self.words.add(node.id if isinstance(node, ast.Name) else node.attr)
-            elif isinstance(node, ast.Constant) and isinstance(node.value, str):
-                self.strings.add(node.value)
-                if len(node.value) <= _MAX_ANNOTATION and _ANNOTATION_LIKE.fullmatch(node.value):
-                    self._add_annotation(node.value)
-            elif isinstance(node, ast.Import):
+                    chains.add(chain)
+                words.add(node.attr)
+            elif kind is ast.Constant:
+                value = node.value
+                if type(value) is str:
+                    strings.add(value)
+                    if len(value) <= _MAX_ANNOTATION and _ANNOTATION_LIKE.fullmatch(value):
+                        self._add_annotation(value)
+            elif kind is ast.Import:
                 for alias in node.names:
-                    self.words.update(alias.name.split("."))
+                    words.update(alias.name.split("."))
                     if alias.asname:
-                        self.words.add(alias.asname)
+                        words.add(alias.asname)
                         self._bind(alias.asname, alias.name)
                     else:
                         parts = alias.name.split(".")
                         for end in range(1, len(parts) + 1):
                             prefix = ".".join(parts[:end])
                             self._bind(prefix, prefix)
-            elif isinstance(node, ast.ImportFrom):
+            elif kind is ast.ImportFrom:
                 module = "." * node.level + (node.module or "")
                 base = module if module.endswith(".") or not module else module + "."
                 for alias in node.names:
-                    self.words.add(alias.name)
+                    words.add(alias.name)
                     if alias.name == "*":
                         continue
                     if alias.asname:
-                        self.words.add(alias.asname)
+                        words.add(alias.asname)
                     self._bind(alias.asname or alias.name, base + alias.name)
-            elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-                self.words.add(node.name)
-            elif isinstance(node, ast.arg):
-                self.words.add(node.arg)
-            elif isinstance(node, ast.keyword) and node.arg is not None:
-                self.words.add(node.arg)
+            elif kind in _DEFINITIONS:
+                words.add(node.name)
+            elif kind is ast.arg:
+                words.add(node.arg)
+            elif kind is ast.keyword and node.arg is not None:
+                words.add(node.arg)
 
     def _add_annotation(self, text: str) -> None:
         try:
@@ -160,6 +251,23 @@ class SyntaxIndex:
 
     def _bind(self, local: str, target: str) -> None:
         self.imports.setdefault(local, set()).add(target)
+
+
+def _arguments(arguments: ast.arguments) -> list[ast.arg]:
+    found = [*arguments.posonlyargs, *arguments.args, *arguments.kwonlyargs]
+    return found + [arg for arg in (arguments.vararg, arguments.kwarg) if arg is not None]
+
+
+def _signature(node: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) -> list[ast.AST]:
+    """What a def or class evaluates where it stands: defaults, annotations, bases."""
+    if isinstance(node, ast.ClassDef):
+        return [*node.bases, *node.keywords]
+    arguments = node.args
+    found: list[ast.AST] = [*arguments.defaults,
+                            *(default for default in arguments.kw_defaults if default)]
+    found += [arg.annotation for arg in _arguments(arguments) if arg.annotation]
+    found += _arguments(arguments)  # the parameters themselves bind names
+    return [*found, node.returns] if node.returns else found
 
 
 def _chain(node: ast.AST) -> str | None:

@@ -277,11 +277,12 @@ def _transform(
         where = f"rule {current.ID}" if current is not None else "the engine"
         failure = FileResult(path, Status.FAILED, reason=f"internal error in {where}: {exc!r}")
         return failure, None, 2
-    updated = tree.bytes if tree is not module else source
+    code = tree.code if tree is not module else text  # generated once: bytes are its encoding
+    updated = code.encode(tree.encoding) if tree is not module else source
     ordered = tuple(sorted(findings))
     if updated == source:
         return FileResult(path, Status.UNCHANGED, ordered), None, 2
-    changed = FileResult(path, Status.CHANGED, ordered, original=text, updated=tree.code)
+    changed = FileResult(path, Status.CHANGED, ordered, original=text, updated=code)
     return changed, updated, 2
 
 

@@ -62,30 +62,44 @@ def _value(value):
 
 
 class _Probe(Codemod):
-    """Asks refers_to and qualified_names about every name, attribute and call."""
+    """Asks refers_to about every evaluated expression, as codemods do, next to the scope."""
 
     METADATA_DEPENDENCIES = (QualifiedNameProvider,)
     mismatches: list[str] = []
     asked = 0
 
-    def _check(self, node: cst.CSTNode) -> None:
-        names = self.qualified_names(node)
+    def _check(self, node: cst.BaseExpression) -> None:
+        scope = self.get_metadata(ScopeProvider, node, None)  # what LibCST itself says
+        names = {q.name for q in scope.get_qualified_names_for(node)} if scope else set()
+        if self.qualified_names(node) != names:
+            type(self).mismatches.append(f"{self.path}: {self.qualified_names(node)} {names}")
         for probe in PROBES | names:
             type(self).asked += 1
             if self.refers_to(node, {probe}) != (probe in names):
                 type(self).mismatches.append(f"{self.path}: {probe} {names}")
 
-    def visit_Name(self, node: cst.Name) -> None:
-        self._check(node)
-
-    def visit_Attribute(self, node: cst.Attribute) -> None:
-        self._check(node)
-
     def visit_Call(self, node: cst.Call) -> None:
+        self._check(node.func)
         self._check(node)
 
+    def visit_Arg(self, node: cst.Arg) -> None:
+        self._check(node.value)
 
-def test_refers_to_says_what_qualified_names_say():
+    def visit_Assign(self, node: cst.Assign) -> None:
+        self._check(node.value)
+
+    def visit_Annotation(self, node: cst.Annotation) -> None:
+        self._check(node.annotation)
+
+    def visit_ClassDef(self, node: cst.ClassDef) -> None:
+        for base in node.bases:
+            self._check(base.value)
+
+    def visit_Subscript(self, node: cst.Subscript) -> None:
+        self._check(node.value)
+
+
+def test_qualified_names_and_refers_to_say_what_the_scope_says():
     _Probe.mismatches, _Probe.asked = [], 0
     for path in SOURCES:
         result = process_source(path.read_bytes(), path.name, [_Probe], Settings())
@@ -179,3 +193,32 @@ def test_positions_of_some_nodes_are_position_providers(path):
     assert positions(module, sites) == {node: expected[node] for node in sites}
     for node in nodes[:: max(1, len(nodes) // 40)]:  # alone: nothing else recorded around it
         assert positions(module, [node]) == {node: expected[node]}
+
+
+def _logging_methods() -> dict[str, object]:
+    """visit_X/leave_X for every LibCST node type, each logging what it met."""
+    methods: dict[str, object] = {}
+    for kind in vars(cst).values():
+        if isinstance(kind, type) and issubclass(kind, cst.CSTNode) and kind.__module__ != "abc":
+            name = kind.__name__
+            methods[f"visit_{name}"] = lambda self, node, name=name: self.log.append(
+                ("visit", name, id(node)))
+            methods[f"leave_{name}"] = lambda self, node, name=name: self.log.append(
+                ("leave", name, id(node)))
+    return methods
+
+
+_LoggingSlow = type("_LoggingSlow", (cst.CSTVisitor,), _logging_methods())
+_LoggingFast = type("_LoggingFast", (FastVisitor,), _logging_methods())
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=_ids(SOURCES))
+def test_the_fast_walk_meets_every_node_in_libcsts_order(path):
+    module = cst.parse_module(path.read_bytes())
+    logs = []
+    for cls in (_LoggingSlow, _LoggingFast):
+        visitor = cls()
+        visitor.log = []
+        module.visit(visitor)
+        logs.append(visitor.log)
+    assert logs[0] == logs[1] and logs[0]

@@ -354,9 +354,14 @@ class ThreadContext(Codemod):
             method = func.attr.value
             if method in ("submit", "map") and self._pool_kind(func.value) == THREAD_KIND:
                 return self._executor(original_node, updated_node, method)
-            if method == "run_in_executor":
+            if method == "run_in_executor" and not self._is_kit_helper(func):
                 return self._run_in_executor(original_node, updated_node)
         return updated_node
+
+    def _is_kit_helper(self, func: cst.Attribute) -> bool:
+        """``tracekit_threads.run_in_executor(loop, ...)``: this codemod's own output."""
+        return self._kit is not None and self.refers_to(
+            func, {f"{self._kit}.threads.run_in_executor"})
 
     def _thread(self, original: cst.Call, updated: cst.Call, kit_class: str, index: int,
                 name: str) -> cst.Call:

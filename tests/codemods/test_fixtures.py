@@ -58,8 +58,13 @@ def test_before_becomes_after(codemod, case):
 @pytest.mark.parametrize(("codemod", "case"), list(_cases()))
 def test_second_run_changes_nothing(codemod, case):
     output = case / "after.py" if (case / "after.py").exists() else case / "before.py"
-    result = _run(codemod, case, output.read_bytes())
+    source = output.read_bytes()
+    result = _run(codemod, case, source)
     assert result.status is Status.UNCHANGED, result.updated
+    # nor does it report its own output: no site beyond those it reported the first time
+    marked = {n for n, line in enumerate(source.decode().splitlines(), 1)
+              if line.rstrip().endswith(REPORTED)}
+    assert {f.line for f in result.findings} <= marked, result.findings
 
 
 def test_every_codemod_has_changed_and_unchanged_fixtures_and_a_rule_doc():

@@ -48,7 +48,7 @@ from scaffold.engine.dispatch import FastTransformer, FastVisitor
 from scaffold.engine.gates import SyntaxGate, SyntaxIndex
 from scaffold.engine.metadata import OnDemand
 from scaffold.engine.model import Finding, Kind, Settings
-from scaffold.engine.positions import positions
+from scaffold.engine.positions import place_sites
 from scaffold.engine.sites import FILE_STATE, SETTINGS, SYNTAX, FileState
 
 SAFE = "safe"
@@ -161,15 +161,26 @@ class Codemod(ContextAwareTransformer, FastTransformer):
     @property
     def findings(self) -> list[Finding]:
         """Every site recorded so far, in the order recorded (read it after the visit)."""
-        if self._unplaced:
-            assert self._unplaced_in is not None
-            ranges = positions(self._unplaced_in, {node for node, _, _ in self._unplaced})
-            for node, message, kind in self._unplaced:
-                finding = self._finding(node, ranges[node], message, kind)
-                assert finding is not None  # no suppression comments in this file
-                self._findings.append(finding)
-            self._unplaced = []
+        place_sites([self])
         return self._findings
+
+    @property
+    def unplaced(self) -> tuple[cst.Module | None, set[cst.CSTNode]]:
+        """The tree visited and the nodes of sites not positioned yet (``place_sites``)."""
+        return self._unplaced_in, {node for node, _, _ in self._unplaced}
+
+    def place(self, ranges: Mapping[cst.CSTNode, CodeRange]) -> None:
+        for node, message, kind in self._unplaced:
+            finding = self._finding(node, ranges[node], message, kind)
+            assert finding is not None  # recorded unplaced: the file has no suppressions
+            self._findings.append(finding)
+        self._unplaced = []
+
+    @property
+    def changed_something(self) -> bool:
+        """Whether the visit recorded a rewrite (answered without positioning any site)."""
+        return any(kind is Kind.CHANGE for _, _, kind in self._unplaced) or any(
+            finding.kind is Kind.CHANGE for finding in self._findings)
 
     def _record(self, node: cst.CSTNode, message: str, kind: Kind) -> bool:
         if not self._state.suppressions:  # nothing can silence it: place it later
@@ -253,11 +264,13 @@ class Codemod(ContextAwareTransformer, FastTransformer):
         Decided without scope analysis: a qualified name ends in the node's own last name
         (``x.y.Thread`` -> ``Thread``), in the last name of what a bare imported name imports
         (``from threading import Thread as T``: ``T`` -> ``Thread``), or, for a builtin, in
-        its head (``print.x`` -> ``builtins.print``). The stdlib index of the file answers
-        while the tree is the one parsed from it (before any codemod changed it); otherwise
-        True.
+        its head (``print.x`` -> ``builtins.print``). The imports come from the stdlib index of
+        the file as read; that holds for a tree earlier codemods changed too, because codemods
+        never add an import themselves (they are scheduled, and added after the last one):
+        a changed tree imports the same or less.
         """
-        index = self._original_index()
+        syntax = self.context.scratch.get(SYNTAX)
+        index = syntax.index if syntax is not None else None
         full = get_full_name_for_node(node) if index is not None else None
         if index is None or full is None:
             return True

@@ -11,10 +11,10 @@ tests/engine/test_metadata_and_dispatch.py compares them on every node of real f
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import libcst as cst
 from libcst._add_slots import add_slots
@@ -77,3 +77,24 @@ def positions(module: cst.Module, nodes: Collection[cst.CSTNode]) -> dict[cst.CS
     )
     module._codegen(state)
     return {node: ranges._computed[node] for node in nodes}
+
+
+class SiteRecorder(Protocol):
+    """A rule holding sites it recorded on a tree, to be positioned later (a codemod)."""
+
+    @property
+    def unplaced(self) -> tuple[cst.Module | None, set[cst.CSTNode]]: ...
+
+    def place(self, ranges: Mapping[cst.CSTNode, CodeRange]) -> None: ...
+
+
+def place_sites(recorders: Sequence[SiteRecorder]) -> None:
+    """Position the sites rules recorded on one same tree, in a single pass over it."""
+    waiting = [(recorder, *recorder.unplaced) for recorder in recorders if recorder.unplaced[1]]
+    if not waiting:
+        return
+    tree = waiting[0][1]
+    assert tree is not None and all(visited is tree for _, visited, _ in waiting)
+    ranges = positions(tree, set().union(*(nodes for _, _, nodes in waiting)))
+    for recorder, _, _ in waiting:
+        recorder.place(ranges)

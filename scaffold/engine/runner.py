@@ -28,6 +28,7 @@ from scaffold.engine.gates import SourceSyntax, SyntaxGate
 from scaffold.engine.imports import TopImportsAdder
 from scaffold.engine.metadata import Metadata
 from scaffold.engine.model import FileResult, Finding, Kind, Settings, Status
+from scaffold.engine.positions import place_sites
 from scaffold.engine.sites import (
     FILE_STATE,
     SETTINGS,
@@ -195,6 +196,12 @@ def _admits(rule: Rule, syntax: SourceSyntax, settings: Settings) -> bool:
     return gate is None or syntax.index is None or gate.admits(syntax.index)
 
 
+def _placed(codemods: Sequence[Any]) -> list[Finding]:
+    """The sites of codemods that visited one same tree, positioned in one pass."""
+    place_sites(codemods)
+    return [finding for codemod in codemods for finding in codemod.findings]
+
+
 def _transform(
     source: bytes, path: str, rules: Sequence[Rule], settings: Settings
 ) -> tuple[FileResult, bytes | None, int]:
@@ -240,6 +247,7 @@ def _transform(
                     if not state.suppressed(finding.rule_id, finding.line, finding.end_line or 0)
                 )
         tree = module
+        same_tree: list[Any] = []  # codemods that visited ``tree``: their sites placed at once
         for current in (rule for rule in active if is_codemod(rule)):
             if tree is not wrapper.module:
                 wrapper = Metadata(tree, unsafe_skip_copy=True)
@@ -252,11 +260,13 @@ def _transform(
             with codemod.resolve(wrapper):
                 rewritten = tree.visit(codemod)
             if applies:
+                same_tree.append(codemod)
                 # a visit that records no change keeps the tree, and with it the metadata
                 # already resolved (LibCST rebuilds every node even when nothing changed)
-                if any(finding.kind is Kind.CHANGE for finding in codemod.findings):
+                if codemod.changed_something:
+                    findings.extend(_placed(same_tree))  # against the tree they visited
+                    same_tree = []
                     tree = rewritten
-                findings.extend(codemod.findings)
             else:  # report what it would do; keep neither its tree nor its imports
                 context.scratch[AddImportsVisitor.CONTEXT_KEY] = scheduled
                 context.scratch[RemoveImportsVisitor.CONTEXT_KEY] = removals
@@ -266,6 +276,7 @@ def _transform(
                     for f in codemod.findings
                 )
         current = None
+        findings.extend(_placed(same_tree))
         if tree is not module and context.scratch.get(AddImportsVisitor.CONTEXT_KEY):
             tree = tree.visit(TopImportsAdder(context))
         if tree is not module and context.scratch.get(RemoveImportsVisitor.CONTEXT_KEY):

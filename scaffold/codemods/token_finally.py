@@ -7,7 +7,10 @@ Several attaches detach in reverse order of attach: tokens detached out of order
 so the last attached is detached first, and a ``finally`` that detaches them in the wrong order
 is reordered. Sites it cannot fix are reported, not rewritten: an attach whose token is stored
 away or detached in another function (``before_request``/``after_request`` hooks), an attach
-whose token is discarded, and a detach in a different block than its attach.
+whose token is discarded, and a detach in a different block than its attach. Left alone
+silently: an attach in ``__enter__``/``__aenter__`` whose token the same class's
+``__exit__``/``__aexit__`` detaches (``self._token``, a local stored there, or a stack pushed
+and popped), since the ``with`` statement guarantees that pair.
 
 Why: ``context.detach`` never raises. If the code between attach and detach raises or is
 cancelled, the detach is skipped and the attached context stays current for whatever runs

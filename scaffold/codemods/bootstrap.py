@@ -18,7 +18,8 @@ trace.get_tracer(__name__)``, which follows the provider installed later). The c
 configured ``helper-module``'s ``init_tracing``, else the kit's; a moved call to another
 ``init_tracing`` taking just the service name is pointed at it. The service name is the moved
 call's argument, else ``service-name`` from ``[tool.scaffold]``, else the module's
-``SERVICE_NAME``. Reported, not rewritten: an entry point without a service name, a FastAPI
+``SERVICE_NAME``; a ``__main__`` block with none of these is a script, not a service, and is
+left alone. Reported, not rewritten: an app without a service name, a FastAPI
 app without a lifespan or startup hook, a moved call whose arguments the kit's
 ``init_tracing`` does not take, and (with a helper module, which has no shutdown) the missing
 flush. Modules without an entry point are left to the ``init-at-import`` check.
@@ -182,10 +183,12 @@ class Bootstrap(PropagationCodemod):
         moved = [statement for statement in node.body
                  if isinstance(statement, cst.SimpleStatementLine)
                  and self._init_call(statement)]
-        entries = [entry for entry in self._apps(node) or self._mains(node)
-                   if self._instrumentable(entry)]
+        apps = self._apps(node)
+        entries = [entry for entry in apps or self._mains(node) if self._instrumentable(entry)]
         if not entries:
             return False  # a library module: init-at-import reports a call at its top
+        if not apps and not moved and self._service_name(node) is None:
+            return False  # a script's main guard, not recognisably a service: nothing to say
         flush = self.kit_function_available
         plans = [self._plan(entry, flush) for entry in entries]
         if not moved and not any(plan.needs_init or plan.needs_flush for plan in plans):

@@ -93,6 +93,7 @@ from scaffold.codemods._propagation import (
 from scaffold.codemods.base import dotted_name
 from scaffold.engine.dispatch import FastVisitor
 from scaffold.engine.gates import SyntaxGate
+from scaffold.engine.model import Settings
 
 INIT = "init_tracing"
 SHUTDOWN = "shutdown_tracing"
@@ -156,7 +157,15 @@ class _Plan:
 
 class Bootstrap(PropagationCodemod):
     PREFILTER = ("__main__", "Quart", "FastAPI", INIT)
-    GATE = SyntaxGate(names=QUART | FASTAPI, strings={"__main__"})  # an app, or a main guard
+    GATE = SyntaxGate(names=QUART | FASTAPI, words={INIT, SERVICE_NAME})
+
+    @classmethod
+    def syntax_gate(cls, settings: Settings) -> SyntaxGate:
+        """An app, an init call or a named service; any main guard once config names one."""
+        if not settings.service_name:
+            return cls.GATE
+        return SyntaxGate(names=QUART | FASTAPI, words={INIT, SERVICE_NAME},
+                          strings={"__main__"})
 
     def __init__(self, context, options=None) -> None:
         super().__init__(context, options)

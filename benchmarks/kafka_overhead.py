@@ -40,7 +40,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 TARGET_RATIO = 0.4
@@ -156,24 +155,12 @@ def _set_up(mode: str):
     raise SystemExit(f"unknown mode {mode!r}")
 
 
-async def _create_topic(bootstrap: str) -> str:
-    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-
-    name = f"bench-{uuid.uuid4().hex[:12]}"
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(name, num_partitions=1, replication_factor=1)])
-    finally:
-        await admin.close()
-    return name
-
-
 async def _round(producer, consumer, send, consume, bootstrap: str, count: int):
     """CPU seconds to send ``count`` messages to a fresh topic, and to read and handle them."""
     from aiokafka.structs import TopicPartition
 
-    topic = await _create_topic(bootstrap)
+    # a fresh single-partition topic, outside the measured part (the kit's test support)
+    topic = await importlib.import_module("benchkit.tracekit.testing").new_topic(bootstrap, "bench")
     started = time.process_time()
     if send is None:
         deliveries = [await producer.send(topic, PAYLOAD) for _ in range(count)]

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import uuid
-
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+import importlib
 
 # Bounds a hung broker, not a performance expectation.
 RECEIVE_TIMEOUT = 60
@@ -12,14 +10,12 @@ RECEIVE_TIMEOUT = 60
 
 async def new_topic(bootstrap: str, prefix: str) -> str:
     """A fresh single-partition topic, so a consumer from the beginning reads only this test."""
-    name = f"{prefix}-{uuid.uuid4().hex[:12]}"
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(name, num_partitions=1, replication_factor=1)])
-    finally:
-        await admin.close()
-    return name
+    return await kit_testing().new_topic(bootstrap, prefix)
+
+
+def kit_testing():
+    """The rendered kit's test support (tests/conftest.py renders the kit as ``kitpkg``)."""
+    return importlib.import_module("kitpkg.tracekit.testing")
 
 
 def ancestors(span, spans) -> list:

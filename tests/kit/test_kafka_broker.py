@@ -7,13 +7,13 @@ assertion, so a broken helper cannot pass by accident.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import json
 import uuid
 from collections.abc import AsyncIterator
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import MessageSizeTooLargeError
 from aiokafka.structs import TopicPartition
 from opentelemetry import context, trace
@@ -31,18 +31,12 @@ RECEIVE_TIMEOUT = 60
 
 
 @pytest.fixture
-def new_topic(tansu: str):
+def new_topic(tansu: str, kit_package):
     """Create a fresh single-partition topic, so records come back in the order they were sent."""
 
     async def create() -> str:
-        name = f"kit-{uuid.uuid4().hex[:12]}"
-        admin = AIOKafkaAdminClient(bootstrap_servers=tansu)
-        await admin.start()
-        try:
-            await admin.create_topics([NewTopic(name, num_partitions=1, replication_factor=1)])
-        finally:
-            await admin.close()
-        return name
+        return await importlib.import_module(f"{kit_package.__name__}.testing").new_topic(
+            tansu, "kit")
 
     return create
 

@@ -22,7 +22,9 @@ call's argument, else ``service-name`` from ``[tool.scaffold]``, else the module
 left alone. Reported, not rewritten: an app without a service name, a FastAPI
 app without a lifespan or startup hook, a moved call whose arguments the kit's
 ``init_tracing`` does not take, and (with a helper module, which has no shutdown) the missing
-flush. Modules without an entry point are left to the ``init-at-import`` check.
+flush, on every run until the shutdown path flushes (``force_flush()``, a provider's
+``shutdown()``), at the app (its lifespan or shutdown hook if it has one) or the worker's
+entry. Modules without an entry point are left to the ``init-at-import`` check.
 
 Why: initialised at import, tracing is configured before settings are read, in every test
 and tool that imports the module, and before a pre-forking server forks (the batch
@@ -87,6 +89,7 @@ from scaffold.codemods._propagation import (
     collect,
     is_docstring,
     keyword,
+    last_name,
     parse_statements,
     statements_of,
 )
@@ -196,16 +199,31 @@ class Bootstrap(PropagationCodemod):
         entries = [entry for entry in apps or self._mains(node) if self._instrumentable(entry)]
         if not entries:
             return False  # a library module: init-at-import reports a call at its top
-        if not apps and not moved and self._service_name(node) is None:
+        if not apps and not moved and self._service_name(node) is None \
+                and not any(self._calls(entry, INIT) for entry in entries):
             return False  # a script's main guard, not recognisably a service: nothing to say
         flush = self.kit_function_available
         plans = [self._plan(entry, flush) for entry in entries]
+        changed = self._bootstrap(node, moved, plans, flush)
+        if self.settings.helper_module:
+            # reported on every run while missing, not only alongside the rewrite that adds init
+            for entry in entries:
+                if not self._flushes(entry):
+                    self.report(self._flush_site(entry), "no flush at shutdown: the helper "
+                                "module has no shutdown function; flush the provider it "
+                                "installs (force_flush) when stopping")
+        return changed
+
+    def _bootstrap(self, module: cst.Module, moved: list[cst.SimpleStatementLine],
+                   plans: list[_Plan], flush: bool) -> bool:
+        """Move or add the init call (and the kit's flush) where the plans say; True if so."""
         if not moved and not any(plan.needs_init or plan.needs_flush for plan in plans):
             return False
-        site = moved[0] if moved else self._entry_node(entries[0])
-        make_init = self._init_statement(moved[0] if moved else None, node, site)
+        entry = plans[0].entry
+        site = moved[0] if moved else self._entry_node(entry)
+        make_init = self._init_statement(moved[0] if moved else None, module, site)
         if make_init is None or not self.record_change(
-                site, self._message(entries[0], bool(moved), flush)):
+                site, self._message(entry, bool(moved), flush)):
             return False
         for statement in moved:
             self._leave_behind(statement)
@@ -213,10 +231,23 @@ class Bootstrap(PropagationCodemod):
         shutdown = parse_statements(f"{self.kit_function(SHUTDOWN)}()\n") if flush else []
         for plan in plans:
             self._apply(plan, init, shutdown)
-        if not flush:
-            self.report(site, "no flush at shutdown: the helper module has no shutdown "
-                        "function; flush the provider it installs (force_flush) when stopping")
         return True
+
+    def _flushes(self, entry: _Entry) -> bool:
+        """The entry point's shutdown path flushes spans: ``shutdown_tracing()``,
+        ``...force_flush()`` or a provider's ``shutdown()``."""
+        stop = (entry.lifespan or entry.hooks.get("stop")) if isinstance(entry, _App) else entry
+        return stop is not None and any(
+            self.calls_one_of(call, (SHUTDOWN, "force_flush"))
+            or (last_name(call.func) == "shutdown" and "provider" in code(call.func).lower())
+            for call in _all_calls(stop))
+
+    def _flush_site(self, entry: _Entry) -> cst.CSTNode:
+        """Where a missing flush is reported: a node every run finds in the same place (not
+        a start-up hook this codemod may have added)."""
+        if isinstance(entry, _App):
+            return entry.lifespan or entry.hooks.get("stop") or entry.assignment
+        return entry
 
     def _calls(self, node: cst.CSTNode, name: str) -> bool:
         """``node`` (original tree) calls ``name`` somewhere inside, under any alias."""

@@ -65,6 +65,8 @@ TYPE_UNIONS = {
 ANNOTATED = {"typing.Annotated", "typing_extensions.Annotated"}
 THREAD_KIND, PROCESS_KIND = "thread", "process"
 POOL_CLASS_NAMES = {name.rsplit(".", 1)[-1] for name in THREAD_POOLS | PROCESS_POOLS}
+_THREAD_ENDINGS = {"Thread", "Timer"}
+_POOL_METHODS = {"submit", "map", "run_in_executor"}  # the calls leave_Call looks at by name
 _CARRIED = "copy_context"  # already rewritten (or written by hand the same way)
 
 Scope = cst.CSTNode  # the Module, a ClassDef (its self.x attributes) or a FunctionDef
@@ -178,6 +180,8 @@ class _Pools(FastVisitor):
     def visit_ClassDef(self, node: cst.ClassDef) -> None:
         self.classes_by_name.setdefault(node.name.value, node)
         self.classes.append(node)
+        if any(self.codemod.may_end_in(base.value, _THREAD_ENDINGS) for base in node.bases):
+            self.mark_path()  # a possible Thread subclass: the transform must see it
 
     def leave_ClassDef(self, original_node: cst.ClassDef) -> None:
         self.classes.pop()
@@ -212,6 +216,10 @@ class _Pools(FastVisitor):
             name = dotted_name(node.func)
             if name is not None:
                 self.given_target.add(name)
+        func = node.func
+        if (isinstance(func, cst.Attribute) and func.attr.value in _POOL_METHODS) \
+                or self.codemod.may_end_in(func, _THREAD_ENDINGS):
+            self.mark_path()  # a call leave_Call may rewrite
 
 
 class ThreadContext(Codemod):
@@ -298,7 +306,9 @@ class ThreadContext(Codemod):
         if "tracekit" in PurePath(self.path).parts[:-1]:
             return False  # the kit's own code is what carries context; never rewrite it
         self._pools = _Pools(self, node)
+        self._pools.marked = set()
         node.visit(self._pools)
+        self.prune_to(self._pools.marked | {node})  # only where a site may be is rebuilt
         return True
 
     def visit_ClassDef(self, node: cst.ClassDef) -> None:

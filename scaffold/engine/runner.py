@@ -305,6 +305,7 @@ class _Task:
     rules: tuple[Rule, ...]
     settings: Settings
     write: bool
+    size: int = 0  # bytes, when read ahead: the largest files go to the workers first
 
 
 def _read(task: _Task) -> bytes | FileResult:
@@ -439,6 +440,7 @@ def run(
             if not any(_wants(rule, probe, settings) for rule in chosen):
                 results.append(FileResult(target.display, Status.UNCHANGED))
                 continue
+            task = replace(task, size=len(data))
         elif not any(getattr(rule, "reads_config_file", None) and rule.reads_config_file(
                 target.path.name) for rule in chosen):
             continue
@@ -461,8 +463,10 @@ def _execute(
     workers = _worker_count(jobs, len(tasks))
     if workers == 1:
         return _collect(map(_run_task, tasks), len(tasks), on_progress)
-    # small chunks: a few large files must not leave the other workers idle at the end
-    chunk = max(1, min(8, len(tasks) // (workers * 8)))
+    # largest first, in small chunks: a few large files must not leave the other workers
+    # idle at the end (the caller sorts the results, so the order does not show)
+    tasks = sorted(tasks, key=lambda task: -task.size)
+    chunk = max(1, min(8, len(tasks) // (workers * 32)))
     with ProcessPoolExecutor(max_workers=workers) as pool:
         return _collect(pool.map(_run_task, tasks, chunksize=chunk), len(tasks), on_progress)
 

@@ -222,3 +222,63 @@ def test_the_fast_walk_meets_every_node_in_libcsts_order(path):
         module.visit(visitor)
         logs.append(visitor.log)
     assert logs[0] == logs[1] and logs[0]
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=_ids(SOURCES))
+def test_the_marking_walk_meets_the_same_nodes_and_marks_whole_paths(path):
+    module = cst.parse_module(path.read_bytes())
+    plain, marking = _LoggingFast(), _LoggingFast()
+    plain.log, marking.log = [], []
+    marking.marked = set()
+    module.visit(plain)
+    module.visit(marking)
+    assert marking.log == plain.log
+    assert marking.marked == set() and not marking._path  # nothing asked to be marked
+
+    class _MarkCalls(FastVisitor):
+        def visit_Call(self, node):
+            self.mark_path()
+
+    marker = _MarkCalls()
+    marker.marked = set()
+    module.visit(marker)
+    calls = [node for node in _all_nodes(module) if isinstance(node, cst.Call)]
+    assert set(calls) <= marker.marked
+    assert (module in marker.marked) == bool(calls)
+
+
+def _all_nodes(module):
+    found = []
+
+    class _All(FastVisitor):
+        def on_visit(self, node):
+            found.append(node)
+            return True
+
+        def on_leave(self, original_node):
+            pass
+
+    module.visit(_All())
+    return found
+
+
+# real third-party code with thread work, none of it written here
+_THREADED = [Path(module.__file__) for module in (
+    __import__("anyio._backends._asyncio", fromlist=["_"]),
+    __import__("redis.client", fromlist=["_"]),
+    __import__("opentelemetry.sdk.trace", fromlist=["_"]),
+    __import__("opentelemetry.sdk._logs._internal", fromlist=["_"]),
+    __import__("aiohttp.client", fromlist=["_"]),
+)]
+
+
+@pytest.mark.parametrize("path", _THREADED, ids=[p.name for p in _THREADED])
+def test_a_pruned_transform_rewrites_what_a_full_one_rewrites(path, monkeypatch):
+    from scaffold.codemods.thread_context import ThreadContext
+
+    source = path.read_bytes()
+    pruned = process_source(source, "pkg/module.py", [ThreadContext], Settings())
+    monkeypatch.setattr(FastTransformer, "prune_to", lambda self, nodes: None)
+    full = process_source(source, "pkg/module.py", [ThreadContext], Settings())
+    assert pruned.updated == full.updated and pruned.findings == full.findings
+    assert pruned.status == full.status

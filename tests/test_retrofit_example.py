@@ -207,6 +207,33 @@ def test_every_file_still_compiles(retrofitted, tmp_path):
     assert done.returncode == 0, done.stdout + done.stderr
 
 
+def _unsorted_imports(root: Path, files: list[str]) -> set[str]:
+    """The files among ``files`` whose imports ruff's isort rules (``I``) would reorder."""
+    done = subprocess.run(
+        [sys.executable, "-m", "ruff", "check", "--isolated", "--select", "I",
+         "--line-length", "100", "--output-format", "json",
+         "--config", f"lint.isort.known-first-party={json.dumps([PACKAGE, 'support'])}",
+         *files], cwd=root, capture_output=True, text=True,
+    )
+    return {Path(finding["filename"]).relative_to(root).as_posix()
+            for finding in json.loads(done.stdout)}
+
+
+def test_what_retrofit_writes_keeps_the_imports_in_isorts_order(retrofitted):
+    """A repo whose CI runs ruff's import rules stays green: every file retrofit changed
+    whose imports were sorted still is, and every file it wrote is sorted."""
+    service = retrofitted.service
+    written = sorted(
+        {f["path"].removeprefix("./") for f in retrofitted.run.report["files"]
+         if f["status"] == "changed" and f["path"].endswith(".py")}
+        | {p.relative_to(service).as_posix() for p in (service / "tests" / "tracing").glob("*.py")}
+    )
+    existed = [name for name in written if (EXAMPLE_DIR / name).is_file()]
+    assert existed and len(existed) < len(written)  # rewritten files, and new ones
+    unsorted_before = _unsorted_imports(EXAMPLE_DIR, existed)
+    assert _unsorted_imports(service, written) <= unsorted_before
+
+
 def test_the_services_own_tests_still_pass(retrofitted):
     collected = run_service_tests(EXAMPLE_DIR, "--collect-only")
     expected = re.search(r"(\d+) tests? collected", collected.stdout)

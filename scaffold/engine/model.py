@@ -66,3 +66,8 @@ class Settings:
     kafka_producers: tuple[str, ...] = ()  # [tool.scaffold] kafka-producers, for kafka-produce
     unsafe_fixes: bool = False  # apply codemods whose FIX_SAFETY is "unsafe"
     options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # by rule id
+
+    @property
+    def first_party(self) -> frozenset[str]:
+        """Top-level packages of the repo itself, for import sections: the kit's."""
+        return frozenset({self.kit.split(".")[0]}) if self.kit else frozenset()

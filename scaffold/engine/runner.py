@@ -25,7 +25,7 @@ from scaffold import vendor  # a module import: scaffold.vendor imports this pac
 from scaffold.config import Config, ConfigError
 from scaffold.engine.discovery import discover
 from scaffold.engine.gates import SourceSyntax, SyntaxGate
-from scaffold.engine.imports import TopImportsAdder
+from scaffold.engine.imports import TopImportsAdder, place_in_sections
 from scaffold.engine.metadata import Metadata
 from scaffold.engine.model import FileResult, Finding, Kind, Settings, Status
 from scaffold.engine.positions import place_sites
@@ -278,7 +278,8 @@ def _transform(
         current = None
         findings.extend(_placed(same_tree))
         if tree is not module and context.scratch.get(AddImportsVisitor.CONTEXT_KEY):
-            tree = tree.visit(TopImportsAdder(context))
+            imports_added = tree.visit(TopImportsAdder(context))
+            tree = place_in_sections(tree, imports_added, settings.first_party)
         if tree is not module and context.scratch.get(RemoveImportsVisitor.CONTEXT_KEY):
             # removes only imports nothing references any more, as LibCST's own commands do
             removal_wrapper = Metadata(tree, unsafe_skip_copy=True)

@@ -208,13 +208,14 @@ def test_imports_are_added_once_after_docstring_and_future_imports():
     result = process_source(source.encode(), "a.py", all_codemods())
     module = cst.parse_module(result.updated)
     header = [module.code_for_node(s).strip() for s in module.body[:6]]
-    assert header[:4] == [
+    assert header == [  # in the block's own (isort's) order, after the docstring and future
         '"""Service."""',
         "from __future__ import annotations",
+        "import contextvars",
+        "import functools",
         "import threading",
         "from opentelemetry import trace as otel",
     ]
-    assert sorted(header[4:]) == ["import contextvars", "import functools"]
     assert result.updated.count("import contextvars") == 1
     assert "otel.use_span(span, end_on_exit=True)" in result.updated
 

@@ -200,3 +200,52 @@ def test_a_configured_kit_outside_the_tree_is_trusted(tmp_path):
     result = generate_tests(repo)
     assert result.driven == 1
     assert "from company.tracekit.testing import" in (tracing_dir(repo) / "conftest.py").read_text()
+
+
+DISHKA = '''\
+from concurrent.futures import ThreadPoolExecutor
+from inspect import Parameter
+from typing import Protocol
+
+from dishka import FromDishka
+from dishka.integrations.base import wrap_injection
+
+from svc.tracekit import submit
+
+
+class Store(Protocol):
+    def save(self, value: str) -> None: ...
+
+
+def inject(func):
+    """What a web framework's dishka integration does: the container comes with the call."""
+    return wrap_injection(
+        func=func, is_async=True,
+        container_getter=lambda args, kwargs: kwargs["dishka_container"],
+        additional_params=[Parameter("dishka_container", Parameter.KEYWORD_ONLY)],
+    )
+
+
+def step():
+    return "done"
+
+
+@inject
+async def run(pool: FromDishka[ThreadPoolExecutor], store: FromDishka[Store]):
+    store.save("started")
+    return SUBMISSION.result()
+'''
+
+
+def test_a_dishka_injected_function_is_driven_with_its_dependencies_built(tmp_path):
+    """No container in a test: the injected parameters are built from their hints (a pool, a
+    recorder for the Protocol) and the function under ``@inject`` is called; the same test
+    fails once the submission no longer carries the context."""
+    repo = make_repo(tmp_path, DISHKA.replace("SUBMISSION", "submit(pool, step)"))
+    generate_tests(repo)
+    test = "test_trace_svc_jobs::test_thread_run"
+    outcomes = run_pytest(repo, "tests/tracing")
+    assert outcomes[test] == "passed", outcomes["__output__"]
+    (repo / "svc" / "jobs.py").write_text(DISHKA.replace("SUBMISSION", "pool.submit(step)"))
+    outcomes = run_pytest(repo, "tests/tracing")
+    assert outcomes[test] == "failed", outcomes["__output__"]

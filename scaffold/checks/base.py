@@ -24,13 +24,10 @@ from libcst.codemod import CodemodContext, ContextAwareVisitor
 from libcst.metadata import PositionProvider, ProviderT
 
 from scaffold.engine.model import Finding, Settings, Status
+from scaffold.engine.options import resolve_options
 from scaffold.engine.runner import process_source
 
 EXPECTED_MARK = "# <-"
-
-
-class CheckOptionError(ValueError):
-    """A check option in the configuration is unknown or has the wrong type."""
 
 
 @dataclass(frozen=True)
@@ -95,29 +92,7 @@ class Check(ContextAwareVisitor):
     @classmethod
     def resolve_options(cls, options: Mapping[str, Any] | None) -> dict[str, Any]:
         """Defaults overlaid with configured values; unknown names and wrong types are errors."""
-        resolved = dict(cls.OPTIONS)
-        for name, value in (options or {}).items():
-            key = name.replace("-", "_")
-            if key not in cls.OPTIONS:
-                known = ", ".join(sorted(k.replace("_", "-") for k in cls.OPTIONS)) or "none"
-                raise CheckOptionError(
-                    f"unknown option {name!r} for check {cls.ID!r} (known: {known})"
-                )
-            default = cls.OPTIONS[key]
-            if isinstance(default, (list, tuple)):
-                if not isinstance(value, (list, tuple)) or not all(
-                    isinstance(item, str) for item in value
-                ):
-                    raise CheckOptionError(
-                        f"option {name!r} of check {cls.ID!r} must be a list of strings"
-                    )
-                value = tuple(value)
-            elif not isinstance(value, type(default)):
-                raise CheckOptionError(
-                    f"option {name!r} of check {cls.ID!r} must be {type(default).__name__}"
-                )
-            resolved[key] = value
-        return resolved
+        return resolve_options("check", cls.ID, cls.OPTIONS, options)
 
     @classmethod
     def wants(cls, source: str) -> bool:

@@ -21,6 +21,7 @@ from scaffold.engine.dispatch import FastVisitor
 # Calls that write trace context into a carrier: OpenTelemetry's, HuleEdu's and the kit's.
 INJECT_NAMES = frozenset({"inject", "inject_trace_context", "inject_metadata", "inject_headers"})
 EXTRACT_NAMES = frozenset({"extract", "extract_trace_context"})
+ENVELOPE_SUFFIXES = ("Envelope",)  # class names of event envelopes end in one of these
 
 # every statement LibCST has; ``BaseStatement`` itself declares no ``leading_lines``/``body``
 Statement = cst.SimpleStatementLine | cst.BaseCompoundStatement
@@ -274,9 +275,11 @@ class PropagationCodemod(Codemod):
         return bool(self.names_of(call.func) & wanted)
 
     def is_envelope_class(self, expr: cst.CSTNode) -> bool:
-        """``expr`` names a class called ``...Envelope`` (``EventEnvelope[T]`` too)."""
+        """``expr`` names a class called ``...Envelope`` (``EventEnvelope[T]`` too), or ending
+        in one of the configured ``envelope-suffixes``."""
         target = expr.value if isinstance(expr, cst.Subscript) else expr
-        return any(name.endswith("Envelope") for name in self.names_of(target))
+        suffixes = tuple(self.options.get("envelope_suffixes", ENVELOPE_SUFFIXES))
+        return any(name.endswith(suffixes) for name in self.names_of(target))
 
     # -- where the helpers come from --
 

@@ -48,15 +48,12 @@ from scaffold.engine.dispatch import FastTransformer, FastVisitor
 from scaffold.engine.gates import SyntaxGate, SyntaxIndex
 from scaffold.engine.metadata import OnDemand
 from scaffold.engine.model import Finding, Kind, Settings
+from scaffold.engine.options import resolve_options
 from scaffold.engine.positions import place_sites
 from scaffold.engine.sites import FILE_STATE, SETTINGS, SYNTAX, FileState
 
 SAFE = "safe"
 UNSAFE = "unsafe"
-
-
-class CodemodOptionError(ValueError):
-    """Options were configured for a codemod that takes none."""
 
 
 class Codemod(ContextAwareTransformer, FastTransformer):
@@ -70,6 +67,7 @@ class Codemod(ContextAwareTransformer, FastTransformer):
     # Then checked on the stdlib ast: what the code must name for this codemod to act (None: parse).
     GATE: ClassVar[SyntaxGate | None] = None
     METADATA_DEPENDENCIES: ClassVar[tuple[ProviderT, ...]] = (PositionProvider,)
+    OPTIONS: ClassVar[Mapping[str, Any]] = {}  # [tool.scaffold.options.<id>]: name -> default
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -102,15 +100,19 @@ class Codemod(ContextAwareTransformer, FastTransformer):
 
     @classmethod
     def resolve_options(cls, options: Mapping[str, Any] | None) -> dict[str, Any]:
-        """Codemods take no options yet; configuring some is an error rather than a no-op."""
-        if options:
-            raise CodemodOptionError(f"codemod {cls.ID!r} takes no options (got {sorted(options)})")
-        return {}
+        """``OPTIONS`` overlaid with configured values; unknown names and wrong types (and any
+        option for a codemod that takes none) are configuration errors, never no-ops."""
+        return resolve_options("codemod", cls.ID, cls.OPTIONS, options)
 
     @classmethod
     def wants(cls, source: str) -> bool:
         """The cheap text prefilter: can this source contain anything the codemod rewrites?"""
         return not cls.PREFILTER or any(needle in source for needle in cls.PREFILTER)
+
+    @classmethod
+    def wants_configured(cls, source: str, options: Mapping[str, Any] | None) -> bool:
+        """The prefilter under configured options (names they add must count too)."""
+        return cls.wants(source)
 
     @classmethod
     def syntax_gate(cls, settings: Settings) -> SyntaxGate | None:

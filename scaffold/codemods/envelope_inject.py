@@ -1,9 +1,10 @@
 """An event envelope is published without the current trace context in its metadata.
 
 What it does: where a function builds an event envelope (``X = EventEnvelope(...)``, any class
-whose name ends in ``Envelope``, generic ones too) and then publishes it (``publish``,
-``publish_event``, ``publish_to_outbox``, ``send``, ``send_and_wait``: directly, through a bus
-or through an outbox, the envelope itself or its serialised form), injects the current context
+whose name ends in ``Envelope`` or in one of the option ``envelope-suffixes``, generic ones too)
+and then publishes it (``publish``, ``publish_event``, ``publish_to_outbox``, ``send``,
+``send_and_wait``, or the option ``publish-methods`` when set: directly, through a bus or
+through an outbox, the envelope itself or its serialised form), injects the current context
 into ``X.metadata`` just before the publish, creating the dict when it is ``None``. With the
 kit that is ``X.metadata = inject_metadata(X.metadata)``; with a configured ``helper-module``
 its ``inject_trace_context(X.metadata)``; with neither, OpenTelemetry's ``inject``. An
@@ -45,10 +46,14 @@ span the injection writes nothing.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import libcst as cst
 from libcst.codemod.visitors import RemoveImportsVisitor
 
 from scaffold.codemods._propagation import (
+    ENVELOPE_SUFFIXES,
     INJECT_NAMES,
     Place,
     PropagationCodemod,
@@ -72,11 +77,19 @@ SPAN_PROBE = "get_current_span"
 
 
 class EnvelopeInject(PropagationCodemod):
-    PREFILTER = ("Envelope",)
+    PREFILTER = ENVELOPE_SUFFIXES
+    OPTIONS = {"envelope_suffixes": ENVELOPE_SUFFIXES, "publish_methods": tuple(
+        sorted(PUBLISH_NAMES))}
 
     @classmethod
     def wants(cls, source: str) -> bool:
-        return "Envelope" in source and ("publish" in source or "send" in source)
+        return cls.wants_configured(source, None)
+
+    @classmethod
+    def wants_configured(cls, source: str, options: Mapping[str, Any] | None) -> bool:
+        resolved = cls.resolve_options(options)
+        return any(suffix in source for suffix in resolved["envelope_suffixes"]) and any(
+            method in source for method in resolved["publish_methods"])
 
     def __init__(self, context, options=None) -> None:
         super().__init__(context, options)
@@ -121,7 +134,7 @@ class EnvelopeInject(PropagationCodemod):
                 injected[guard].append(place)
                 continue
             for call in collect(*header(statement)).calls:
-                if not self.calls_one_of(call, PUBLISH_NAMES):
+                if not self.calls_one_of(call, self.options["publish_methods"]):
                     continue
                 for name in self._published(call, names):
                     self._publish(name, place, call, injected[name], guards, envelopes[name])

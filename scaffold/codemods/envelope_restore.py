@@ -2,8 +2,9 @@
 
 What it does: where a function parses an event envelope (``X = EventEnvelope.model_validate_json
 (msg.value)``, ``model_validate``, ``parse_raw``, ``parse_obj``; any class whose name ends in
-``Envelope``), makes the handler's work run inside the envelope's restored context, under a
-span that exists whether or not ``X.metadata`` is there:
+``Envelope``, or in one of the option ``envelope-suffixes``), makes the handler's work run
+inside the envelope's restored context, under a span that exists whether or not ``X.metadata``
+is there:
 
 - ``if X.metadata and tracer: <restore, span, work> else: <the same work>`` becomes the traced
   branch alone. With the kit it is ``with restore_span(X.metadata, name, kind=..., attributes=
@@ -49,13 +50,14 @@ current inside it change. The kit's ``restore_span`` reads malformed or missing 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import cast
+from collections.abc import Mapping, Sequence
+from typing import Any, cast
 
 import libcst as cst
 from libcst.codemod.visitors import RemoveImportsVisitor
 
 from scaffold.codemods._propagation import (
+    ENVELOPE_SUFFIXES,
     EXTRACT_NAMES,
     Place,
     PropagationCodemod,
@@ -128,11 +130,18 @@ class _Guard:
 
 
 class EnvelopeRestore(PropagationCodemod):
-    PREFILTER = ("Envelope",)
+    PREFILTER = ENVELOPE_SUFFIXES
+    OPTIONS = {"envelope_suffixes": ENVELOPE_SUFFIXES}
 
     @classmethod
     def wants(cls, source: str) -> bool:
-        return "Envelope" in source and any(name in source for name in PARSE_NAMES)
+        return cls.wants_configured(source, None)
+
+    @classmethod
+    def wants_configured(cls, source: str, options: Mapping[str, Any] | None) -> bool:
+        suffixes = cls.resolve_options(options)["envelope_suffixes"]
+        return any(suffix in source for suffix in suffixes) and any(
+            name in source for name in PARSE_NAMES)
 
     def __init__(self, context, options=None) -> None:
         super().__init__(context, options)

@@ -183,8 +183,11 @@ def _syntax_gate(rule: Rule, settings: Settings) -> SyntaxGate | None:
 
 
 def _wants(rule: Rule, probe: str, settings: Settings) -> bool:
-    """The text prefilter: the rule's own, then what its syntax gate needs spelled out."""
-    if not rule.wants(probe):
+    """The text prefilter: the rule's own (under its configured options), then what its
+    syntax gate needs spelled out."""
+    options = settings.options.get(rule.ID)
+    configured = getattr(rule, "wants_configured", None)
+    if not (configured(probe, options) if options and configured else rule.wants(probe)):
         return False
     gate = _syntax_gate(rule, settings)
     return gate is None or gate.may_admit(probe)

@@ -142,7 +142,14 @@ def test_config_select_may_name_checks_and_options_are_validated(repo, capsys):
         "[tool.scaffold.options.token-finally]\nstrict = true\n"
     )
     assert main(["retrofit", "--check", str(repo)]) == 2
-    assert "takes no options" in capsys.readouterr().err
+    assert "unknown option 'strict' for codemod 'token-finally' (known: none)" in (
+        capsys.readouterr().err)
+    (repo / "pyproject.toml").write_text(
+        '[tool.scaffold.options.envelope-inject]\npublish-methods = "emit"\n'
+    )
+    assert main(["retrofit", "--check", str(repo)]) == 2
+    assert "option 'publish-methods' of codemod 'envelope-inject' must be a list of strings" in (
+        capsys.readouterr().err)
 
 
 def test_no_progress_bar_when_stderr_is_not_a_terminal(repo, capsys):

@@ -63,6 +63,9 @@ class Config:
     generate_tests: bool = True
     kafka_producers: tuple[str, ...] = ()
     options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    # the repo's own packages as its import sorter knows them (ruff's or isort's
+    # known-first-party in the same pyproject.toml): added imports are placed the same way
+    first_party: tuple[str, ...] = ()
 
     @property
     def where(self) -> str:
@@ -105,6 +108,23 @@ def load_config(pyproject: Path) -> Config | None:
     table = data.get("tool", {}).get("scaffold")
     if table is None:
         return None
+    return _scaffold_table(pyproject, data, table)
+
+
+def _known_first_party(data: Mapping[str, Any]) -> tuple[str, ...]:
+    """``known-first-party`` of ruff's isort settings (or isort's own), when a list of names."""
+    tool = data.get("tool", {})
+    ruff = tool.get("ruff", {}) if isinstance(tool.get("ruff"), dict) else {}
+    for table, key in ((ruff.get("lint", {}).get("isort"), "known-first-party"),
+                       (ruff.get("isort"), "known-first-party"),
+                       (tool.get("isort"), "known_first_party")):
+        value = table.get(key) if isinstance(table, dict) else None
+        if isinstance(value, list) and all(isinstance(item, str) for item in value):
+            return tuple(value)
+    return ()
+
+
+def _scaffold_table(pyproject: Path, data: Mapping[str, Any], table: Any) -> Config:
     if not isinstance(table, dict):
         raise ConfigError(f"[tool.scaffold] in {pyproject} must be a table")
     values: dict[str, Any] = {}
@@ -119,7 +139,8 @@ def load_config(pyproject: Path) -> Config | None:
             raise ConfigError(f"key {key!r} in [tool.scaffold] of {pyproject} must be {kind}")
         field_name = key.replace("-", "_")
         values[field_name] = tuple(value) if kind == _LIST else value
-    return Config(root=pyproject.parent.resolve(), source=pyproject, **values)
+    return Config(root=pyproject.parent.resolve(), source=pyproject,
+                  first_party=_known_first_party(data), **values)
 
 
 def find_config(start: Path) -> Config:
@@ -129,10 +150,13 @@ def find_config(start: Path) -> Config:
     """
     start = start.resolve()
     folder = start if start.is_dir() else start.parent
+    first_party: tuple[str, ...] | None = None  # from the nearest pyproject.toml, if no table
     for candidate in (folder, *folder.parents):
         pyproject = candidate / "pyproject.toml"
         if pyproject.is_file():
             config = load_config(pyproject)
             if config is not None:
                 return config
-    return Config(root=folder)
+            if first_party is None:
+                first_party = _known_first_party(tomllib.loads(pyproject.read_text("utf-8")))
+    return Config(root=folder, first_party=first_party or ())

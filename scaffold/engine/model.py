@@ -67,7 +67,11 @@ class Settings:
     unsafe_fixes: bool = False  # apply codemods whose FIX_SAFETY is "unsafe"
     options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # by rule id
 
+    known_first_party: tuple[str, ...] = ()  # the repo's import sorter's own list
+
     @property
     def first_party(self) -> frozenset[str]:
-        """Top-level packages of the repo itself, for import sections: the kit's."""
-        return frozenset({self.kit.split(".")[0]}) if self.kit else frozenset()
+        """Top-level packages of the repo itself, for import sections: the kit's, and those
+        the repo's ruff/isort settings name."""
+        kit = {self.kit.split(".")[0]} if self.kit else set()
+        return frozenset(kit | {name.split(".")[0] for name in self.known_first_party})

@@ -382,6 +382,7 @@ def _plan(
         helper_module=config.helper_module,
         service_name=config.service_name,
         kafka_producers=config.kafka_producers,
+        known_first_party=config.first_party,
         unsafe_fixes=unsafe,
         options=options_by_id,
     )

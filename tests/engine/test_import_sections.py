@@ -140,3 +140,40 @@ def test_names_already_out_of_order_are_left_as_the_user_wrote_them():
     source = "from opentelemetry.trace import get_tracer, SpanKind\n\nX = 1\n"
     imports = (("opentelemetry.trace", "Link", None),)
     assert _add(source, *imports) == _libcst(source, *imports)
+
+
+RUFF_CONFIGURED = '''\
+import threading
+
+from quart import Quart
+
+from common_core.events import ESSAY_SUBMITTED
+
+app = Quart(__name__)
+
+
+def start(work):
+    threading.Thread(target=work).start()
+    return ESSAY_SUBMITTED
+'''
+
+
+@pytest.mark.parametrize("table", [
+    '[tool.ruff.lint.isort]\nknown-first-party = ["common_core"]\n',
+    '[tool.isort]\nknown_first_party = ["common_core"]\n',
+])
+def test_the_repos_own_first_party_packages_come_from_its_import_sorter_settings(
+        tmp_path, table):
+    """``common_core`` is first party only because the repo says so: with that read, the
+    block counts as sorted and the new imports go into their sections."""
+    from scaffold.engine import Options, run
+
+    (tmp_path / "pyproject.toml").write_text(f'[project]\nname = "svc"\nversion = "0"\n\n{table}')
+    (tmp_path / "svc").mkdir()
+    (tmp_path / "svc" / "app.py").write_text(RUFF_CONFIGURED)
+    codemods = [rule for rule in all_codemods() if rule.ID == "thread-context"]
+    result = run([tmp_path], codemods, Options(write=True, jobs=1))
+    assert len(result.changed) == 1, result
+    updated = (tmp_path / "svc" / "app.py").read_text()
+    assert updated.startswith("import contextvars\nimport functools\nimport threading\n\n")
+    assert _isort_findings(updated, ["common_core"]) == ""

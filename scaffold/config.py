@@ -46,6 +46,16 @@ class ConfigError(Exception):
 
 
 @dataclass(frozen=True)
+class ImportSorting:
+    """What the repo tells its import sorter (ruff's isort rules, or isort), as far as placing
+    an added import needs it."""
+
+    first_party: tuple[str, ...] = ()  # known-first-party
+    combine_as: bool = False  # combine-as-imports: ``a, b as c`` on one line
+    placeable: bool = True  # False: an order this does not model; LibCST's placement stands
+
+
+@dataclass(frozen=True)
 class Config:
     """One project's settings; ``root`` is where globs are anchored (the pyproject's folder)."""
 
@@ -63,9 +73,9 @@ class Config:
     generate_tests: bool = True
     kafka_producers: tuple[str, ...] = ()
     options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
-    # the repo's own packages as its import sorter knows them (ruff's or isort's
-    # known-first-party in the same pyproject.toml): added imports are placed the same way
-    first_party: tuple[str, ...] = ()
+    # what the repo's import sorter is told (ruff's or isort's settings in the same
+    # pyproject.toml): added imports are placed the way it would place them
+    import_sorting: ImportSorting = field(default_factory=ImportSorting)
 
     @property
     def where(self) -> str:
@@ -111,17 +121,38 @@ def load_config(pyproject: Path) -> Config | None:
     return _scaffold_table(pyproject, data, table)
 
 
-def _known_first_party(data: Mapping[str, Any]) -> tuple[str, ...]:
-    """``known-first-party`` of ruff's isort settings (or isort's own), when a list of names."""
+# isort settings whose default order place_in_sections models: any other value of these
+# means an order it does not, and added imports keep LibCST's placement
+_ORDER_DEFAULTS: dict[str, Any] = {
+    "force-sort-within-sections": False, "force-single-line": False, "no-sections": False,
+    "from-first": False, "order-by-type": True, "case-sensitive": False, "length-sort": False,
+    "lines-between-types": 0, "force-to-top": [], "forced-separate": [], "section-order": None,
+    "known-local-folder": [], "known-third-party": [], "extra-standard-library": [],
+    "default-section": "third-party", "force-wrap-aliases": False,
+}
+
+
+def _import_sorting(data: Mapping[str, Any]) -> ImportSorting:
+    """The isort settings of a pyproject.toml: ruff's (``[tool.ruff.lint.isort]``, the older
+    ``[tool.ruff.isort]``) or isort's own (``[tool.isort]``, underscores)."""
     tool = data.get("tool", {})
-    ruff = tool.get("ruff", {}) if isinstance(tool.get("ruff"), dict) else {}
-    for table, key in ((ruff.get("lint", {}).get("isort"), "known-first-party"),
-                       (ruff.get("isort"), "known-first-party"),
-                       (tool.get("isort"), "known_first_party")):
-        value = table.get(key) if isinstance(table, dict) else None
-        if isinstance(value, list) and all(isinstance(item, str) for item in value):
-            return tuple(value)
-    return ()
+    ruff = tool.get("ruff") if isinstance(tool.get("ruff"), dict) else {}
+    lint = ruff.get("lint") if isinstance(ruff.get("lint"), dict) else {}
+    for table in (lint.get("isort"), ruff.get("isort"), tool.get("isort")):
+        if isinstance(table, dict):
+            settings = {str(key).replace("_", "-"): value for key, value in table.items()}
+            break
+    else:
+        return ImportSorting()
+    first_party = settings.get("known-first-party", [])
+    if not (isinstance(first_party, list) and all(isinstance(n, str) for n in first_party)):
+        first_party = []
+    placeable = all(settings.get(key, default) == default
+                    for key, default in _ORDER_DEFAULTS.items()) and settings.get(
+        "profile", "black") == "black"
+    return ImportSorting(first_party=tuple(first_party),
+                         combine_as=settings.get("combine-as-imports") is True,
+                         placeable=placeable)
 
 
 def _scaffold_table(pyproject: Path, data: Mapping[str, Any], table: Any) -> Config:
@@ -140,7 +171,7 @@ def _scaffold_table(pyproject: Path, data: Mapping[str, Any], table: Any) -> Con
         field_name = key.replace("-", "_")
         values[field_name] = tuple(value) if kind == _LIST else value
     return Config(root=pyproject.parent.resolve(), source=pyproject,
-                  first_party=_known_first_party(data), **values)
+                  import_sorting=_import_sorting(data), **values)
 
 
 def find_config(start: Path) -> Config:
@@ -150,13 +181,13 @@ def find_config(start: Path) -> Config:
     """
     start = start.resolve()
     folder = start if start.is_dir() else start.parent
-    first_party: tuple[str, ...] | None = None  # from the nearest pyproject.toml, if no table
+    sorting: ImportSorting | None = None  # of the nearest pyproject.toml, if none has a table
     for candidate in (folder, *folder.parents):
         pyproject = candidate / "pyproject.toml"
         if pyproject.is_file():
             config = load_config(pyproject)
             if config is not None:
                 return config
-            if first_party is None:
-                first_party = _known_first_party(tomllib.loads(pyproject.read_text("utf-8")))
-    return Config(root=folder, first_party=first_party or ())
+            if sorting is None:
+                sorting = _import_sorting(tomllib.loads(pyproject.read_text("utf-8")))
+    return Config(root=folder, import_sorting=sorting or ImportSorting())

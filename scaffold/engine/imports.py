@@ -18,6 +18,7 @@ from libcst.codemod import CodemodContext
 from libcst.codemod.visitors import AddImportsVisitor
 from libcst.helpers import get_full_name_for_node
 
+from scaffold.config import ImportSorting
 from scaffold.engine.dispatch import FastTransformer
 
 
@@ -112,8 +113,8 @@ def _sort_key(statement: cst.BaseStatement, first_party: Collection[str]) -> _Ke
     return section, straight, name.lower(), first
 
 
-def place_in_sections(before: cst.Module, after: cst.Module,
-                      first_party: Collection[str]) -> cst.Module:
+def place_in_sections(before: cst.Module, after: cst.Module, first_party: Collection[str],
+                      sorting: ImportSorting | None = None) -> cst.Module:
     """Put the imports ``TopImportsAdder`` added to ``before`` where isort (and ruff's ``I``
     rules, with their defaults) would have them.
 
@@ -122,8 +123,12 @@ def place_in_sections(before: cst.Module, after: cst.Module,
     name beside plain ones: a repo whose CI sorts imports would reject the result. A block
     that was not already in isort's order, or holds a line this does not understand, keeps
     LibCST's placement; so does a line with a comment among its names. ``first_party``: the
-    repo's own top-level packages (the kit's), a section after third parties.
+    repo's own top-level packages (the kit's), a section after third parties; ``sorting``:
+    what the repo tells its import sorter (None: ruff's defaults).
     """
+    sorting = sorting or ImportSorting()
+    if not sorting.placeable:
+        return after
     start, end = _leading_imports(before)
     new_start, new_end = _leading_imports(after)
     block = list(after.body[new_start:new_end])
@@ -143,11 +148,11 @@ def place_in_sections(before: cst.Module, after: cst.Module,
     placed: list[cst.BaseStatement] = block[:futures]
     pending: list[cst.SimpleStatementLine] = []  # lines to place by their key
     for old, new in zip(old_lines, block[futures:len(block) - appended], strict=True):
-        kept, split = _split_new_aliases(old, new)
+        kept, split = _split_new_aliases(old, new) if not sorting.combine_as else (new, [])
         placed.append(_sorted_members(kept) if _members_sorted(old) else kept)
         pending += split
     for line in block[len(block) - appended:]:
-        kept, split = _split_new_aliases(None, line)
+        kept, split = _split_new_aliases(None, line) if not sorting.combine_as else (line, [])
         pending += [_sorted_members(kept), *split]
     keys = [_sort_key(line, first_party) for line in placed]
     if any(key is None for key in keys):

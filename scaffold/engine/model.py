@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from scaffold.config import ImportSorting
+
 
 class Kind(StrEnum):
     """What a reported site is: a rewrite made (or that would be made), or a finding not fixed."""
@@ -67,11 +69,11 @@ class Settings:
     unsafe_fixes: bool = False  # apply codemods whose FIX_SAFETY is "unsafe"
     options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # by rule id
 
-    known_first_party: tuple[str, ...] = ()  # the repo's import sorter's own list
+    import_sorting: ImportSorting = field(default_factory=lambda: ImportSorting())
 
     @property
     def first_party(self) -> frozenset[str]:
         """Top-level packages of the repo itself, for import sections: the kit's, and those
         the repo's ruff/isort settings name."""
         kit = {self.kit.split(".")[0]} if self.kit else set()
-        return frozenset(kit | {name.split(".")[0] for name in self.known_first_party})
+        return frozenset(kit | {name.split(".")[0] for name in self.import_sorting.first_party})

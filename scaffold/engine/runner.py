@@ -282,7 +282,8 @@ def _transform(
         findings.extend(_placed(same_tree))
         if tree is not module and context.scratch.get(AddImportsVisitor.CONTEXT_KEY):
             imports_added = tree.visit(TopImportsAdder(context))
-            tree = place_in_sections(tree, imports_added, settings.first_party)
+            tree = place_in_sections(tree, imports_added, settings.first_party,
+                                     settings.import_sorting)
         if tree is not module and context.scratch.get(RemoveImportsVisitor.CONTEXT_KEY):
             # removes only imports nothing references any more, as LibCST's own commands do
             removal_wrapper = Metadata(tree, unsafe_skip_copy=True)
@@ -382,7 +383,7 @@ def _plan(
         helper_module=config.helper_module,
         service_name=config.service_name,
         kafka_producers=config.kafka_producers,
-        known_first_party=config.first_party,
+        import_sorting=config.import_sorting,
         unsafe_fixes=unsafe,
         options=options_by_id,
     )

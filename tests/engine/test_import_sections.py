@@ -177,3 +177,34 @@ def test_the_repos_own_first_party_packages_come_from_its_import_sorter_settings
     updated = (tmp_path / "svc" / "app.py").read_text()
     assert updated.startswith("import contextvars\nimport functools\nimport threading\n\n")
     assert _isort_findings(updated, ["common_core"]) == ""
+
+
+def test_an_order_it_does_not_model_keeps_libcsts_placement(tmp_path):
+    """``force-sort-within-sections`` sorts ``import x`` and ``from x`` lines together: not
+    isort's default order, so the new lines go where LibCST puts them, not somewhere wrong."""
+    from scaffold.engine import Options, run
+
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.ruff.lint.isort]\nknown-first-party = ["common_core"]\n'
+        "force-sort-within-sections = true\n")
+    (tmp_path / "app.py").write_text(RUFF_CONFIGURED)
+    codemods = [rule for rule in all_codemods() if rule.ID == "thread-context"]
+    run([tmp_path], codemods, Options(write=True, jobs=1))
+    assert (tmp_path / "app.py").read_text() == _libcst(
+        RUFF_CONFIGURED, ("contextvars", None, None), ("functools", None, None)).replace(
+        "threading.Thread(target=work)",
+        "threading.Thread(target=functools.partial(contextvars.copy_context().run, work))")
+
+
+def test_combine_as_imports_keeps_an_aliased_name_on_the_line():
+    from scaffold.config import ImportSorting
+
+    module = cst.parse_module(SORTED)
+    context = CodemodContext()
+    for name, obj, alias in (("service.tracekit", "restore_span", None),
+                             ("service.tracekit", "threads", "tracekit_threads")):
+        AddImportsVisitor.add_needed_import(context, name, obj, asname=alias)
+    updated = place_in_sections(module, module.visit(TopImportsAdder(context)), {"service"},
+                                ImportSorting(combine_as=True)).code
+    assert ("from service.tracekit import restore_span, threads as tracekit_threads\n\n"
+            "from .config import Settings\n") in updated

@@ -119,8 +119,8 @@ def place_in_sections(before: cst.Module, after: cst.Module, first_party: Collec
     rules, with their defaults) would have them.
 
     LibCST appends new lines after the block (``import contextvars`` after the relative
-    imports), new names after a line's own (``import get_tracer, SpanKind``) and an aliased
-    name beside plain ones: a repo whose CI sorts imports would reject the result. A block
+    imports), puts new names ahead of a line's own (``from m import get_tracer, SpanKind``)
+    and an aliased name beside plain ones: a repo whose CI sorts imports rejects the result. A block
     that was not already in isort's order, or holds a line this does not understand, keeps
     LibCST's placement; so does a line with a comment among its names. ``first_party``: the
     repo's own top-level packages (the kit's), a section after third parties; ``sorting``:

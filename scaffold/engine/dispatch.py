@@ -210,11 +210,8 @@ class FastVisitor(cst.CSTVisitor):
         table = _table(type(self), CSTTypedVisitorFunctions)
         if table.attribute_hooks:
             return super().on_visit(node)
-        if self.marked is not None:
-            self._path = []
-            self._walk_marking(node, table)
-        else:
-            self._walk(node, table)
+        self._path = []
+        self._walk(node, table)
         return False  # walked already; LibCST's on_leave below is then a no-op
 
     def on_leave(self, original_node: cst.CSTNode) -> None:
@@ -230,6 +227,8 @@ class FastVisitor(cst.CSTVisitor):
             super().on_leave_attribute(original_node, attribute)
 
     def _walk(self, node: cst.CSTNode, table: _Table) -> None:
+        path = self._path  # the ancestors, for mark_path (two list operations a node)
+        path.append(node)
         name = table.visit(type(node))
         if name is None or getattr(self, name)(node) is not False:
             for field_name in _fields(node):
@@ -239,23 +238,6 @@ class FastVisitor(cst.CSTVisitor):
                 elif isinstance(value, (list, tuple)):
                     for child in value:
                         self._walk(child, table)
-        name = table.leave(type(node))
-        if name is not None:
-            getattr(self, name)(node)
-
-    def _walk_marking(self, node: cst.CSTNode, table: _Table) -> None:
-        """``_walk``, keeping the path from the root for ``mark_path``."""
-        path = self._path
-        path.append(node)
-        name = table.visit(type(node))
-        if name is None or getattr(self, name)(node) is not False:
-            for field_name in _fields(node):
-                value = getattr(node, field_name)
-                if isinstance(value, cst.CSTNode):
-                    self._walk_marking(value, table)
-                elif isinstance(value, (list, tuple)):
-                    for child in value:
-                        self._walk_marking(child, table)
         name = table.leave(type(node))
         if name is not None:
             getattr(self, name)(node)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 
 from scaffold.cli import UsageError
-from scaffold.new_service import NewServiceError, create_service
 
 NAME = "new"
 HELP = (
@@ -31,6 +30,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # Copier is imported here, not at the top: every other command starts without it
+    from scaffold.new_service import NewServiceError, create_service
+
     data = {}
     for item in args.data:
         key, sep, value = item.partition("=")

@@ -11,7 +11,7 @@ over processes; results come back sorted by path, identical to a serial run.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -71,6 +71,7 @@ class GateCounts:
     files: int = 0  # looked at
     text: int = 0  # passed some rule's text prefilter
     syntax: int = 0  # passed some rule's syntax gate too: parsed by LibCST
+    parsed: tuple[str, ...] = ()  # the paths of those, as reported
 
 
 @dataclass(frozen=True)
@@ -320,6 +321,17 @@ def _read(task: _Task) -> bytes | FileResult:
         return FileResult(task.display, Status.FAILED, reason=f"cannot read: {exc.strerror or exc}")
 
 
+def _prefilter(task: _Task) -> int | FileResult:
+    """The file's size when some rule's text prefilter wants it; else its final result."""
+    data = _read(task)
+    if isinstance(data, FileResult):
+        return data
+    probe = data.decode("latin-1")
+    if not any(_wants(rule, probe, task.settings) for rule in task.rules):
+        return FileResult(task.display, Status.UNCHANGED)
+    return len(data)
+
+
 def _run_task(task: _Task) -> tuple[FileResult, int]:
     """One file, start to finish (in a worker process or in-process), and the gates it passed."""
     data = _read(task)
@@ -424,8 +436,8 @@ def run(
         kits.refuse_edited(force=options.force)  # before anything is written
     plans: dict[int, tuple[tuple[Rule, ...], Settings]] = {}
     results: list[FileResult] = []
-    tasks: list[_Task] = []
-    python_files = 0
+    python: list[_Task] = []
+    tasks: list[_Task] = []  # what reaches _run_task: files some rule wants, config files
     for target in targets:
         if target.skip_reason:
             results.append(FileResult(target.display, Status.SKIPPED, reason=target.skip_reason))
@@ -436,45 +448,63 @@ def run(
         chosen, settings = plan
         settings = replace(settings, kit=kits.kit_for(target))
         task = _Task(target.path, target.display, target.python, chosen, settings, options.write)
-        if target.python:  # prefilter here so files no rule can match never reach a worker
-            python_files += 1
-            data = _read(task)
-            if isinstance(data, FileResult):
-                results.append(data)
-                continue
-            probe = data.decode("latin-1")
-            if not any(_wants(rule, probe, settings) for rule in chosen):
-                results.append(FileResult(target.display, Status.UNCHANGED))
-                continue
-            task = replace(task, size=len(data))
-        elif not any(getattr(rule, "reads_config_file", None) and rule.reads_config_file(
+        if target.python:
+            python.append(task)
+        elif any(getattr(rule, "reads_config_file", None) and rule.reads_config_file(
                 target.path.name) for rule in chosen):
-            continue
-        tasks.append(task)
+            tasks.append(task)
     passed = [0, 0, 0]
-    for result, gates_passed in _execute(tasks, options.jobs, on_progress):
-        results.append(result)
-        passed[gates_passed] += 1
+    parsed = []
+    with _Pool(options.jobs, len(python) + len(tasks)) as pool:
+        # the prefilter first, so files no rule can match never reach _run_task
+        for task, outcome in zip(python, pool.map(_prefilter, python, small=True), strict=True):
+            if isinstance(outcome, FileResult):
+                results.append(outcome)
+            else:
+                tasks.append(replace(task, size=outcome))
+        for result, gates_passed in _collect(pool.map(_run_task, tasks), len(tasks),
+                                             on_progress):
+            results.append(result)
+            passed[gates_passed] += 1
+            if gates_passed == 2:
+                parsed.append(result.path)
     if options.vendor_kit:
         results.extend(kits.vendor(results, write=options.write, force=options.force))
     results.sort(key=lambda result: result.path)
-    gates = GateCounts(python_files, passed[1] + passed[2], passed[2])
+    gates = GateCounts(len(python), passed[1] + passed[2], passed[2], tuple(sorted(parsed)))
     return RunResult(tuple(results), rules, options, gates)
 
 
-def _execute(
-    tasks: list[_Task], jobs: int, on_progress: ProgressCallback | None
-) -> list[tuple[FileResult, int]]:
-    """Run the tasks in-process or over a process pool; order is restored by the caller."""
-    workers = _worker_count(jobs, len(tasks))
-    if workers == 1:
-        return _collect(map(_run_task, tasks), len(tasks), on_progress)
-    # largest first, in small chunks: a few large files must not leave the other workers
-    # idle at the end (the caller sorts the results, so the order does not show)
-    tasks = sorted(tasks, key=lambda task: -task.size)
-    chunk = max(1, min(8, len(tasks) // (workers * 32)))
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        return _collect(pool.map(_run_task, tasks, chunksize=chunk), len(tasks), on_progress)
+class _Pool:
+    """In-process, or a process pool shared by the prefilter and the transforms.
+
+    The prefilter (``small``: a read and a few substring searches per file) goes in large
+    chunks, so its results cost less to ship than to compute, and comes back in input order.
+    Transforms go largest first, in small chunks, so a few large files do not leave the other
+    workers idle at the end; they come back in that order (the caller sorts the results).
+    """
+
+    def __init__(self, jobs: int, tasks: int) -> None:
+        self.workers = _worker_count(jobs, tasks)
+        self._pool = ProcessPoolExecutor(self.workers) if self.workers > 1 else None
+
+    def __enter__(self) -> _Pool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+
+    def map(self, fn: Callable[[_Task], Any], tasks: list[_Task], *, small: bool = False
+            ) -> Iterator[Any]:
+        if self._pool is None or len(tasks) < 2:
+            return map(fn, tasks)
+        if small:
+            chunk = max(1, len(tasks) // (self.workers * 4))
+            return self._pool.map(fn, tasks, chunksize=chunk)
+        largest_first = sorted(tasks, key=lambda task: -task.size)
+        chunk = max(1, min(8, len(tasks) // (self.workers * 32)))
+        return self._pool.map(fn, largest_first, chunksize=chunk)
 
 
 def _collect(

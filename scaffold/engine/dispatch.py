@@ -16,7 +16,7 @@ decorators (``@m.visit``, ``@m.call_if_inside``) keeps LibCST's own dispatch.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 from weakref import WeakKeyDictionary
 
 import libcst as cst
@@ -233,12 +233,98 @@ class FastVisitor(cst.CSTVisitor):
         if name is None or getattr(self, name)(node) is not False:
             for field_name in _fields(node):
                 value = getattr(node, field_name)
-                if isinstance(value, cst.CSTNode):
+                shape = _SHAPES.get(type(value)) or _shape(value)
+                if shape is _NODE:
                     self._walk(value, table)
-                elif isinstance(value, (list, tuple)):
+                elif shape is _SEQUENCE:
                     for child in value:
                         self._walk(child, table)
         name = table.leave(type(node))
         if name is not None:
             getattr(self, name)(node)
         path.pop()
+
+
+# What a child field holds, by the type of its value: a node, a sequence of nodes, or
+# neither (None, MaybeSentinel). A dict lookup: ``isinstance(value, CSTNode)`` goes through
+# ``ABCMeta.__instancecheck__``, and a walk asks it for every field of every node.
+_NODE, _SEQUENCE, _LEAF = "node", "sequence", "leaf"
+_SHAPES: dict[type, str] = {}
+
+
+def _shape(value: object) -> str:
+    shape = _SHAPES[type(value)] = (
+        _NODE if isinstance(value, cst.CSTNode)
+        else _SEQUENCE if isinstance(value, (list, tuple)) else _LEAF
+    )
+    return shape
+
+
+_V = TypeVar("_V", bound=cst.CSTVisitor)
+_WITHOUT_REBUILD: WeakKeyDictionary[type, type] = WeakKeyDictionary()
+
+
+def without_rebuild(cls: type[_V]) -> type[_V]:
+    """A subclass of a read-only LibCST visitor that calls the same hooks in the same order,
+    and never rebuilds the nodes it walks.
+
+    For visitors whose classes are not ours: LibCST's metadata providers run their own
+    (``ScopeVisitor``, ``ExpressionContextVisitor``), and ``CSTNode.visit`` rebuilds every node
+    it enters even for a ``CSTVisitor`` ("TODO: provide traversal where children are not
+    replaced"), then drops the copy. Here ``on_visit`` walks the children itself and answers
+    False, so ``visit`` enters nothing; the visits such a visitor starts itself
+    (``node.body.visit(self)``) come back through the same ``on_visit``.
+    """
+    sub = _WITHOUT_REBUILD.get(cls)
+    if sub is None:
+        sub = _WITHOUT_REBUILD[cls] = type(f"{cls.__name__}WithoutRebuild", (_NoRebuild, cls), {})
+    return sub  # type: ignore[return-value]
+
+
+class _NoRebuild(cst.CSTVisitor):
+    """``without_rebuild``'s walk; first in the MRO, so ``super()`` is the visitor's own."""
+
+    def on_visit(self, node: cst.CSTNode) -> bool:
+        if super().on_visit(node):
+            hooks = _attribute_hooks(type(self))
+            for field_name in _fields(node):
+                hooked = hooks is None or (type(node).__name__, field_name) in hooks
+                if hooked:
+                    self.on_visit_attribute(node, field_name)
+                value = getattr(node, field_name)
+                shape = _SHAPES.get(type(value)) or _shape(value)
+                if shape is _NODE:
+                    self.on_visit(value)
+                    self.on_leave(value)
+                elif shape is _SEQUENCE:
+                    for child in value:
+                        self.on_visit(child)
+                        self.on_leave(child)
+                if hooked:
+                    self.on_leave_attribute(node, field_name)
+        return False  # children walked: CSTNode.visit goes straight to on_leave
+
+
+_HOOKS: WeakKeyDictionary[type, frozenset[tuple[str, str]] | None] = WeakKeyDictionary()
+
+
+def _attribute_hooks(cls: type) -> frozenset[tuple[str, str]] | None:
+    """The (node type, field) pairs a visitor class has attribute hooks for
+    (``visit_ClassDef_bases``); None when it overrides the attribute dispatch itself."""
+    if cls in _HOOKS:
+        return _HOOKS[cls]
+    hooks: frozenset[tuple[str, str]] | None
+    if (cls.on_visit_attribute is not cst.CSTVisitor.on_visit_attribute
+            or cls.on_leave_attribute is not cst.CSTVisitor.on_leave_attribute):
+        hooks = None
+    else:
+        found = set()
+        for name in dir(cls):
+            prefix, _, rest = name.partition("_")
+            kind, _, field_name = rest.partition("_")
+            if prefix in ("visit", "leave") and field_name and getattr(cls, name) is not getattr(
+                    CSTTypedVisitorFunctions, name, None):
+                found.add((kind, field_name))
+        hooks = frozenset(found)
+    _HOOKS[cls] = hooks
+    return hooks

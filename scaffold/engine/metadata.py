@@ -8,6 +8,9 @@ positions, or qualified names, walked every node two to three times more than ne
 whose only visitor method is ``visit_Module`` is called there directly, a non-batchable one
 (positions) is generated directly, and anything else goes through LibCST unchanged.
 
+Scope and expression context, the two that every qualified name needs, run LibCST's own
+visitors without the rebuild of every node ``CSTNode.visit`` does (``without_rebuild``).
+
 ``OnDemand`` is the mapping a rule's ``get_metadata`` reads: a provider is resolved the first
 time the rule asks for it, so a codemod that records nothing never pays for positions, and
 one that the syntax gate let through but finds nothing to resolve never pays for scopes.
@@ -15,11 +18,43 @@ one that the syntax gate let through but finds nothing to resolve never pays for
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from types import MappingProxyType
 from typing import Any
 
-from libcst.metadata import BatchableMetadataProvider, MetadataWrapper, ProviderT
+import libcst as cst
+from libcst.metadata import (
+    BatchableMetadataProvider,
+    ExpressionContextProvider,
+    MetadataWrapper,
+    ProviderT,
+    ScopeProvider,
+)
+from libcst.metadata.expression_context_provider import (
+    ExpressionContext,
+    ExpressionContextVisitor,
+)
+from libcst.metadata.scope_provider import ScopeVisitor
+
+from scaffold.engine.dispatch import without_rebuild
+
+
+def _scopes(provider: ScopeProvider, module: cst.Module) -> None:
+    """``ScopeProvider.visit_Module``, walking without rebuilding."""
+    visitor = without_rebuild(ScopeVisitor)(provider)
+    module.visit(visitor)
+    visitor.infer_accesses()
+
+
+def _expression_contexts(provider: ExpressionContextProvider, module: cst.Module) -> None:
+    """``ExpressionContextProvider.visit_Module``, walking without rebuilding."""
+    module.visit(without_rebuild(ExpressionContextVisitor)(provider, ExpressionContext.LOAD))
+
+
+_WALKS: dict[Any, Callable[[Any, cst.Module], None]] = {
+    ScopeProvider: _scopes,
+    ExpressionContextProvider: _expression_contexts,
+}
 
 
 class Metadata(MetadataWrapper):
@@ -42,7 +77,7 @@ class Metadata(MetadataWrapper):
             self._metadata[provider] = instance._gen(self)
         elif set(instance.get_visitors()) == {"visit_Module"}:
             with instance.resolve(self):
-                instance.visit_Module(self.module)
+                _WALKS.get(provider, type(instance).visit_Module)(instance, self.module)
             self._metadata[provider] = MappingProxyType(dict(instance._computed))
 
 

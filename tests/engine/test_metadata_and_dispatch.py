@@ -19,7 +19,7 @@ from libcst.metadata import (
 
 from scaffold.codemods.base import Codemod
 from scaffold.engine import Settings, process_source
-from scaffold.engine.dispatch import FastTransformer, FastVisitor
+from scaffold.engine.dispatch import FastTransformer, FastVisitor, without_rebuild
 from scaffold.engine.imports import TopImportsAdder
 from scaffold.engine.metadata import Metadata
 from scaffold.engine.positions import positions
@@ -222,6 +222,48 @@ def test_the_fast_walk_meets_every_node_in_libcsts_order(path):
         module.visit(visitor)
         logs.append(visitor.log)
     assert logs[0] == logs[1] and logs[0]
+
+
+class _LikeScopeVisitor(_LoggingSlow):
+    """Attribute hooks, and visits started by the visitor itself, as LibCST's ScopeVisitor."""
+
+    def visit_ClassDef_bases(self, node):
+        self.log.append(("visit bases", id(node)))
+
+    def leave_Call_args(self, node):
+        self.log.append(("leave args", id(node)))
+
+    def visit_FunctionDef(self, node):
+        self.log.append(("visit", "FunctionDef", id(node)))
+        node.body.visit(self)  # the body first, the parameters after
+        node.params.visit(self)
+        return False
+
+    def on_leave(self, original_node):
+        self.log.append(("on_leave", id(original_node)))
+        super().on_leave(original_node)
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=_ids(SOURCES))
+def test_a_visitor_without_rebuild_calls_the_same_hooks_and_rebuilds_nothing(path, monkeypatch):
+    module = cst.parse_module(path.read_bytes())
+    logs = []
+    for cls in (_LikeScopeVisitor, without_rebuild(_LikeScopeVisitor)):
+        visitor = cls()
+        visitor.log = []
+        module.visit(visitor)
+        logs.append(visitor.log)
+    assert logs[0] == logs[1] and logs[0]
+
+    def rebuilt(*args, **kwargs):
+        raise AssertionError("a node was rebuilt")
+
+    for kind in (cst.Name, cst.Call, cst.FunctionDef, cst.SimpleStatementLine):
+        monkeypatch.setattr(kind, "_visit_and_replace_children", rebuilt)
+    visitor = without_rebuild(_LikeScopeVisitor)()
+    visitor.log = []
+    module.visit(visitor)  # no AssertionError: nothing rebuilt
+    assert visitor.log == logs[0]
 
 
 @pytest.mark.parametrize("path", SOURCES, ids=_ids(SOURCES))

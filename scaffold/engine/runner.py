@@ -455,15 +455,14 @@ def run(
             tasks.append(task)
     passed = [0, 0, 0]
     parsed = []
-    with _Pool(options.jobs, len(python) + len(tasks)) as pool:
+    with _Pool(options.jobs) as pool:
         # the prefilter first, so files no rule can match never reach _run_task
-        for task, outcome in zip(python, pool.map(_prefilter, python, small=True), strict=True):
+        for task, outcome in zip(python, pool.prefilter(python), strict=True):
             if isinstance(outcome, FileResult):
                 results.append(outcome)
             else:
                 tasks.append(replace(task, size=outcome))
-        for result, gates_passed in _collect(pool.map(_run_task, tasks), len(tasks),
-                                             on_progress):
+        for result, gates_passed in _collect(pool.transform(tasks), len(tasks), on_progress):
             results.append(result)
             passed[gates_passed] += 1
             if gates_passed == 2:
@@ -478,15 +477,20 @@ def run(
 class _Pool:
     """In-process, or a process pool shared by the prefilter and the transforms.
 
-    The prefilter (``small``: a read and a few substring searches per file) goes in large
-    chunks, so its results cost less to ship than to compute, and comes back in input order.
-    Transforms go largest first, in small chunks, so a few large files do not leave the other
-    workers idle at the end; they come back in that order (the caller sorts the results).
+    The pool starts on first use, so a run whose files all stay in-process starts no worker
+    (where processes are spawned, not forked, each re-imports scaffold). The prefilter (a
+    read and a few substring searches per file) is worth shipping to workers only for many
+    files; it goes in large chunks, and comes back in input order. Transforms go largest
+    first, in small chunks, so a few large files do not leave the other workers idle at the
+    end; they come back in that order (the caller sorts the results).
     """
 
-    def __init__(self, jobs: int, tasks: int) -> None:
-        self.workers = _worker_count(jobs, tasks)
-        self._pool = ProcessPoolExecutor(self.workers) if self.workers > 1 else None
+    PARALLEL_PREFILTER = 256  # files; fewer are read and searched faster than shipped
+
+    def __init__(self, jobs: int) -> None:
+        self._jobs = jobs
+        self._pool: ProcessPoolExecutor | None = None
+        self._workers = 1
 
     def __enter__(self) -> _Pool:
         return self
@@ -495,16 +499,26 @@ class _Pool:
         if self._pool is not None:
             self._pool.shutdown(cancel_futures=True)
 
-    def map(self, fn: Callable[[_Task], Any], tasks: list[_Task], *, small: bool = False
-            ) -> Iterator[Any]:
-        if self._pool is None or len(tasks) < 2:
-            return map(fn, tasks)
-        if small:
-            chunk = max(1, len(tasks) // (self.workers * 4))
-            return self._pool.map(fn, tasks, chunksize=chunk)
+    def _started(self, tasks: int) -> ProcessPoolExecutor | None:
+        if self._pool is None:
+            self._workers = _worker_count(self._jobs, tasks)
+            if self._workers > 1:
+                self._pool = ProcessPoolExecutor(self._workers)
+        return self._pool
+
+    def prefilter(self, tasks: list[_Task]) -> Iterator[int | FileResult]:
+        pool = self._started(len(tasks)) if len(tasks) >= self.PARALLEL_PREFILTER else None
+        if pool is None:
+            return map(_prefilter, tasks)
+        return pool.map(_prefilter, tasks, chunksize=max(1, len(tasks) // (self._workers * 4)))
+
+    def transform(self, tasks: list[_Task]) -> Iterator[tuple[FileResult, int]]:
+        pool = self._started(len(tasks)) if len(tasks) > 1 else None
+        if pool is None:
+            return map(_run_task, tasks)
         largest_first = sorted(tasks, key=lambda task: -task.size)
-        chunk = max(1, min(8, len(tasks) // (self.workers * 32)))
-        return self._pool.map(fn, largest_first, chunksize=chunk)
+        chunk = max(1, min(8, len(tasks) // (self._workers * 32)))
+        return pool.map(_run_task, largest_first, chunksize=chunk)
 
 
 def _collect(

@@ -10,7 +10,7 @@ import pytest
 
 from scaffold.codemods import all_codemods, codemods_by_id
 from scaffold.codemods.base import Codemod
-from scaffold.engine import Kind, Options, Settings, Status, process_source, run
+from scaffold.engine import Kind, Options, Settings, Status, process_source, run, runner
 
 UNGUARDED = (
     "from opentelemetry import context\n"
@@ -132,10 +132,14 @@ def test_a_file_deleted_during_the_run_is_reported(tmp_path):
     assert result.exit_code == 2
 
 
-def test_parallel_results_match_serial_results(tmp_path):
+@pytest.mark.parametrize("prefilter_in_workers", [False, True])
+def test_parallel_results_match_serial_results(tmp_path, monkeypatch, prefilter_in_workers):
+    if prefilter_in_workers:  # as for a large tree; a small one is prefiltered in-process
+        monkeypatch.setattr(runner._Pool, "PARALLEL_PREFILTER", 1)
     for number in range(12):
         _write(tmp_path / f"pkg{number % 3}" / f"mod{number}.py",
                UNGUARDED if number % 2 else "import threading\nthreading.Thread(target=f)\n")
+        _write(tmp_path / f"pkg{number % 3}" / f"plain{number}.py", f"x = {number}\n")
     _write(tmp_path / "pkg0" / "broken.py", "from opentelemetry import attach\ndef (:\n")
 
     def snapshot(jobs: int):

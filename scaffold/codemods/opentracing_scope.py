@@ -66,6 +66,7 @@ class _Uses(FastVisitor):
 class OpentracingScope(Codemod):
     PREFILTER = ("scope_manager",)
     GATE = SyntaxGate(words={"scope_manager"})
+    SLICE_WORDS: frozenset[str] = frozenset()  # a site names scope_manager itself
 
     def __init__(self, context, options=None) -> None:
         super().__init__(context, options)

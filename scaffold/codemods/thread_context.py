@@ -224,6 +224,7 @@ class _Pools(FastVisitor):
 
 class ThreadContext(Codemod):
     PREFILTER = ("Thread", "Timer", "run_in_executor")
+    SLICE_WORDS = frozenset(_POOL_METHODS)  # pool.submit(...) names no pool class
     GATE = SyntaxGate(names={THREAD, TIMER, *THREAD_POOLS}, words={"run_in_executor"})
     METADATA_DEPENDENCIES = (QualifiedNameProvider,)
 

@@ -38,6 +38,7 @@ from scaffold.engine.sites import (
     line_map,
     parse_suppressions,
 )
+from scaffold.engine.slicing import Slice, import_aliases, slice_module
 from scaffold.engine.writer import atomic_write
 
 EXIT_OK, EXIT_CHANGES, EXIT_ERROR = 0, 1, 2
@@ -206,11 +207,43 @@ def _placed(codemods: Sequence[Any]) -> list[Finding]:
     return [finding for codemod in codemods for finding in codemod.findings]
 
 
+class _WholeFileNeeded(Exception):
+    """A sliced run cannot finish exactly (an import removal, a stub a rule touched)."""
+
+
+def _slice(active: Sequence[Rule], syntax: SourceSyntax, source: bytes,
+           settings: Settings) -> Slice | None:
+    """The slice of ``source`` LibCST needs for ``active``, when every one of them opts in."""
+    index = syntax.index
+    if index is None:
+        return None
+    words: set[str] = set()
+    sites: set[str] = set()
+    names: set[str] = set()
+    for rule in active:
+        own = getattr(rule, "SLICE_WORDS", None)
+        if own is None:
+            return None
+        gate = _syntax_gate(rule, settings)
+        if gate is None:  # its gate names what it follows; without one, parse everything
+            return None
+        sites.update(own)
+        words.update(rule.PREFILTER, gate.words, (name.rsplit(".", 1)[-1] for name in gate.names))
+        names.update(gate.names)
+    words.update(import_aliases(index.imports, names))
+    return slice_module(source, index.tree, words, sites) if index.tree is not None else None
+
+
 def _transform(
-    source: bytes, path: str, rules: Sequence[Rule], settings: Settings
+    source: bytes, path: str, rules: Sequence[Rule], settings: Settings, *,
+    slicing: bool = True,
 ) -> tuple[FileResult, bytes | None, int]:
     """``process_source``, plus the new bytes (in the file's own encoding) when it changed,
-    and how many gates the file passed (0, 1: the text prefilter, 2: the syntax gate too)."""
+    and how many gates the file passed (0, 1: the text prefilter, 2: the syntax gate too).
+
+    With ``slicing``, LibCST parses only the definitions the rules could act on, when they
+    all allow it (``scaffold.engine.slicing``); the result is the same as without.
+    """
     probe = source.decode("latin-1")  # prefilter needles are ASCII: any byte decoding keeps them
     active = [rule for rule in rules if _wants(rule, probe, settings)]
     if not active or vendor.is_vendored(source):  # a vendored kit is output, never input
@@ -221,13 +254,19 @@ def _transform(
     active = [rule for rule in active if _admits(rule, syntax, settings)]
     if not active:
         return FileResult(path, Status.UNCHANGED), None, 1
+    sliced = _slice(active, syntax, source, settings) if slicing else None
     try:
-        module = cst.parse_module(source)
+        module = cst.parse_module(sliced.source if sliced is not None else source)
         text = source.decode(module.encoding)
     except (cst.ParserSyntaxError, SyntaxError, UnicodeError, LookupError, RecursionError) as exc:
+        if sliced is not None:
+            return _transform(source, path, rules, settings, slicing=False)
         return FileResult(path, Status.FAILED, reason=_reason_for_parse_error(exc)), None, 2
+    parsed_text = sliced.source.decode(module.encoding) if sliced is not None else text
     syntax.tree = module
     state = FileState(path)
+    if sliced is not None:
+        state.sliced_lines, state.left_out_uses = sliced.original_line, sliced.uses_name
     if SUPPRESSION_MARK in probe:
         state.suppressions = parse_suppressions(text)
     context = CodemodContext(
@@ -256,7 +295,7 @@ def _transform(
             if tree is not wrapper.module:
                 wrapper = Metadata(tree, unsafe_skip_copy=True)
                 state.lines = None
-                state.pending_lines = lambda changed=tree: line_map(text, changed.code)
+                state.pending_lines = lambda changed=tree: line_map(parsed_text, changed.code)
             applies = current.FIX_SAFETY == "safe" or settings.unsafe_fixes
             scheduled = list(context.scratch.get(AddImportsVisitor.CONTEXT_KEY, []))
             removals = list(context.scratch.get(RemoveImportsVisitor.CONTEXT_KEY, []))
@@ -286,16 +325,25 @@ def _transform(
             tree = place_in_sections(tree, imports_added, settings.first_party,
                                      settings.import_sorting)
         if tree is not module and context.scratch.get(RemoveImportsVisitor.CONTEXT_KEY):
+            if sliced is not None:  # what the left-out code references is unknown here
+                raise _WholeFileNeeded
             # removes only imports nothing references any more, as LibCST's own commands do
             removal_wrapper = Metadata(tree, unsafe_skip_copy=True)
             tree = removal_wrapper.visit(
                 _RemoveUnusedImports(replace(context, wrapper=removal_wrapper)))
+    except _WholeFileNeeded:
+        return _transform(source, path, rules, settings, slicing=False)
     except Exception as exc:  # a rule crashed on this file: report it, leave the file alone
         where = f"rule {current.ID}" if current is not None else "the engine"
         failure = FileResult(path, Status.FAILED, reason=f"internal error in {where}: {exc!r}")
         return failure, None, 2
     code = tree.code if tree is not module else text  # generated once: bytes are its encoding
     updated = code.encode(tree.encoding) if tree is not module else source
+    if sliced is not None and tree is not module:
+        restored = sliced.restore(updated)
+        if restored is None:
+            return _transform(source, path, rules, settings, slicing=False)
+        updated, code = restored, restored.decode(tree.encoding)
     ordered = tuple(sorted(findings))
     if updated == source:
         return FileResult(path, Status.UNCHANGED, ordered), None, 2

@@ -69,12 +69,17 @@ class FileState:
     # computes ``lines`` when a site is first recorded on a changed tree (a diff is not free)
     pending_lines: Callable[[], list[int]] | None = None
 
+    # when LibCST parsed a slice of the file: its line -> the file's, and whether code it left
+    # out uses a plain name (scaffold.engine.slicing.Slice)
+    sliced_lines: Callable[[int], int] | None = None
+    left_out_uses: Callable[[str], bool] = lambda name: False
+
     def original_line(self, line: int) -> int:
         if self.pending_lines is not None:
             self.lines, self.pending_lines = self.pending_lines(), None
-        if self.lines is None or not 0 < line <= len(self.lines):
-            return line
-        return self.lines[line - 1]
+        if self.lines is not None and 0 < line <= len(self.lines):
+            line = self.lines[line - 1]
+        return self.sliced_lines(line) if self.sliced_lines is not None else line
 
     def suppressed(self, rule_id: str, *lines: int) -> bool:
         for line in lines:

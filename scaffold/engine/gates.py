@@ -26,6 +26,7 @@ A file the ``ast`` cannot parse (newer syntax, bad encoding) passes every gate: 
 from __future__ import annotations
 
 import ast
+import keyword
 import re
 import warnings
 from collections.abc import Iterable, Iterator
@@ -36,6 +37,7 @@ from typing import Any
 # a string constant worth parsing as a type annotation ("Optional[ThreadPoolExecutor]")
 _ANNOTATION_LIKE = re.compile(r"\s*[A-Za-z_][\w.\[\], |]*\s*")
 _MAX_ANNOTATION = 200
+_DOTTED = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")  # ASCII: as parsed
 _DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 
 
@@ -238,6 +240,21 @@ class SyntaxIndex:
                 words.add(node.arg)
 
     def _add_annotation(self, text: str) -> None:
+        dotted = text.strip()
+        if _DOTTED.fullmatch(dotted):  # most strings: no parse needed to know the names
+            head, *rest = dotted.split(".")
+            if any(keyword.iskeyword(part) for part in rest):
+                return  # a syntax error
+            if head in ("None", "True", "False"):  # a constant: only its attributes are names
+                self.words.update(rest)
+            elif not keyword.iskeyword(head):
+                parts = [head, *rest]
+                self.chains.update(".".join(parts[:end]) for end in range(1, len(parts) + 1))
+                self.words.update(parts)
+            return
+        self._add_parsed_annotation(text)
+
+    def _add_parsed_annotation(self, text: str) -> None:
         try:
             parsed = ast.parse(text.strip(), mode="eval")
         except SyntaxError:

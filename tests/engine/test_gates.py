@@ -153,3 +153,20 @@ def test_source_the_stdlib_cannot_parse_has_no_index_so_every_gate_lets_it_throu
     result = process_source(b"import threading\ndef f(:\n    threading.Thread()\n",
                             "service/app.py", list(all_codemods()))
     assert result.status is Status.FAILED and "syntax error" in (result.reason or "")
+
+
+DOTTED_STRINGS = [
+    "ThreadPoolExecutor", "concurrent.futures.ThreadPoolExecutor", " deps.pool ", "None",
+    "None.real", "True.x.y", "a.None", "if", "if.x", "x.if", "match", "type.case", "await",
+    "print.x", "__debug__", "_", "a1._b2.C3",
+]
+
+
+@pytest.mark.parametrize("text", DOTTED_STRINGS)
+def test_a_dotted_string_is_indexed_as_parsing_it_would(text):
+    """Plain dotted strings skip ``ast.parse`` (most string constants are such); the names
+    they give must be the parse's, keywords and constants included."""
+    quick, parsed = SyntaxIndex(), SyntaxIndex()
+    quick._add_annotation(text)
+    parsed._add_parsed_annotation(text)
+    assert (quick.chains, quick.words) == (parsed.chains, parsed.words)

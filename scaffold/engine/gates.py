@@ -15,11 +15,12 @@ names anything the rule could match. A rule declares that as a ``SyntaxGate``:
 
 Any one hit lets the file through. Before the ``ast`` is built, ``may_admit`` asks the text
 the same question cheaply: a name is only ever referenced with its last part spelled out (in
-the chain itself, or in the import that binds it) and a word is spelled out, so a source
-holding none of them cannot pass (strings may be escaped or split, so a gate with strings
-always asks the ``ast``). The gate over-approximates LibCST's
-``QualifiedNameProvider`` (which sees only the bindings visible at a node, and never follows
-an assignment), so it never drops a file a rule that matches by qualified name could act on.
+the chain itself, or in the import that binds it) and its first part spelled out in that
+import, and a word is spelled out, so a source holding none of them cannot pass (strings
+may be escaped or split, so a gate with strings always asks the ``ast``). The gate
+over-approximates LibCST's ``QualifiedNameProvider`` (which sees only the bindings visible at
+a node, and never follows an assignment), so it never drops a file a rule that matches by
+qualified name could act on.
 A file the ``ast`` cannot parse (newer syntax, bad encoding) passes every gate: LibCST decides.
 """
 
@@ -56,15 +57,24 @@ class SyntaxGate:
         object.__setattr__(self, "strings", frozenset(strings))
 
     @cached_property
-    def _needles(self) -> frozenset[str] | None:
-        if self.strings:
-            return None
-        return frozenset({name.rsplit(".", 1)[-1] for name in self.names} | self.words)
+    def _name_parts(self) -> tuple[tuple[str, str], ...]:
+        """(first part, last part) of each dotted name: ``("threading", "Thread")``."""
+        return tuple(sorted({(name.split(".", 1)[0], name.rsplit(".", 1)[-1])
+                             for name in self.names if "." in name}))
 
     def may_admit(self, text: str) -> bool:
-        """False when ``text`` spells out nothing the gate could admit (no ``ast`` needed)."""
-        needles = self._needles
-        return needles is None or any(needle in text for needle in needles)
+        """False when ``text`` spells out nothing the gate could admit (no ``ast`` needed).
+
+        A dotted name is only ever reached through an import that spells its first part out
+        (``import threading``, ``from threading import Thread as T``), and its last part is
+        spelled out in that import or in the chain, so both must occur.
+        """
+        if self.strings:
+            return True
+        if any(word in text for word in self.words):
+            return True
+        return any(last in text and first in text for first, last in self._name_parts) or any(
+            name in text for name in self.names if "." not in name)
 
     def admits(self, index: SyntaxIndex) -> bool:
         return (

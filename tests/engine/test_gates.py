@@ -128,6 +128,10 @@ def test_the_text_check_drops_sources_that_spell_out_nothing_the_gate_needs():
     assert not SyntaxGate(names={"aiokafka.AIOKafkaProducer"}).may_admit("await bus.send(x)")
     assert not SyntaxGate(words={"run_in_executor"}).may_admit("loop.run_until_complete(x)")
     assert SyntaxGate(strings={"__main__"}, words={"x"}).may_admit("")  # strings: ask the ast
+    # a dotted name needs its first part too: the import that reaches it spells that out
+    thread = SyntaxGate(names={"threading.Thread"})
+    assert not thread.may_admit("from .compat import Thread\nThread()\n")
+    assert thread.may_admit("from threading import Thread as T\n")
 
 
 @pytest.mark.parametrize(("source", "name"), [

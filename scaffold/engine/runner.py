@@ -10,9 +10,11 @@ over processes; results come back sorted by path, identical to a serial run.
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -503,7 +505,7 @@ def run(
             tasks.append(task)
     passed = [0, 0, 0]
     parsed = []
-    with _Pool(options.jobs) as pool:
+    with _fewer_collections(), _Pool(options.jobs) as pool:
         # the prefilter first, so files no rule can match never reach _run_task
         for task, outcome in zip(python, pool.prefilter(python), strict=True):
             if isinstance(outcome, FileResult):
@@ -520,6 +522,29 @@ def run(
     results.sort(key=lambda result: result.path)
     gates = GateCounts(len(python), passed[1] + passed[2], passed[2], tuple(sorted(parsed)))
     return RunResult(tuple(results), rules, options, gates)
+
+
+# Parsing allocates millions of objects that live as long as their file's tree: at the
+# default threshold (700) the collector runs thousands of times per file for nothing it can
+# free. A higher first-generation threshold cuts the transforms' time by about a seventh.
+_GC_THRESHOLD = 50_000
+
+
+def _collect_less() -> None:
+    """Raise the collector's first threshold (a worker process's initializer)."""
+    first, *older = gc.get_threshold()
+    gc.set_threshold(max(first, _GC_THRESHOLD), *older)
+
+
+@contextmanager
+def _fewer_collections() -> Iterator[None]:
+    """``_collect_less`` for the length of a run, in this process; then as it was."""
+    before = gc.get_threshold()
+    _collect_less()
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
 
 
 class _Pool:
@@ -551,7 +576,7 @@ class _Pool:
         if self._pool is None:
             self._workers = _worker_count(self._jobs, tasks)
             if self._workers > 1:
-                self._pool = ProcessPoolExecutor(self._workers)
+                self._pool = ProcessPoolExecutor(self._workers, initializer=_collect_less)
         return self._pool
 
     def prefilter(self, tasks: list[_Task]) -> Iterator[int | FileResult]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import stat
 from pathlib import Path
 
@@ -10,7 +11,16 @@ import pytest
 
 from scaffold.codemods import all_codemods, codemods_by_id
 from scaffold.codemods.base import Codemod
-from scaffold.engine import Kind, Options, Settings, Status, process_source, run, runner
+from scaffold.engine import (
+    FileResult,
+    Kind,
+    Options,
+    Settings,
+    Status,
+    process_source,
+    run,
+    runner,
+)
 
 UNGUARDED = (
     "from opentelemetry import context\n"
@@ -149,6 +159,17 @@ def test_parallel_results_match_serial_results(tmp_path, monkeypatch, prefilter_
     serial = snapshot(1)
     assert [entry[0] for entry in serial] == sorted(entry[0] for entry in serial)
     assert snapshot(2) == serial
+
+
+def test_a_run_collects_garbage_less_often_and_then_restores_the_callers_setting(
+        tmp_path, monkeypatch):
+    seen = []
+    monkeypatch.setattr(runner, "_transform", lambda *args, **kwargs: (
+        seen.append(gc.get_threshold()[0]) or (FileResult(args[1], Status.UNCHANGED), None, 2)))
+    _write(tmp_path / "app.py", "import threading\nthreading.Thread(target=f)\n")
+    before = gc.get_threshold()
+    run([tmp_path], all_codemods(), Options(jobs=1))
+    assert seen == [runner._GC_THRESHOLD] and gc.get_threshold() == before
 
 
 def test_an_unsafe_codemod_only_reports_unless_opted_in(tmp_path):

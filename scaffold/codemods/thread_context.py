@@ -224,7 +224,10 @@ class _Pools(FastVisitor):
 
 class ThreadContext(Codemod):
     PREFILTER = ("Thread", "Timer", "run_in_executor")
-    SLICE_WORDS = frozenset(_POOL_METHODS)  # pool.submit(...) names no pool class
+    # A Thread, Timer or run_in_executor call is a site where it is named, but nothing it
+    # returns is followed: these keep a definition without carrying anything. A pool is
+    # followed (pool.submit), so its class stays a carrier.
+    SLICE_WORDS = frozenset({"Thread", "Timer", "run_in_executor"})
     GATE = SyntaxGate(names={THREAD, TIMER, *THREAD_POOLS}, words={"run_in_executor"})
     METADATA_DEPENDENCIES = (QualifiedNameProvider,)
 

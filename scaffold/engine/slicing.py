@@ -85,9 +85,11 @@ class Slice:
 class _Flow:
     """What a kept method may put into ``self``'s attributes, in words.
 
-    A pool reaches an attribute through a value naming a word (``ThreadPoolExecutor()``), a
-    parameter or local that holds one (``self.pool = pool`` where ``pool: Executor``), or an
-    annotation naming a class that holds one (``self.deps: Deps = ...``).
+    A value reaches a name or an attribute the way the rules that slice follow it: from a
+    call naming a carrier (``ThreadPoolExecutor()``, ``with ThreadPoolExecutor() as pool``),
+    as a copy of a name holding one (``self.pool = pool`` where ``pool: Executor``), or with an
+    annotation naming one (``self.deps: Deps = ...``). A rule that follows values further
+    (through other expressions, returns, containers) must not declare ``SLICE_WORDS``.
     """
 
     params: list[tuple[bytes, frozenset[bytes]]]  # name, the words of its annotation
@@ -104,23 +106,18 @@ class _Flow:
                 flow.params.append((child.arg.encode(), _words(child.annotation)))
                 continue
             if isinstance(child, ast.Assign):
-                targets, words = child.targets, _words(child.value)
+                targets, words = child.targets, _carried(child.value)
             elif isinstance(child, ast.AnnAssign):
-                targets, words = [child.target], _words(child.value) | _words(child.annotation)
-            elif isinstance(child, (ast.AugAssign, ast.For, ast.AsyncFor, ast.NamedExpr)):
-                targets, words = [child.target], _words(child.value if not isinstance(
-                    child, (ast.For, ast.AsyncFor)) else child.iter)
+                targets, words = [child.target], _carried(child.value) | _words(child.annotation)
             elif isinstance(child, ast.withitem) and child.optional_vars is not None:
-                targets, words = [child.optional_vars], _words(child.context_expr)
+                targets, words = [child.optional_vars], _carried(child.context_expr)
             else:
                 continue
-            names = frozenset(
-                target.id.encode() for each in targets for target in ast.walk(each)
-                if isinstance(target, ast.Name))
-            attributes = frozenset(
-                attribute for each in targets for target in ast.walk(each)
-                if isinstance(target, ast.Attribute) and not isinstance(target.ctx, ast.Load)
-                for attribute in _on(target, owner))
+            names = frozenset(target.id.encode() for target in targets
+                              if isinstance(target, ast.Name))
+            attributes = frozenset(attribute for target in targets
+                                   if isinstance(target, ast.Attribute)
+                                   for attribute in _on(target, owner))
             if names:
                 flow.assigned.append((names, words))
             if attributes:
@@ -301,6 +298,13 @@ def _on(target: ast.Attribute, owner: str | None) -> list[bytes]:
         found.append(node.attr.encode())
         node = node.value
     return found if isinstance(node, ast.Name) and node.id == owner else []
+
+
+def _carried(value: ast.expr | None) -> frozenset[bytes]:
+    """The words a value can carry a carrier's value by (see ``_Flow``)."""
+    if isinstance(value, ast.Call):
+        return _words(value.func)
+    return _words(value) if isinstance(value, (ast.Name, ast.Attribute)) else frozenset()
 
 
 def _words(node: ast.AST | None) -> frozenset[bytes]:

@@ -8,6 +8,7 @@ path); symlinked folders are not entered, so symlink loops cannot trap the walk.
 from __future__ import annotations
 
 import os
+import stat
 import subprocess
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -106,14 +107,18 @@ def _walk_files(root: Path) -> Iterator[str]:
                 yield rel_folder + name
 
 
-def _under_skipped_dir(root: Path, rel: str) -> bool:
-    parts = rel.split("/")[:-1]
-    folder = root
-    for part in parts:
-        if _skipped_dir(folder, part):
-            return True
-        folder = folder / part
-    return False
+def _under_skipped_dir(root: Path, rel: str, known: dict[str, bool]) -> bool:
+    """Whether a folder on the way to ``rel`` is one discovery never enters (``known``: the
+    answer for each folder asked about so far, by its relative path)."""
+    folder, _, _ = rel.rpartition("/")
+    if not folder:
+        return False
+    skipped = known.get(folder)
+    if skipped is None:
+        parent, _, name = folder.rpartition("/")
+        skipped = known[folder] = _under_skipped_dir(root, folder, known) or _skipped_dir(
+            root / parent if parent else root, name)
+    return skipped
 
 
 def _matcher(patterns: Sequence[str]) -> pathspec.PathSpec | None:
@@ -145,11 +150,13 @@ def discover(
         listed = _git_files(root)
         rel_paths = listed if listed is not None else list(_walk_files(root))
         include, exclude = _matcher(config.include), _matcher(config.exclude)
+        skipped: dict[str, bool] = {}
+        real_root = root.resolve()
         for rel in rel_paths:
             if not (rel.endswith(".py") or wants_other_file(rel.rsplit("/", 1)[-1])):
                 continue
-            if _under_skipped_dir(root, rel):
-                continue
+            if listed is not None and _under_skipped_dir(root, rel, skipped):
+                continue  # (the walk never enters such a folder)
             full = root / rel
             anchored = _anchored(full, config.root)
             if include is not None and (anchored is None or not include.match_file(anchored)):
@@ -157,7 +164,8 @@ def discover(
             if exclude is not None and anchored is not None and exclude.match_file(anchored):
                 continue
             display = os.path.join(str(given), rel) if str(given) != "." else rel
-            target = _target(full, display, config, wants_other_file, tree=root)
+            target = _target(full, display, config, wants_other_file, tree=real_root,
+                             real=real_root / rel)
             if target is not None:
                 seen.setdefault(target.path, target)
     return sorted(seen.values(), key=lambda target: target.display)
@@ -177,23 +185,28 @@ def _target(
     wants_other_file: Callable[[str], bool],
     *,
     tree: Path | None,
+    real: Path | None = None,
 ) -> Target | None:
-    """The Target for one path, or None; ``tree`` is the folder a symlink must stay inside."""
+    """The Target for one path, or None; ``tree`` (resolved) is the folder a symlink must stay
+    inside; ``real`` is where ``full`` really is unless it is a symlink itself (discovery
+    never lists a file below a symlinked folder)."""
     python = full.name.endswith(".py") or not wants_other_file(full.name)
-    if not os.path.lexists(full):
+    try:
+        mode = os.lstat(full).st_mode
+    except OSError:
         return None  # in git's index but deleted from the work tree
-    if full.is_symlink():
+    if stat.S_ISLNK(mode):
         try:
-            real = full.resolve(strict=True)
+            resolved = full.resolve(strict=True)
         except (OSError, RuntimeError) as exc:
             reason = "symlink loop" if "loop" in str(exc).lower() else "broken symlink"
             return Target(full.absolute(), display, config, python, skip_reason=reason)
-        if tree is not None and not real.is_relative_to(tree.resolve()):
+        if tree is not None and not resolved.is_relative_to(tree):
             return Target(full.absolute(), display, config, python,
                           skip_reason="symlink to outside the tree")
-        if not real.is_file():
+        if not resolved.is_file():
             return None
-        return Target(real, display, config, python)
-    if not full.is_file():
+        return Target(resolved, display, config, python)
+    if not stat.S_ISREG(mode):
         return None
-    return Target(full.resolve(), display, config, python)
+    return Target(real if real is not None else full.resolve(), display, config, python)

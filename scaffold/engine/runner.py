@@ -25,7 +25,7 @@ from libcst.codemod.visitors import AddImportsVisitor, RemoveImportsVisitor
 
 from scaffold import vendor  # a module import: scaffold.vendor imports this package back
 from scaffold.config import Config, ConfigError
-from scaffold.engine.discovery import discover
+from scaffold.engine.discovery import Target, discover
 from scaffold.engine.gates import SourceSyntax, SyntaxGate
 from scaffold.engine.imports import TopImportsAdder, place_in_sections
 from scaffold.engine.metadata import Metadata
@@ -486,8 +486,13 @@ def run(
         kits.refuse_edited(force=options.force)  # before anything is written
     plans: dict[int, tuple[tuple[Rule, ...], Settings]] = {}
     results: list[FileResult] = []
-    python: list[_Task] = []
+    python: list[tuple[_Task, Target]] = []
     tasks: list[_Task] = []  # what reaches _run_task: files some rule wants, config files
+
+    def with_kit(task: _Task, target: Target) -> _Task:
+        # asked only of files that get this far: the prefilter never reads the kit
+        return replace(task, settings=replace(task.settings, kit=kits.kit_for(target)))
+
     for target in targets:
         if target.skip_reason:
             results.append(FileResult(target.display, Status.SKIPPED, reason=target.skip_reason))
@@ -496,22 +501,22 @@ def run(
         if plan is None:
             plan = plans[id(target.config)] = _plan(target.config, rules, options, known)
         chosen, settings = plan
-        settings = replace(settings, kit=kits.kit_for(target))
         task = _Task(target.path, target.display, target.python, chosen, settings, options.write)
         if target.python:
-            python.append(task)
+            python.append((task, target))
         elif any(getattr(rule, "reads_config_file", None) and rule.reads_config_file(
                 target.path.name) for rule in chosen):
-            tasks.append(task)
+            tasks.append(with_kit(task, target))
     passed = [0, 0, 0]
     parsed = []
     with _fewer_collections(), _Pool(options.jobs) as pool:
         # the prefilter first, so files no rule can match never reach _run_task
-        for task, outcome in zip(python, pool.prefilter(python), strict=True):
+        outcomes = pool.prefilter([task for task, _ in python])
+        for (task, target), outcome in zip(python, outcomes, strict=True):
             if isinstance(outcome, FileResult):
                 results.append(outcome)
             else:
-                tasks.append(replace(task, size=outcome))
+                tasks.append(replace(with_kit(task, target), size=outcome))
         for result, gates_passed in _collect(pool.transform(tasks), len(tasks), on_progress):
             results.append(result)
             passed[gates_passed] += 1

@@ -43,7 +43,9 @@ class _Undecorated:
 
 
 class _TopImportsGatherer(_Undecorated, _GatherTopImportsBeforeStatements):
-    pass
+    def on_visit(self, node: cst.CSTNode) -> bool:
+        # its visit_Import/visit_ImportFrom read the whole statement: nothing below it counts
+        return super().on_visit(node) and not isinstance(node, (cst.Import, cst.ImportFrom))
 
 
 class TopImportsAdder(_Undecorated, AddImportsVisitor, FastTransformer):
@@ -70,7 +72,8 @@ class TopImportsAdder(_Undecorated, AddImportsVisitor, FastTransformer):
         if isinstance(node, (cst.BaseCompoundStatement, cst.SimpleStatementLine)) \
                 and not _is_import_line(node):
             return False  # nothing below it is an import this visitor may edit
-        return super().on_visit(node)
+        # leave_ImportFrom rewrites the statement whole: its names need no visit of their own
+        return super().on_visit(node) and not isinstance(node, (cst.Import, cst.ImportFrom))
 
 
 # -- where the added imports go --

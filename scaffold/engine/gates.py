@@ -205,7 +205,7 @@ class SyntaxIndex:
         # type identity, most frequent first: this loop is most of a gate's cost
         chains, words, strings = self.chains, self.words, self.strings
         node: Any  # narrowed by ``kind`` below, not by isinstance (slower)
-        for node in ast.walk(tree):
+        for node in _nodes(tree):
             kind = type(node)
             if kind is ast.Name:
                 chains.add(node.id)
@@ -278,6 +278,31 @@ class SyntaxIndex:
 
     def _bind(self, local: str, target: str) -> None:
         self.imports.setdefault(local, set()).add(target)
+
+
+_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def _nodes(tree: ast.AST) -> Iterator[ast.AST]:
+    """Every node of ``tree``, as ``ast.walk`` yields them but in another order, faster (a
+    stack, and each node type's fields looked up once): the index is a set of facts."""
+    stack = [tree]
+    pop, push = stack.pop, stack.append
+    while stack:
+        node = pop()
+        yield node
+        kind = type(node)
+        fields = _FIELDS.get(kind)
+        if fields is None:
+            fields = _FIELDS[kind] = kind._fields
+        for name in fields:
+            value = getattr(node, name, None)
+            if type(value) is list:
+                for item in value:
+                    if isinstance(item, ast.AST):
+                        push(item)
+            elif isinstance(value, ast.AST):
+                push(value)
 
 
 def _arguments(arguments: ast.arguments) -> list[ast.arg]:

@@ -174,3 +174,13 @@ def test_a_dotted_string_is_indexed_as_parsing_it_would(text):
     quick._add_annotation(text)
     parsed._add_parsed_annotation(text)
     assert (quick.chains, quick.words) == (parsed.chains, parsed.words)
+
+
+def test_the_index_walk_meets_every_node_ast_walk_meets():
+    import ast
+
+    from scaffold.engine.gates import _nodes
+
+    for path in [*sorted(FIXTURES.glob("*/*/before.py")), Path(ast.__file__)]:
+        tree = ast.parse(path.read_bytes())
+        assert sorted(map(id, _nodes(tree))) == sorted(map(id, ast.walk(tree)))

@@ -8,6 +8,7 @@ finding. The syntax index itself is pinned down case by case below.
 
 from __future__ import annotations
 
+import ast
 import json
 import sysconfig
 from pathlib import Path
@@ -17,7 +18,7 @@ import pytest
 from scaffold.codemods import all_codemods
 from scaffold.codemods.base import Codemod
 from scaffold.engine import Settings, Status, process_source
-from scaffold.engine.gates import SyntaxGate, SyntaxIndex
+from scaffold.engine.gates import SyntaxGate, SyntaxIndex, _nodes
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures"
@@ -177,10 +178,6 @@ def test_a_dotted_string_is_indexed_as_parsing_it_would(text):
 
 
 def test_the_index_walk_meets_every_node_ast_walk_meets():
-    import ast
-
-    from scaffold.engine.gates import _nodes
-
     for path in [*sorted(FIXTURES.glob("*/*/before.py")), Path(ast.__file__)]:
         tree = ast.parse(path.read_bytes())
         assert sorted(map(id, _nodes(tree))) == sorted(map(id, ast.walk(tree)))

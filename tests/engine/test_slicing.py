@@ -216,6 +216,20 @@ def test_what_carries_a_site_across_definitions_is_rewritten_sliced_as_whole(sou
     _assert_same(sliced, whole)
 
 
+def test_suppressions_and_lines_after_left_out_code_are_the_files():
+    source = (
+        "import threading\n\n\n"
+        "def unrelated():\n    a = 1\n    b = 2\n    return a + b\n\n\n"
+        "def quiet(fn):\n    threading.Thread(target=fn).start()  # scaffold: ignore[thread-context]\n"
+        "\n\n"
+        "def noisy(fn):\n    threading.Thread(target=fn).start()\n"
+    ).encode()
+    assert _slice(source) is not None
+    sliced, whole = _both_ways(source, "app.py", [ThreadContext])
+    _assert_same(sliced, whole)
+    assert [finding.line for finding in whole[0].findings] == [15]
+
+
 def test_nothing_to_leave_out_or_an_unsafe_file_gives_no_slice():
     assert _slice("import threading\n\ndef f():\n    threading.Thread().start()\n") is None
     assert _slice(f"# {MARK.decode()}\n\ndef f():\n    pass\n") is None

@@ -8,15 +8,15 @@ is replaced by a one-line stub binding the same name in the same scope (``def na
 The codemods run on that smaller module; afterwards each stub line is replaced by the bytes it
 stood for, and reported lines are mapped back to the file's own.
 
-What a definition must name to stay (``words``, matched as whole identifiers):
+What a definition must name to stay (matched as whole identifiers):
 
-- the rule's own words (``SLICE_WORDS``), its syntax gate's names and words, and every local
-  name an import binds to one of those or to a package on their path (``import threading as
-  th``);
-- ``global``, ``nonlocal`` or ``:=``: such a definition can bind names outside itself;
-- then, until nothing more is added, what the staying code binds beyond its own scope: the
-  names of staying definitions, the names a staying module- or class-level statement that
-  mentions a word assigns, and every attribute staying code assigns (``self.pool = ...``).
+- a *carrier*: the active rules' syntax-gate names (their last parts) and words, and every
+  local name an import binds to one of those names (``from threading import Thread as T``);
+- a *site* word (``SLICE_WORDS``): it keeps the definition naming it but carries nothing;
+- then, until nothing more is added, carriers grow with what staying code binds where other
+  code can see it: the names a module- or class-level statement naming a carrier assigns, the
+  name of a class kept whole, the attributes of ``self`` a kept method may put a carrier's
+  value into (``_Flow``), and the name of a class holding one.
 
 A class whose header (its bases, keywords, decorators) names a word stays whole; any other
 class that stays keeps its header and its non-definition statements, and its methods are
@@ -24,11 +24,12 @@ decided one by one. Module-level statements other than definitions always stay.
 
 Why this is exact for the rules that opt in (``SLICE_WORDS`` is not None): a stub binds the
 same name in the same scope, so scope analysis and qualified names of the code that stays see
-the bindings they would see in the whole file, and a rule only acts on code that names one of
-its words or something a staying definition binds. ``tests/engine/test_slicing.py`` runs
-every codemod fixture and hundreds of real third-party files both ways and compares every
-byte, finding and line. Whenever a stub does not come back intact, the file is processed
-whole instead.
+the bindings they would see in the whole file (a ``global`` binding that matters names a word
+itself); those rules act only on code that names a word, and follow values only the way
+``_Flow`` does; a name only left-out code uses still counts as taken (``Slice.uses_name``).
+``tests/engine/test_slicing.py`` runs every codemod fixture and every third-party file of the
+environment that reaches LibCST both ways and compares every byte, finding and line. Whenever
+a stub does not come back intact, the file is processed whole instead.
 """
 
 from __future__ import annotations

@@ -191,6 +191,27 @@ class Service:
     def later(self):
         self.backup.submit(print)
 """,
+    "a pool held by a thread subclass, reached through another class": """\
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+
+class Worker(threading.Thread):
+    def __init__(self):
+        super().__init__()
+        self.pool = ThreadPoolExecutor()
+
+
+class Boss:
+    def __init__(self, worker: Worker):
+        self.worker = worker
+
+    def go(self):
+        self.worker.pool.submit(print)
+
+    def unrelated(self):
+        return 1
+""",
     "a parameter annotated with a class holding a pool": """\
 from concurrent.futures import ThreadPoolExecutor
 

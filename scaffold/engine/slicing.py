@@ -38,6 +38,7 @@ import ast
 import io
 import re
 import tokenize
+import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -186,14 +187,17 @@ def slice_module(source: bytes, tree: ast.Module, words: Iterable[str],
 
 
 def _utf8_words(source: bytes) -> bool:
-    """Whether identifiers are spelled in UTF-8 (as ``words`` are encoded to match them)."""
+    """Whether identifiers are spelled in UTF-8 as the stdlib names them (``words`` are
+    encoded so to match them): Python reads an identifier NFKC-normalized (``ﬁle`` is
+    ``file``), so a text that normalization would change is not matched by its bytes."""
     if source.isascii():
         return True
     try:
         encoding, _ = tokenize.detect_encoding(io.BytesIO(source).readline)
-    except SyntaxError:
+        text = source.decode(encoding)
+    except (SyntaxError, UnicodeError, LookupError):
         return False
-    return encoding in ("utf-8", "utf-8-sig")
+    return encoding in ("utf-8", "utf-8-sig") and unicodedata.is_normalized("NFKC", text)
 
 
 def _first_line(node: ast.stmt) -> int:

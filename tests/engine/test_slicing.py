@@ -239,12 +239,13 @@ def test_what_carries_a_site_across_definitions_is_rewritten_sliced_as_whole(sou
 
 def test_suppressions_and_lines_after_left_out_code_are_the_files():
     source = (
-        "import threading\n\n\n"
-        "def unrelated():\n    a = 1\n    b = 2\n    return a + b\n\n\n"
-        "def quiet(fn):\n    threading.Thread(target=fn).start()  # scaffold: ignore[thread-context]\n"
-        "\n\n"
-        "def noisy(fn):\n    threading.Thread(target=fn).start()\n"
-    ).encode()
+        b"import threading\n\n\n"
+        b"def unrelated():\n    a = 1\n    b = 2\n    return a + b\n\n\n"
+        b"def quiet(fn):\n"
+        b"    threading.Thread(target=fn).start()  # scaffold: ignore[thread-context]\n"
+        b"\n\n"
+        b"def noisy(fn):\n    threading.Thread(target=fn).start()\n"
+    )
     assert _slice(source) is not None
     sliced, whole = _both_ways(source, "app.py", [ThreadContext])
     _assert_same(sliced, whole)
@@ -256,6 +257,10 @@ def test_nothing_to_leave_out_or_an_unsafe_file_gives_no_slice():
     assert _slice(f"# {MARK.decode()}\n\ndef f():\n    pass\n") is None
     latin = "# -*- coding: latin-1 -*-\nx = 'é'\n\ndef f():\n    pass\n".encode("latin-1")
     assert _slice(latin) is None
+    # Python reads the identifier \ufb01le as "file": its bytes would not match the word
+    ligature = "import threading\n\ndef \ufb01le():\n    pass\n\ndef g():\n    file()\n"
+    assert _slice(ligature, words=("Thread", "file")) is None
+    assert _slice("x = 'caf\u00e9'\n\ndef f():\n    pass\n") is not None  # NFKC already
 
 
 def test_restore_refuses_a_stub_a_rule_touched():

@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 
 _DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 _WORD = re.compile(rb"[A-Za-z_\x80-\xff][\w\x80-\xff]*")
+_TEXT_WORD = re.compile(r"\w+")
 MARK = b"scaffold-slice"
 
 
@@ -172,7 +173,7 @@ def slice_module(source: bytes, tree: ast.Module, words: Iterable[str],
     definitions = _definitions(tree.body, lines)
     if not definitions:
         return None
-    site_words = frozenset(word.encode() for word in sites)
+    site_words = {word.encode() for word in sites}
     _decide(tree, definitions, lines, {word.encode() for word in words} - site_words,
             site_words)
     stubbed = [
@@ -189,7 +190,8 @@ def slice_module(source: bytes, tree: ast.Module, words: Iterable[str],
 def _utf8_words(source: bytes) -> bool:
     """Whether identifiers are spelled in UTF-8 as the stdlib names them (``words`` are
     encoded so to match them): Python reads an identifier NFKC-normalized (``ﬁle`` is
-    ``file``), so a text that normalization would change is not matched by its bytes."""
+    ``file``), so one that normalization would change is not matched by its bytes. (Any
+    word that could be an identifier counts, in a string or comment too.)"""
     if source.isascii():
         return True
     try:
@@ -197,7 +199,9 @@ def _utf8_words(source: bytes) -> bool:
         text = source.decode(encoding)
     except (SyntaxError, UnicodeError, LookupError):
         return False
-    return encoding in ("utf-8", "utf-8-sig") and unicodedata.is_normalized("NFKC", text)
+    return encoding in ("utf-8", "utf-8-sig") and all(
+        unicodedata.is_normalized("NFKC", word) for word in _TEXT_WORD.findall(text)
+        if not word.isascii() and word.isidentifier())
 
 
 def _first_line(node: ast.stmt) -> int:
@@ -237,39 +241,49 @@ def _definitions(body: list[ast.stmt], lines: list[bytes]) -> list[_Definition]:
 
 
 def _decide(tree: ast.Module, definitions: list[_Definition], lines: list[bytes],
-            carriers: set[bytes], sites: frozenset[bytes]) -> None:
-    """Mark what stays: a definition naming a carrier or a site word. Carriers grow with what
+            carriers: set[bytes], sites: set[bytes]) -> None:
+    """Mark what stays: a definition naming a carrier or a site word. Both grow with what
     staying code binds, to a fixed point:
 
-    - a module-level statement naming a carrier: the names it assigns;
+    - a module- or class-level statement naming a carrier: the names it assigns are carriers;
+      an assignment of a value naming a site word: they are site words (``otel_detach =
+      context.detach``);
     - a class kept whole (``class Worker(Thread)``): its name (``Worker(target=...)``);
     - a kept method: the attributes of ``self`` it may put a carrier's value into
       (``_Flow``), and then its class's name (``deps: Deps`` then ``deps.pool``), as for a
       class-level statement naming a carrier.
 
-    Site words (``submit``) keep the definition naming them but carry nothing: what such a
+    Site words (``Thread``) keep the definition naming them but carry nothing: what such a
     call returns is not what the rule follows.
     """
     statements = [(node, _statement_words(node, lines)) for node in tree.body
                   if _binds(node)]
-    counted: set[int] = set()  # statements whose names are carriers already
+    counted: dict[int, bool] = {}  # statements whose names count already: as carriers?
+
+    def count(node: ast.stmt, words: frozenset[bytes]) -> bool:
+        """Add what a statement binds; whether it names a carrier."""
+        carries = not words.isdisjoint(carriers)
+        state = counted.get(id(node))
+        if carries and state is not True:
+            counted[id(node)] = True
+            carriers.update(_stored(node))
+        elif state is None and isinstance(node, (ast.Assign, ast.AnnAssign)) \
+                and not _words(node.value).isdisjoint(sites):
+            counted[id(node)] = False  # an alias of a site: ``otel_detach = context.detach``
+            sites.update(_stored(node))
+        return carries
+
     while True:
-        before = len(carriers)
+        before = len(carriers) + len(sites)
         for node, words in statements:
-            if id(node) not in counted and not words.isdisjoint(carriers):
-                counted.add(id(node))
-                carriers.update(_stored(node))
+            count(node, words)
         for top in definitions:
             _keep_if_named(top, carriers, sites)
             if not top.is_class or not top.kept or top.whole:
                 continue
             carries = False
             for node, words in top.statements:
-                if not words.isdisjoint(carriers):
-                    carries = True
-                    if id(node) not in counted:
-                        counted.add(id(node))
-                        carriers.update(_stored(node))
+                carries = count(node, words) or carries
             for member in top.members:
                 _keep_if_named(member, carriers, sites)
                 if member.kept and not member.is_class:
@@ -279,12 +293,11 @@ def _decide(tree: ast.Module, definitions: list[_Definition], lines: list[bytes]
                     carriers.update(stored)
             if carries:
                 carriers.add(top.node.name.encode())
-        if len(carriers) == before:
+        if len(carriers) + len(sites) == before:
             return
 
 
-def _keep_if_named(definition: _Definition, carriers: set[bytes],
-                   sites: frozenset[bytes]) -> None:
+def _keep_if_named(definition: _Definition, carriers: set[bytes], sites: set[bytes]) -> None:
     if definition.kept or (definition.words.isdisjoint(carriers)
                            and definition.words.isdisjoint(sites)):
         return

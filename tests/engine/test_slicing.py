@@ -252,6 +252,13 @@ def test_suppressions_and_lines_after_left_out_code_are_the_files():
     assert [finding.line for finding in whole[0].findings] == [15]
 
 
+def test_a_module_level_alias_of_a_site_word_is_a_site_word():
+    source = ("from opentelemetry import context\n\notel_detach = context.detach\n\n\n"
+              "def finish(token):\n    otel_detach(token)\n\n\ndef other():\n    return 1\n")
+    kept = _kept(_slice(source, words=("attach",), sites=("detach",)))
+    assert "otel_detach(token)" in kept and "def other(): ..." in kept
+
+
 def test_nothing_to_leave_out_or_an_unsafe_file_gives_no_slice():
     assert _slice("import threading\n\ndef f():\n    threading.Thread().start()\n") is None
     assert _slice(f"# {MARK.decode()}\n\ndef f():\n    pass\n") is None
@@ -261,6 +268,7 @@ def test_nothing_to_leave_out_or_an_unsafe_file_gives_no_slice():
     ligature = "import threading\n\ndef \ufb01le():\n    pass\n\ndef g():\n    file()\n"
     assert _slice(ligature, words=("Thread", "file")) is None
     assert _slice("x = 'caf\u00e9'\n\ndef f():\n    pass\n") is not None  # NFKC already
+    assert _slice("x = 'm\u00b2'\n\ndef f():\n    pass\n") is not None  # no identifier
 
 
 def test_restore_refuses_a_stub_a_rule_touched():

@@ -256,7 +256,10 @@ def _transform(
     active = [rule for rule in active if _admits(rule, syntax, settings)]
     if not active:
         return FileResult(path, Status.UNCHANGED), None, 1
-    sliced = _slice(active, syntax, source, settings) if slicing else None
+    try:
+        sliced = _slice(active, syntax, source, settings) if slicing else None
+    except Exception:  # a speed-up never fails a file: it goes through whole instead
+        sliced = None
     try:
         module = cst.parse_module(sliced.source if sliced is not None else source)
         text = source.decode(module.encoding)

@@ -259,6 +259,17 @@ def test_a_module_level_alias_of_a_site_word_is_a_site_word():
     assert "otel_detach(token)" in kept and "def other(): ..." in kept
 
 
+def test_slicing_that_fails_sends_the_file_through_whole(monkeypatch):
+    whole = runner._transform(MODULE.encode(), "app.py", [ThreadContext], Settings(),
+                              slicing=False)
+
+    def broken(*args, **kwargs):
+        raise RecursionError("deep")
+
+    monkeypatch.setattr(runner, "slice_module", broken)
+    assert runner._transform(MODULE.encode(), "app.py", [ThreadContext], Settings()) == whole
+
+
 def test_nothing_to_leave_out_or_an_unsafe_file_gives_no_slice():
     assert _slice("import threading\n\ndef f():\n    threading.Thread().start()\n") is None
     assert _slice(f"# {MARK.decode()}\n\ndef f():\n    pass\n") is None

@@ -339,6 +339,8 @@ def _transform(
     except _WholeFileNeeded:
         return _transform(source, path, rules, settings, slicing=False)
     except Exception as exc:  # a rule crashed on this file: report it, leave the file alone
+        if sliced is not None:  # (as it crashes on the whole file: stubs must not be why)
+            return _transform(source, path, rules, settings, slicing=False)
         where = f"rule {current.ID}" if current is not None else "the engine"
         failure = FileResult(path, Status.FAILED, reason=f"internal error in {where}: {exc!r}")
         return failure, None, 2

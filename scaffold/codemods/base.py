@@ -18,9 +18,10 @@ Inside a visit, a codemod
 Speed: a file reaches a codemod only through its ``PREFILTER`` (substrings, or a sharper
 ``wants``) and then its ``GATE`` (a ``SyntaxGate`` checked on the stdlib ``ast``, before LibCST
 parses anything). A codemod whose sites, and whatever leads to them, always name one of its
-gate's names or words, or one of its ``SLICE_WORDS``, lets the engine parse only the functions
-and classes that do (``scaffold.engine.slicing``). Declared metadata is resolved when first
-read, so a codemod that records
+gate's names or words, or one of its ``SLICE_WORDS``, and which follows values only as
+``scaffold.engine.slicing`` does, declares them: the engine then parses only the functions
+and classes that matter. Declared metadata is resolved when first read, so a codemod that
+records
 nothing pays for no positions; ask ``refers_to(node, names)`` rather than comparing
 ``qualified_names`` yourself: it answers without scope analysis whenever the node's own name
 cannot end like any of ``names``.
@@ -67,9 +68,9 @@ class Codemod(ContextAwareTransformer, FastTransformer):
     FIX_SAFETY: ClassVar[str] = SAFE  # "unsafe": applied only with --unsafe-fixes
     # A file is parsed only if it contains at least one of these substrings (empty: always).
     PREFILTER: ClassVar[tuple[str, ...]] = ()
-    # Words (identifiers) a function or class must name for this codemod to act on it, beside
-    # its gate's names and words: the engine then parses only those (scaffold.engine.slicing).
-    # None: the codemod needs the whole module.
+    # Site words: identifiers that keep a function or class naming them, beside the gate's
+    # names and words (which also carry a value elsewhere, see scaffold.engine.slicing);
+    # declaring them lets the engine parse only such definitions. None: the whole module.
     SLICE_WORDS: ClassVar[frozenset[str] | None] = None
     # Then checked on the stdlib ast: what the code must name for this codemod to act (None: parse).
     GATE: ClassVar[SyntaxGate | None] = None

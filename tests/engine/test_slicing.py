@@ -96,8 +96,10 @@ def test_a_bom_and_the_first_line_are_never_stubbed():
     assert b"async def second(): ..." in sliced.source
 
 
-def test_a_thread_subclass_stays_whole_and_its_name_keeps_its_users():
-    source = '''\
+# What carries a site across definitions: each source has a site thread-context rewrites
+# only if slicing keeps what leads to it, and a definition slicing leaves out.
+CARRIED = {
+    "a class's name": """\
 import threading
 
 
@@ -112,15 +114,8 @@ def spawn(fn):
 
 def other():
     return 2
-'''
-    kept = _kept(_slice(source))
-    assert "return 1" in kept  # a member of a class whose header names a word
-    assert "return Worker(target=fn)" in kept  # names the kept class
-    assert "def other(): ..." in kept
-
-
-def test_what_a_method_puts_into_self_keeps_the_methods_that_read_it():
-    source = '''\
+""",
+    "an attribute copied in another method": """\
 from concurrent.futures import ThreadPoolExecutor
 
 
@@ -136,61 +131,6 @@ class Service:
 
     def unrelated(self):
         self.name = "x"
-'''
-    kept = _kept(_slice(source))
-    assert "self.backup = self.pool" in kept and "self.backup.submit(print)" in kept
-    assert "def unrelated(): ..." in kept
-
-
-def test_an_annotated_parameter_carries_a_class_holding_a_pool():
-    source = '''\
-from concurrent.futures import ThreadPoolExecutor
-
-
-class Deps:
-    pool: ThreadPoolExecutor
-
-
-class Handler:
-    def __init__(self, deps: Deps):
-        self.deps = deps
-
-    def handle(self):
-        self.deps.pool.submit(print)
-
-    def unrelated(self):
-        return 3
-'''
-    kept = _kept(_slice(source))
-    assert "self.deps = deps" in kept and "pool: ThreadPoolExecutor" in kept
-    assert "def unrelated(): ..." in kept
-
-
-CARRIED = {
-    "a class's name": """\
-import threading
-
-
-class Worker(threading.Thread):
-    pass
-
-
-def spawn(fn):
-    return Worker(target=fn)
-""",
-    "an attribute copied in another method": """\
-from concurrent.futures import ThreadPoolExecutor
-
-
-class Service:
-    def __init__(self):
-        self.pool = ThreadPoolExecutor()
-
-    def alias(self):
-        self.backup = self.pool
-
-    def later(self):
-        self.backup.submit(print)
 """,
     "a pool held by a thread subclass, reached through another class": """\
 import threading
@@ -227,8 +167,30 @@ class Handler:
 
     def handle(self):
         self.deps.pool.submit(print)
+
+    def unrelated(self):
+        return 3
 """,
 }
+
+
+def test_a_thread_subclass_stays_whole_and_its_name_keeps_its_users():
+    kept = _kept(_slice(CARRIED["a class's name"]))
+    assert "return 1" in kept  # a member of a class whose header names a word
+    assert "return Worker(target=fn)" in kept  # names the kept class
+    assert "def other(): ..." in kept
+
+
+def test_what_a_method_puts_into_self_keeps_the_methods_that_read_it():
+    kept = _kept(_slice(CARRIED["an attribute copied in another method"]))
+    assert "self.backup = self.pool" in kept and "self.backup.submit(print)" in kept
+    assert "def unrelated(): ..." in kept
+
+
+def test_an_annotated_parameter_carries_a_class_holding_a_pool():
+    kept = _kept(_slice(CARRIED["a parameter annotated with a class holding a pool"]))
+    assert "self.deps = deps" in kept and "pool: ThreadPoolExecutor" in kept
+    assert "def unrelated(): ..." in kept
 
 
 @pytest.mark.parametrize("source", CARRIED.values(), ids=CARRIED.keys())

@@ -27,7 +27,6 @@ import libcst as cst
 
 from scaffold.codemods import all_codemods
 from scaffold.engine import Options, RunResult, Settings, run, runner
-from scaffold.engine.gates import SourceSyntax
 
 TARGET_RATIO = 0.1
 
@@ -69,17 +68,12 @@ def sliced_share(paths: list[str]) -> float:
     """The share of these files' bytes LibCST is given once slicing has left out what no
     active codemod can act on (``scaffold.engine.slicing``), as the run itself slices them."""
     rules, settings = all_codemods(), Settings()
-    whole = sliced = 0
+    whole = given = 0
     for path in paths:
         source = Path(path).read_bytes()
-        probe = source.decode("latin-1")
-        syntax = SourceSyntax(source)
-        active = [rule for rule in rules if runner._wants(rule, probe, settings)
-                  and runner._admits(rule, syntax, settings)]
-        cut = runner._slice(active, syntax, source, settings)
         whole += len(source)
-        sliced += len(cut.source) if cut is not None else len(source)
-    return sliced / whole if whole else 1.0
+        given += len(runner.libcst_input(source, rules, settings) or source)
+    return given / whole if whole else 1.0
 
 
 def start_up() -> float:

@@ -236,6 +236,22 @@ def _slice(active: Sequence[Rule], syntax: SourceSyntax, source: bytes,
     return slice_module(source, index.tree, words, sites) if index.tree is not None else None
 
 
+def libcst_input(source: bytes, rules: Sequence[Rule], settings: Settings) -> bytes | None:
+    """What LibCST is given for this file's bytes under ``rules``: the file, or its slice;
+    None when a gate keeps the file from LibCST (what the benchmark and the slicing tests
+    measure, by the same steps ``_transform`` takes)."""
+    probe = source.decode("latin-1")
+    active = [rule for rule in rules if _wants(rule, probe, settings)]
+    if not active or vendor.is_vendored(source) or b"\0" in source:
+        return None
+    syntax = SourceSyntax(source)
+    active = [rule for rule in active if _admits(rule, syntax, settings)]
+    if not active:
+        return None
+    sliced = _slice(active, syntax, source, settings)
+    return sliced.source if sliced is not None else source
+
+
 def _transform(
     source: bytes, path: str, rules: Sequence[Rule], settings: Settings, *,
     slicing: bool = True,

@@ -18,7 +18,6 @@ import pytest
 from scaffold.codemods import all_codemods
 from scaffold.codemods.thread_context import ThreadContext
 from scaffold.engine import Settings, runner
-from scaffold.engine.gates import SourceSyntax
 from scaffold.engine.slicing import MARK, slice_module
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
@@ -298,44 +297,37 @@ def test_every_fixture_gives_the_same_result_sliced_and_whole(path):
         _assert_same(*_both_ways(source, "service/app.py", [codemod]))
 
 
-def _both_ways_if_sliceable(path: Path):
-    """For a file some sliceable rule (and no other) would parse: its size, the size of its
-    slice (None: not sliced) and both runs. None for any other file."""
+def _both_ways_if_parsed(path: Path):
+    """For a file LibCST would parse: its size, the size of what LibCST is given (a slice,
+    or the file) and both runs. None for a file the gates keep from LibCST."""
     rules, settings = all_codemods(), Settings()
     source = path.read_bytes()
-    probe = source.decode("latin-1")
-    active = [rule for rule in rules if runner._wants(rule, probe, settings)]
-    if not active or b"\0" in source:
+    given = runner.libcst_input(source, rules, settings)
+    if given is None:
         return None
-    syntax = SourceSyntax(source)
-    active = [rule for rule in active if runner._admits(rule, syntax, settings)]
-    if not active or any(getattr(rule, "SLICE_WORDS", None) is None for rule in active):
-        return None
-    sliced = runner._slice(active, syntax, source, settings)
-    return (len(source), len(sliced.source) if sliced is not None else None,
-            _both_ways(source, str(path), rules, settings))
+    return len(source), len(given), _both_ways(source, str(path), rules, settings)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("tree", ["purelib", "stdlib"])
 def test_real_files_give_the_same_results_sliced_and_whole(tree):
     """Every file of this environment's site-packages (or standard library) that reaches
-    LibCST with only sliceable rules active (on every core: the suite's time is bounded)."""
+    LibCST (on every core: the suite's time is bounded)."""
     root = Path(sysconfig.get_paths()[tree])
     paths = [path for path in sorted(root.rglob("*.py"))
              if "site-packages" not in path.parts or "site-packages" in root.parts]
     files = sliced_files = whole_bytes = sliced_bytes = changed = 0
     with ProcessPoolExecutor() as pool:
-        for compared in pool.map(_both_ways_if_sliceable, paths, chunksize=16):
+        for compared in pool.map(_both_ways_if_parsed, paths, chunksize=16):
             if compared is None:
                 continue
-            size, sliced_size, both = compared
+            size, given, both = compared
             _assert_same(*both)
             files += 1
             changed += both[1][1] is not None
-            sliced_files += sliced_size is not None
+            sliced_files += given < size
             whole_bytes += size
-            sliced_bytes += sliced_size if sliced_size is not None else size
+            sliced_bytes += given
     # the comparison is only worth something if slicing left much out of files that change
     assert files >= 50 and changed >= 20 and sliced_files >= files // 2
     assert sliced_bytes < 0.6 * whole_bytes

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from scaffold import __version__
+from scaffold import DISTRIBUTION, __version__
 from scaffold.engine.discovery import Target
 from scaffold.engine.model import FileResult, Finding, Kind, Status
 from scaffold.kit import KIT_PACKAGE, kit_sources
@@ -433,7 +433,7 @@ def kit_requirements() -> tuple[str, ...]:
     checkout = Path(__file__).resolve().parents[1] / "pyproject.toml"
     if checkout.is_file():
         project = tomllib.loads(checkout.read_text(encoding="utf-8")).get("project", {})
-        if project.get("name") == "scaffold":
+        if project.get("name") == DISTRIBUTION:
             return tuple(project["optional-dependencies"]["kit"])
     return installed_kit_requirements()
 
@@ -443,7 +443,7 @@ def installed_kit_requirements() -> tuple[str, ...]:
     in_kit_extra = re.compile(r";\s*extra\s*==\s*[\"']kit[\"']\s*$")
     return tuple(
         requirement.partition(";")[0].strip()
-        for requirement in importlib.metadata.requires("scaffold") or ()
+        for requirement in importlib.metadata.requires(DISTRIBUTION) or ()
         if in_kit_extra.search(requirement)
     )
 

@@ -133,7 +133,7 @@ def test_the_requirements_are_the_kit_extra_of_scaffolds_pyproject():
         "optional-dependencies"]
     assert kit_requirements() == tuple(extras["kit"])
     assert all(re.fullmatch(r"[a-z-]+==[0-9.a-z]+", spec) for spec in kit_requirements())
-    assert "scaffold[kit]" in extras["test"]
+    assert "scaffold-tracing[kit]" in extras["test"]
 
 
 def test_the_installed_metadata_lists_the_same_requirements():

@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PY := $(BIN)/python
 PYTEST_ARGS ?=
 
-.PHONY: setup test test-fast lint bench corpus mutation retrofit-example new-service retrofit check rules clean
+.PHONY: setup test test-fast lint bench corpus ecosystem mutation retrofit-example new-service retrofit check rules clean
 
 setup: ## create .venv with the project, its test dependencies and the broker; install redis-server if missing
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,9 @@ bench: ## benchmarks: ratios against baselines measured in the same run
 
 corpus: ## retrofit --check, then a write run, over third-party sources from .venv
 	$(PY) benchmarks/corpus.py
+
+ecosystem: ## retrofit each real repo under ../shared/corpora; a row each: changes, second run, imports, ruff, its own tests
+	$(PY) benchmarks/ecosystem.py $(ECOSYSTEM_ARGS)
 
 mutation: ## revert each instrumented site of the example and count the generated tests that notice
 	$(PY) -m scaffold.mutation examples/legacy_service

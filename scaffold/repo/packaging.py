@@ -210,7 +210,7 @@ class Packaging:
             return shipped.packages
         found: list[Path] = []
         for base in shipped.roots or (project,):
-            found.extend(child for child in _children(base)
+            found.extend(child for child in subfolders(base)
                          if self.is_package(child) and child.name.isidentifier()
                          and not is_test_name(child.name))
         return tuple(found)
@@ -250,7 +250,8 @@ def _dotted(root: Path, path: Path) -> str | None:
     return ".".join(parts)
 
 
-def _children(folder: Path) -> list[Path]:
+def subfolders(folder: Path) -> list[Path]:
+    """The folders directly in ``folder``, sorted (none when it cannot be read)."""
     try:
         return sorted(child for child in folder.iterdir() if child.is_dir())
     except OSError:
@@ -284,7 +285,7 @@ def _distribution(project: Path, _stamp: tuple[float, ...]) -> Distribution:
     if not roots:
         src = project / _LAYOUT_FOLDER
         if src.is_dir() and not (src / "__init__.py").is_file() and any(
-                (child / "__init__.py").is_file() for child in _children(src)):
+                (child / "__init__.py").is_file() for child in subfolders(src)):
             roots.append(src)
     name = _table(data.get("project")).get("name") or _table(tool.get("poetry")).get("name")
     pdm = _table(tool.get("pdm"))
@@ -352,7 +353,7 @@ def _hatch(project: Path, tool: Mapping[str, Any]) -> _Found:
 
 
 def _found_packages(root: Path, include: list[str], exclude: list[str]) -> list[Path]:
-    return [child for child in _children(root)
+    return [child for child in subfolders(root)
             if (child / "__init__.py").is_file()
             and (not include or any(fnmatch.fnmatch(child.name, p) for p in include))
             and not any(fnmatch.fnmatch(child.name, p) for p in exclude)]
@@ -419,7 +420,7 @@ def _poetry(project: Path, tool: Mapping[str, Any]) -> _Found:
         if root is None or not root.is_dir():
             continue
         top = include.strip("/").split("/")[0]
-        matched = [child for child in _children(root) if fnmatch.fnmatch(child.name, top)]
+        matched = [child for child in subfolders(root) if fnmatch.fnmatch(child.name, top)]
         if matched:
             roots.append(root)
             packages.extend(matched)

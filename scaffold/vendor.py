@@ -246,13 +246,13 @@ class KitResolver:
         if kits or candidates:
             names = ", ".join(name for _, name in kits or candidates)
             return _Placement(None, reason=f"several packages its import root "
-                              f"({self._display(root)}) reaches could hold it ({names})")
+                              f"({self._folder(root)}) reaches could hold it ({names})")
         if chain:
             why = self._why_not_home(chain[0], project)
-            return _Placement(None, reason=f"{self._display(chain[0])} {why}, and no other "
+            return _Placement(None, reason=f"{self._folder(chain[0])} {why}, and no other "
                               "package of its project is importable from its import root")
         return _Placement(None, reason=f"no package of its project is importable from its "
-                          f"import root ({self._display(root)})")
+                          f"import root ({self._folder(root)})")
 
     def _why_not_home(self, package: Path, project: Path | None) -> str | None:
         """Why the kit may not live in ``package`` (None: it may)."""
@@ -261,7 +261,11 @@ class KitResolver:
         if self._packaging.is_test_folder(package):
             return "is a test package"
         if project is not None and not package.is_relative_to(project):
-            return f"is outside the file's project ({self._display(project)})"
+            return f"is outside the file's project ({self._folder(project)})"
+        shipped = self._packaging.distribution(project).roots if project is not None else ()
+        if shipped and not any(package.is_relative_to(root) and package != root
+                               for root in shipped):
+            return "is in no package its project's distribution ships"
         if package != project and any(other != package and other.is_relative_to(package)
                                       for other in self._projects):
             return "holds other projects"
@@ -275,7 +279,7 @@ class KitResolver:
     def _plan(self, home: Path, import_path: str) -> _Placement:
         folder = home / KIT_PACKAGE
         if folder.exists():  # something else is called tracekit here: never vendor over it
-            return _Placement(None, reason=f"{self._display(folder)} exists and is not the "
+            return _Placement(None, reason=f"{self._folder(folder)} exists and is not the "
                               "tracing kit")
         return _Placement(import_path, KitLocation(import_path, folder))
 
@@ -318,8 +322,8 @@ class KitResolver:
         own = self._packaging.root_of(target.path).path
         if own != root and not self._installed(location, root):
             self._unplaced[target.path] = (
-                f"the configured kit {configured} is in {self._display(root)}, which its "
-                f"import root ({self._display(own)}) does not reach")
+                f"the configured kit {configured} is in {self._folder(root)}, which its "
+                f"import root ({self._folder(own)}) does not reach")
             return None
         if not self._is_kit(location.folder):
             self._use(location, target.path)
@@ -496,6 +500,11 @@ class KitResolver:
                           Kind.CHANGE)
         return FileResult(display, Status.CHANGED, (finding,), original=current or "",
                           updated=text)
+
+    def _folder(self, folder: Path) -> str:
+        """A folder as the run shows files (``.`` for the folder the PATH argument names)."""
+        shown = self._display(folder / "__init__.py")
+        return shown.removesuffix("__init__.py").removesuffix("/") or "."
 
     def _display(self, path: Path) -> str:
         """``path`` as the run shows files: under the PATH argument of a file beside it."""

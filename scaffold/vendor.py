@@ -41,10 +41,10 @@ from functools import cache
 from pathlib import Path
 
 from scaffold import DISTRIBUTION, __version__
-from scaffold.engine.discovery import Target
+from scaffold.engine.discovery import SKIPPED_DIRS, Target
 from scaffold.engine.model import FileResult, Finding, Kind, Status
 from scaffold.kit import KIT_PACKAGE, kit_sources
-from scaffold.repo.packaging import Packaging, subfolders
+from scaffold.repo.packaging import PROJECT_FILES, Packaging, subfolders
 
 HEADER_PREFIX = "# Vendored by scaffold retrofit from kit "
 _HEADER = re.compile(
@@ -189,6 +189,7 @@ class KitResolver:
         # per-folder caches: a run asks about every file, and files share folders
         self._kits: dict[Path, bool] = {}
         self._placements: dict[Path, _Placement] = {}
+        self._holding: dict[Path, bool] = {}
         self._configured: dict[tuple[str, Path], tuple[KitLocation, Path] | None] = {}
 
     # -- per-file resolution --
@@ -266,10 +267,17 @@ class KitResolver:
         if shipped and not any(package.is_relative_to(root) and package != root
                                for root in shipped):
             return "is in no package its project's distribution ships"
-        if package != project and any(other != package and other.is_relative_to(package)
-                                      for other in self._projects):
+        if package != project and self._holds_projects(package):
             return "holds other projects"
         return None
+
+    def _holds_projects(self, package: Path) -> bool:
+        """Is there a project folder below ``package`` (a run's file in it, or on disk)?"""
+        if package not in self._holding:
+            self._holding[package] = any(
+                other != package and other.is_relative_to(package) for other in self._projects
+            ) or _project_below(package)
+        return self._holding[package]
 
     def _kit_name(self, package: Path, root: Path) -> str:
         name = self._packaging.package_name(package, root)
@@ -535,11 +543,20 @@ def _repo_root(targets: Sequence[Target]) -> Path:
     return min([common, *holding], key=lambda folder: len(folder.parts))
 
 
+def _project_below(folder: Path) -> bool:
+    """Does a folder below ``folder`` hold a ``pyproject.toml``/``setup.py``/``setup.cfg``?"""
+    for current, folders, files in os.walk(folder):
+        folders[:] = [name for name in folders
+                      if name not in SKIPPED_DIRS and not name.startswith(".")]
+        if current != str(folder) and any(name in PROJECT_FILES for name in files):
+            return True
+    return False
+
+
 def _manifest_file(project: Path | None) -> Path | None:
     if project is None:
         return None
-    return next((project / name for name in ("pyproject.toml", "setup.py", "setup.cfg")
-                 if (project / name).is_file()), None)
+    return next((project / name for name in PROJECT_FILES if (project / name).is_file()), None)
 
 
 def _pending(state: _FileState) -> bool:

@@ -219,6 +219,10 @@ def test_a_folder_of_services_never_holds_the_kit(tmp_path, capsys):
         "services/gateway/bus.py": SENDER,
     })
 
+    # the same when the run sees only the gateway (the other service is only on disk)
+    alone = [t for t in discover([repo / "services/gateway"]) if t.path.name == "bus.py"]
+    assert KitResolver(alone).kit_for(alone[0]) == "services.gateway.tracekit"
+
     assert _retrofit(repo) == 1
 
     assert _kits(repo) == ["services/gateway/tracekit"]

@@ -532,15 +532,18 @@ class KitResolver:
 
 def _repo_root(targets: Sequence[Target]) -> Path:
     """The top of the repository the targets are in: the folder with ``.git``, else the
-    outermost config folder holding them all."""
+    outermost folder above them holding a project file (a run on one service of a monorepo
+    still sees the monorepo)."""
     if not targets:
         return Path.cwd()
     common = Path(os.path.commonpath([t.path.parent for t in targets]))
+    top = common
     for folder in (common, *common.parents):
         if (folder / ".git").exists():
             return folder
-    holding = [t.config.root for t in targets if common.is_relative_to(t.config.root)]
-    return min([common, *holding], key=lambda folder: len(folder.parts))
+        if any((folder / name).is_file() for name in PROJECT_FILES):
+            top = folder
+    return top
 
 
 def _project_below(folder: Path) -> bool:

@@ -69,6 +69,10 @@ def test_a_service_in_a_services_package_gets_its_kit_inside_its_own_folder(tmp_
         "services/billing/bus.py": SENDER,
     })
 
+    # a run on one service (no git here) still sees the monorepo around it
+    alone = [t for t in discover([repo / "services/billing"]) if t.path.name == "bus.py"]
+    assert KitResolver(alone).kit_for(alone[0]) == "services.billing.tracekit"
+
     assert _retrofit(repo) == 1
 
     assert _kits(repo) == ["services/billing/tracekit", "services/orders/tracekit"]

@@ -347,9 +347,26 @@ def _package_folders(project: Path, paths: Iterable[str]) -> _Found:
 
 
 def _hatch(project: Path, tool: Mapping[str, Any]) -> _Found:
+    """``packages`` (each shipped under its folder name), else ``only-include`` with
+    ``sources`` (prefixes stripped from the shipped paths: a list, or ``{"src" = ""}``)."""
     build = _table(_table(tool.get("hatch")).get("build"))
     wheel = _table(_table(build.get("targets")).get("wheel"))
-    return _package_folders(project, _strings(wheel.get("packages") or build.get("packages")))
+    packages = _strings(wheel.get("packages") or build.get("packages"))
+    if packages:
+        return _package_folders(project, packages)
+    sources = wheel.get("sources", build.get("sources"))
+    prefixes = ([prefix for prefix, to in sources.items() if to == ""]
+                if isinstance(sources, Mapping) else _strings(sources))
+    roots = [root for root in (_inside(project, prefix) for prefix in prefixes)
+             if root is not None and root.is_dir()]
+    included = [folder for folder in (
+        _inside(project, path.rstrip("/"))
+        for path in _strings(wheel.get("only-include") or build.get("only-include")))
+        if folder is not None and folder.is_dir()]
+    found = [folder for folder in included if any(folder.parent == root for root in roots)]
+    if not roots:
+        return _package_folders(project, [str(f.relative_to(project)) for f in included])
+    return roots, found
 
 
 def _found_packages(root: Path, include: list[str], exclude: list[str]) -> list[Path]:

@@ -47,6 +47,12 @@ def _root_and_module(repo: Path, file: str) -> tuple[str, str | None]:
     # hatch
     ({"pyproject.toml": '[tool.hatch.build.targets.wheel]\npackages = ["lib/orders"]\n'},
      "lib/orders/api.py", "lib", "orders.api"),
+    # hatch: only-include with sources stripping the prefix
+    ({"pyproject.toml": '[tool.hatch.build.targets.wheel]\nonly-include = ["lib/orders"]\n'
+                        'sources = ["lib"]\n'},
+     "lib/orders/api.py", "lib", "orders.api"),
+    ({"pyproject.toml": '[tool.hatch.build.targets.wheel.sources]\n"lib" = ""\n'},
+     "lib/orders/api.py", "lib", "orders.api"),
     # setup.cfg
     ({"setup.cfg": "[options]\npackage_dir =\n    =lib\npackages = find:\n\n"
                    "[options.packages.find]\nwhere = lib\n"},

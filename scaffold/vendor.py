@@ -1,12 +1,19 @@
 """Where codemods find the tracing kit, and vendoring the kit into repos that have none.
 
 Codemods need the kit's import path for a file before the kit exists, so ``KitResolver``
-decides it per file: the ``kit`` named in ``[tool.scaffold]`` (a shared location), else a kit
-already in the file's import root (a ``tracekit`` package with ``threads.py``, rendered by
-Copier or vendored earlier), else the planned location ``<root package>/tracekit``. In a
-monorepo every import root gets its own. Retrofit writes a kit only where a rewritten file
-imports it (``KitResolver.vendor``), and never under ``--check``/``--diff``, which report the
-files it would write instead.
+decides it per file from the packaging metadata (``scaffold.repo.packaging``): the ``kit``
+named in ``[tool.scaffold]`` (a shared location; reported, not imported, for a file whose
+import root does not reach it), else a kit already in a package on the file's own package
+chain (a ``tracekit`` package with ``threads.py``, rendered by Copier or vendored earlier),
+else the planned location: ``tracekit`` in the outermost package of that chain that lies in
+the file's project (the folder of its nearest ``pyproject.toml``/``setup.py``), is no test
+package and holds no other project. ``services/orders/...`` imported as
+``services.orders...`` with its own pyproject gets ``services/orders/tracekit``; a
+``libs/x/src/x/...`` library gets ``libs/x/src/x/tracekit``. A file with no such place gets
+no kit; its sites are reported and one ``vendored-kit`` finding per project says why.
+Retrofit writes a kit only where a rewritten file that uses it imports it
+(``KitResolver.vendor``), and never under ``--check``/``--diff``, which report the files it
+would write instead.
 
 Every vendored module starts with a header naming the kit version and a hash of the rest of
 the file. A later run updates an unmodified copy when the kit changed, refuses (``KitEdited``,
@@ -34,9 +41,10 @@ from functools import cache
 from pathlib import Path
 
 from scaffold import DISTRIBUTION, __version__
-from scaffold.engine.discovery import Target
+from scaffold.engine.discovery import SKIPPED_DIRS, Target
 from scaffold.engine.model import FileResult, Finding, Kind, Status
 from scaffold.kit import KIT_PACKAGE, kit_sources
+from scaffold.repo.packaging import PROJECT_FILES, Packaging, subfolders
 
 HEADER_PREFIX = "# Vendored by scaffold retrofit from kit "
 _HEADER = re.compile(
@@ -45,8 +53,6 @@ _HEADER = re.compile(
 _DIGEST_CHARS = 32  # 128 bits: plenty to tell an edited copy from the one written
 KIT_MARKER = "threads.py"  # a rendered kit is recognised by its threads module
 VENDORED_KIT_RULE = "vendored-kit"  # the rule id on the sites that report kit files
-# Root packages that hold tests, never the service's code: the kit does not belong there.
-_NOT_KIT_HOMES = frozenset({"tests", "test", "testing"})
 
 
 class KitEdited(Exception):
@@ -122,10 +128,6 @@ def _read(path: Path) -> str | None:
         return None
 
 
-def _is_package(folder: Path) -> bool:
-    return (folder / "__init__.py").is_file()
-
-
 _IMPORTED = re.compile(r"(?m)^[ \t]*(?:from[ \t]+([\w.]+)[ \t]+import\b|import[ \t]+([\w.]+))")
 
 
@@ -153,20 +155,42 @@ class _FileState:
     version: str | None  # kit version in its header
 
 
+@dataclass(frozen=True)
+class _Placement:
+    """Where one folder's files import the kit from: a kit import path, or why there is none."""
+
+    kit: str | None
+    location: KitLocation | None = None  # a kit to vendor (None: exists, or none)
+    reason: str | None = None  # why there is no safe place for a kit (kit is None)
+
+
 class KitResolver:
-    """The kit import path for each file of a run, and vendoring where rewrites need it."""
+    """The kit import path for each file of a run, and vendoring where rewrites need it.
+
+    The kit of a file lives in the file's own project (the folder of its nearest
+    ``pyproject.toml``/``setup.py``: the service or distribution), in a package the file's
+    import root reaches (``scaffold.repo.packaging``), so ``from <package>.tracekit import ...``
+    resolves where the file runs. Never in a test package, never in a folder that holds other
+    projects or lies above the file's project (``services/`` when services are
+    ``services/<name>/``): a file with no such place gets no kit, and is reported.
+    """
 
     def __init__(self, targets: Sequence[Target], kit_version: str = __version__) -> None:
         self._targets = [t for t in targets if t.skip_reason is None]
         self._kit_version = kit_version
-        self._planned: dict[str, KitLocation] = {}  # import path -> where it would be written
+        self._packaging = Packaging(_repo_root(self._targets))
+        self._projects = frozenset(
+            project for project in {self._packaging.project_of(t.path) for t in self._targets}
+            if project is not None)
+        self._planned: dict[Path, KitLocation] = {}  # folder -> the kit to write there
+        self._users: dict[Path, set[Path]] = {}  # planned kit folder -> files importing it
+        self._unplaced: dict[Path, str] = {}  # file -> why it has no kit
+        self._paths = {t.display: t.path for t in self._targets}
         # per-folder caches: a run asks about every file, and files share folders
-        self._root_packages: dict[Path, Path | None] = {}
         self._kits: dict[Path, bool] = {}
-        self._package_lists: dict[Path, list[Path]] = {}
-        self._outside: dict[Path, str | None] = {}
-        self._of_package: dict[Path, str | None] = {}
-        self._configured: dict[tuple[str, Path], KitLocation | None] = {}
+        self._placements: dict[Path, _Placement] = {}
+        self._holding: dict[Path, bool] = {}
+        self._configured: dict[tuple[str, Path], tuple[KitLocation, Path] | None] = {}
 
     # -- per-file resolution --
 
@@ -174,33 +198,114 @@ class KitResolver:
         """The kit ``target``'s rewrites import: configured > existing > planned (None: none)."""
         configured = target.config.kit
         if configured:
-            key = (configured, target.config.root)
-            if key not in self._configured:
-                self._configured[key] = self._configured_location(*key)
-            location = self._configured[key]
-            if location is not None and not self._is_kit(location.folder):
-                self._planned[configured] = location
-            return configured
-        package = self._root_package(target.path.parent)
-        if package is not None and package.name not in _NOT_KIT_HOMES:
-            if package not in self._of_package:
-                self._of_package[package] = self._kit_of_import_root(package)
-            return self._of_package[package]
+            return self._configured_kit(target, configured)
         folder = target.path.parent
-        if folder not in self._outside:
-            self._outside[folder] = self._kit_outside_packages(folder)
-        return self._outside[folder]
+        if folder not in self._placements:
+            self._placements[folder] = self._place(folder)
+        placement = self._placements[folder]
+        if placement.location is not None:
+            self._use(placement.location, target.path)
+        if placement.kit is None and placement.reason is not None:
+            self._unplaced[target.path] = placement.reason
+        return placement.kit
 
-    def _root_package(self, folder: Path) -> Path | None:
-        """The outermost package folder holding ``folder`` (None outside packages)."""
-        if folder not in self._root_packages:
-            found = None
-            if _is_package(folder):
-                found = folder
-                while _is_package(found.parent) and found.parent != found:
-                    found = found.parent
-            self._root_packages[folder] = found
-        return self._root_packages[folder]
+    def unplaced(self, target: Target) -> str | None:
+        """Why ``target`` has no kit (None: it has one, or was not asked about)."""
+        return self._unplaced.get(target.path)
+
+    def _use(self, location: KitLocation, path: Path) -> None:
+        self._planned.setdefault(location.folder, location)
+        self._users.setdefault(location.folder, set()).add(path)
+
+    def _place(self, folder: Path) -> _Placement:
+        """The kit of the files in ``folder``: an existing kit, else the planned location."""
+        packaging = self._packaging
+        root = packaging.root_of(folder / "__init__.py").path
+        project = packaging.project_of(folder)
+        chain = [above for above in (folder, *folder.parents)
+                 if above != root and above.is_relative_to(root)][::-1]  # outermost first
+        homes = [package for package in chain if self._why_not_home(package, project) is None]
+        if homes:
+            for home in homes:
+                if self._is_kit(home / KIT_PACKAGE):
+                    return _Placement(self._kit_name(home, root))
+            home = homes[0]
+            for sibling in subfolders(home.parent):
+                if (sibling != home and packaging.is_package(sibling)
+                        and self._is_kit(sibling / KIT_PACKAGE)
+                        and self._why_not_home(sibling, project) is None):
+                    return _Placement(self._kit_name(sibling, root))
+            return self._plan(home, self._kit_name(home, root))
+        # in no package that may hold it: the one package of its project it can import
+        candidates = self._reachable(root, project)
+        kits = [(package, name) for package, name in candidates
+                if self._is_kit(package / KIT_PACKAGE)]
+        if len(kits) == 1:
+            return _Placement(kits[0][1])
+        if not kits and len(candidates) == 1:
+            return self._plan(*candidates[0])
+        if kits or candidates:
+            names = ", ".join(name for _, name in kits or candidates)
+            return _Placement(None, reason=f"several packages its import root "
+                              f"({self._folder(root)}) reaches could hold it ({names})")
+        if chain:
+            why = self._why_not_home(chain[0], project)
+            return _Placement(None, reason=f"{self._folder(chain[0])} {why}, and no other "
+                              "package of its project is importable from its import root")
+        return _Placement(None, reason=f"no package of its project is importable from its "
+                          f"import root ({self._folder(root)})")
+
+    def _why_not_home(self, package: Path, project: Path | None) -> str | None:
+        """Why the kit may not live in ``package`` (None: it may)."""
+        if package.name == KIT_PACKAGE or not package.name.isidentifier():
+            return "is no package to hold a kit"
+        if self._packaging.is_test_folder(package):
+            return "is a test package"
+        if project is not None and not package.is_relative_to(project):
+            return f"is outside the file's project ({self._folder(project)})"
+        shipped = self._packaging.distribution(project).roots if project is not None else ()
+        if shipped and not any(package.is_relative_to(root) and package != root
+                               for root in shipped):
+            return "is in no package its project's distribution ships"
+        if package != project and self._holds_projects(package):
+            return "holds other projects"
+        return None
+
+    def _holds_projects(self, package: Path) -> bool:
+        """Is there a project folder below ``package`` (a run's file in it, or on disk)?"""
+        if package not in self._holding:
+            self._holding[package] = any(
+                other != package and other.is_relative_to(package) for other in self._projects
+            ) or _project_below(package)
+        return self._holding[package]
+
+    def _kit_name(self, package: Path, root: Path) -> str:
+        name = self._packaging.package_name(package, root)
+        assert name is not None  # only asked for packages in the chain below root
+        return f"{name}.{KIT_PACKAGE}"
+
+    def _plan(self, home: Path, import_path: str) -> _Placement:
+        folder = home / KIT_PACKAGE
+        if folder.exists():  # something else is called tracekit here: never vendor over it
+            return _Placement(None, reason=f"{self._folder(folder)} exists and is not the "
+                              "tracing kit")
+        return _Placement(import_path, KitLocation(import_path, folder))
+
+    def _reachable(self, root: Path, project: Path | None) -> list[tuple[Path, str]]:
+        """Packages that may hold the kit of a file in ``root`` itself: the packages in its
+        import root, and those its project installs."""
+        packaging = self._packaging
+        found: dict[Path, str] = {
+            child: child.name for child in subfolders(root) if packaging.is_package(child)}
+        if project is not None:
+            shipped = packaging.distribution(project)
+            for package in packaging.shipped_packages(project):
+                own = packaging.root_of(package / "__init__.py").path
+                name = packaging.package_name(package, own)
+                if name is not None and (own in shipped.roots or own == project):
+                    found.setdefault(package, name)
+        return [(package, f"{name}.{KIT_PACKAGE}") for package, name in sorted(found.items())
+                if self._why_not_home(package, project) is None]
 
     def _is_kit(self, folder: Path) -> bool:
         """A kit package: rendered (``threads.py``) or vendored (any module with the header)."""
@@ -211,68 +316,49 @@ class KitResolver:
             )
         return self._kits[folder]
 
-    def _packages(self, folder: Path) -> list[Path]:
-        """Packages directly in ``folder`` or its ``src/`` that may hold the kit."""
-        if folder in self._package_lists:
-            return self._package_lists[folder]
-        found: list[Path] = []
-        for base in (folder, folder / "src"):
-            try:
-                children = sorted(base.iterdir())
-            except OSError:
-                continue
-            found.extend(
-                child for child in children
-                if child.is_dir() and child.name not in _NOT_KIT_HOMES and _is_package(child)
-            )
-        self._package_lists[folder] = found
-        return found
+    # -- a configured kit --
 
-    def _kit_of_import_root(self, package: Path) -> str | None:
-        """The package's own kit, else one beside it in its import root, else the plan."""
-        own = package / KIT_PACKAGE
-        if self._is_kit(own):
-            return f"{package.name}.{KIT_PACKAGE}"
-        for sibling in self._packages(package.parent):
-            if sibling.parent == package.parent and self._is_kit(sibling / KIT_PACKAGE):
-                return f"{sibling.name}.{KIT_PACKAGE}"
-        if own.exists():
-            return None  # something else is called tracekit here: never vendor over it
-        import_path = f"{package.name}.{KIT_PACKAGE}"
-        self._planned.setdefault(import_path, KitLocation(import_path, own))
-        return import_path
+    def _configured_kit(self, target: Target, configured: str) -> str | None:
+        """A configured kit, unless it is in the tree where ``target`` cannot import it."""
+        key = (configured, target.config.root)
+        if key not in self._configured:
+            self._configured[key] = self._configured_location(*key)
+        found = self._configured[key]
+        if found is None:
+            return configured  # not in the tree: an installed library, trust the config
+        location, root = found
+        own = self._packaging.root_of(target.path).path
+        if own != root and not self._installed(location, root):
+            self._unplaced[target.path] = (
+                f"the configured kit {configured} is in {self._folder(root)}, which its "
+                f"import root ({self._folder(own)}) does not reach")
+            return None
+        if not self._is_kit(location.folder):
+            self._use(location, target.path)
+        return configured
 
-    def _kit_outside_packages(self, folder: Path) -> str | None:
-        """A script or test outside any package: the kit of the one package of its service."""
-        service_root = next(
-            (above for above in (folder, *folder.parents) if (above / "pyproject.toml").is_file()),
-            folder,
-        )
-        for level in (folder, *folder.parents):
-            packages = self._packages(level)
-            kits = [p for p in packages if self._is_kit(p / KIT_PACKAGE)]
-            if kits:
-                return f"{kits[0].name}.{KIT_PACKAGE}"
-            if len(packages) == 1:
-                return self._kit_of_import_root(packages[0])
-            if packages or level == service_root:
-                return None  # several candidates, or the service ends here: no guess
-        return None
+    def _installed(self, location: KitLocation, root: Path) -> bool:
+        """Is the kit's top-level package one an installable project puts on sys.path?"""
+        top = root / location.import_path.split(".")[0]
+        project = self._packaging.project_of(top)
+        return project is not None and top in self._packaging.shipped_packages(project)
 
-    def _configured_location(self, import_path: str, config_root: Path) -> KitLocation | None:
-        """Where a configured kit is in the tree (None: not here, e.g. an installed library)."""
+    def _configured_location(self, import_path: str,
+                             config_root: Path) -> tuple[KitLocation, Path] | None:
+        """Where a configured kit is in the tree, and the import root it is imported from
+        (None: not here, e.g. an installed library)."""
         parts = import_path.split(".")
         if len(parts) < 2 or parts[-1] != KIT_PACKAGE:
             return None  # only a package named tracekit is ever vendored
-        roots = {config_root / parts[0], config_root / "src" / parts[0]}
-        for target in self._targets:
-            package = self._root_package(target.path.parent)
-            if package is not None and package.name == parts[0]:
-                roots.add(package)
-        for root in sorted(roots):
-            folder = root.joinpath(*parts[1:])
-            if _is_package(folder.parent):
-                return KitLocation(import_path, folder.resolve())
+        packaging = self._packaging
+        roots = {config_root, config_root / "src"}
+        roots |= {packaging.root_of(target.path).path for target in self._targets}
+        for project in self._projects:
+            roots |= set(packaging.distribution(project).roots)
+        for root in sorted(roots, key=lambda r: (len(r.parts), r)):
+            folder = root.joinpath(*parts)
+            if packaging.is_package(folder.parent) and packaging.reaches(root, folder.parent):
+                return KitLocation(import_path, folder), root
         return None
 
     # -- vendoring --
@@ -285,11 +371,10 @@ class KitResolver:
         })
         locations = []
         for folder in folders:
-            package = self._root_package(folder)
-            if package is None:
-                continue
-            parts = folder.relative_to(package.parent).parts
-            locations.append(KitLocation(".".join(parts), folder))
+            root = self._packaging.root_of(folder / "__init__.py").path
+            name = self._packaging.package_name(folder, root)
+            if name is not None:
+                locations.append(KitLocation(name, folder))
         return locations
 
     def _states(self, location: KitLocation) -> list[_FileState]:
@@ -329,14 +414,10 @@ class KitResolver:
 
         Returns one CHANGED result per kit file written (or, without ``write``, that would be).
         """
-        imported = set().union(*(_imported_modules(r.updated) for r in results
-                                 if r.status is Status.CHANGED and r.updated))
-        needed = sorted(
-            import_path for import_path in self._planned if _imports(imported, import_path))
+        results = list(results)
         written: list[FileResult] = []
         kits: set[Path] = set()  # folders of the kits written, or that would be
-        for import_path in needed:
-            location = self._planned[import_path]
+        for location in self._needed(results):
             kits.add(location.folder)
             for name, text in vendored_sources(location, self._kit_version).items():
                 written.append(self._emit(location.folder / name, None, text,
@@ -356,7 +437,44 @@ class KitResolver:
                 kits.add(location.folder)
                 written.append(self._emit(location.folder / state.name, state.current,
                                           state.fresh, note, write))
-        return written + self._requirement_notes(kits)
+        return written + self._requirement_notes(kits) + self._unplaced_notes(results)
+
+    def _needed(self, results: Sequence[FileResult]) -> list[KitLocation]:
+        """The planned kits that a CHANGED file using them imports."""
+        imported: dict[Path, set[str]] = {}  # file -> the modules it imports after the run
+        for result in results:
+            path = self._paths.get(result.path)
+            if path is not None and result.status is Status.CHANGED and result.updated:
+                imported[path] = _imported_modules(result.updated)
+        return [location for folder, location in sorted(self._planned.items())
+                if any(_imports(imported.get(user, set()), location.import_path)
+                       for user in self._users.get(folder, ()))]
+
+    def _unplaced_notes(self, results: Sequence[FileResult]) -> list[FileResult]:
+        """One finding per project whose files reported sites but have no safe place for a
+        kit: why, and the way out (``kit`` in [tool.scaffold])."""
+        reasons: dict[Path | None, dict[str, list[str]]] = {}
+        for result in results:
+            path = self._paths.get(result.path)
+            reason = self._unplaced.get(path) if path is not None else None
+            if reason is None or not any(f.kind is Kind.FINDING for f in result.findings):
+                continue
+            project = self._packaging.project_of(path) if path is not None else None
+            reasons.setdefault(project, {}).setdefault(reason, []).append(result.path)
+        notes: list[FileResult] = []
+        for project, by_reason in sorted(reasons.items(), key=lambda item: str(item[0])):
+            files = sorted(display for shown in by_reason.values() for display in shown)
+            manifest = _manifest_file(project)
+            where = self._display(manifest) if manifest is not None else files[0]
+            named = ", ".join(files[:3]) + (f" and {len(files) - 3} more" if len(files) > 3
+                                            else "")
+            message = (f"no safe place to vendor the tracing kit for {named}: "
+                       f"{'; '.join(sorted(by_reason))}; their sites that need the kit are "
+                       "reported, not rewritten: set kit = \"<package>.tracekit\" in "
+                       "[tool.scaffold] to a package they import")
+            finding = Finding(where, 1, 1, VENDORED_KIT_RULE, message)
+            notes.append(FileResult(where, Status.UNCHANGED, (finding,)))
+        return notes
 
     def _requirement_notes(self, kits: Iterable[Path]) -> list[FileResult]:
         """A finding on each vendoring service's pyproject.toml naming the requirements it lacks.
@@ -391,6 +509,11 @@ class KitResolver:
         return FileResult(display, Status.CHANGED, (finding,), original=current or "",
                           updated=text)
 
+    def _folder(self, folder: Path) -> str:
+        """A folder as the run shows files (``.`` for the folder the PATH argument names)."""
+        shown = self._display(folder / "__init__.py")
+        return shown.removesuffix("__init__.py").removesuffix("/") or "."
+
     def _display(self, path: Path) -> str:
         """``path`` as the run shows files: under the PATH argument of a file beside it."""
         for target in self._targets:
@@ -405,6 +528,38 @@ class KitResolver:
             if shown.endswith("/" + tail):
                 return shown[: -len(tail)] + path.relative_to(common).as_posix()
         return str(path)
+
+
+def _repo_root(targets: Sequence[Target]) -> Path:
+    """The top of the repository the targets are in: the folder with ``.git``, else the
+    outermost folder above them holding a project file (a run on one service of a monorepo
+    still sees the monorepo)."""
+    if not targets:
+        return Path.cwd()
+    common = Path(os.path.commonpath([t.path.parent for t in targets]))
+    top = common
+    for folder in (common, *common.parents):
+        if (folder / ".git").exists():
+            return folder
+        if any((folder / name).is_file() for name in PROJECT_FILES):
+            top = folder
+    return top
+
+
+def _project_below(folder: Path) -> bool:
+    """Does a folder below ``folder`` hold a ``pyproject.toml``/``setup.py``/``setup.cfg``?"""
+    for current, folders, files in os.walk(folder):
+        folders[:] = [name for name in folders
+                      if name not in SKIPPED_DIRS and not name.startswith(".")]
+        if current != str(folder) and any(name in PROJECT_FILES for name in files):
+            return True
+    return False
+
+
+def _manifest_file(project: Path | None) -> Path | None:
+    if project is None:
+        return None
+    return next((project / name for name in PROJECT_FILES if (project / name).is_file()), None)
 
 
 def _pending(state: _FileState) -> bool:

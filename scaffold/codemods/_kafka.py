@@ -225,8 +225,8 @@ class KafkaCodemod(Codemod):
         """Can this file import the kit? If not, ``node`` is reported."""
         if self.settings.kit:
             return True
-        self.report(node, "no kit to call here: the file is in no package; set "
-                    "kit = \"<package>.tracekit\" in [tool.scaffold]")
+        self.report(node, "no kit to call here: retrofit found no safe place to vendor one "
+                    "for this file; set kit = \"<package>.tracekit\" in [tool.scaffold]")
         return False
 
     def kit_name(self, name: str) -> str:

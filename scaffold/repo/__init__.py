@@ -1,0 +1,1 @@
+"""The repo model: facts about a repository that every rule reads."""

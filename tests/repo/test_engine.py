@@ -8,6 +8,7 @@ from pathlib import Path
 import libcst as cst
 import pytest
 
+from scaffold.checks.base import Check
 from scaffold.codemods.base import Codemod
 from scaffold.engine import Options, process_source, run, runner
 
@@ -22,6 +23,20 @@ class ModelProbe(Codemod):
             module = self.module_name
             main = f"{module}.main"
             self.report(node.body[0], f"{module} {self.repo.reaches_tracing_setup(main)}")
+        return False
+
+
+class CheckProbe(Check):
+    """The same question from a check."""
+
+    USES_REPO = True
+    WHY = FIX_HINT = "a test rule"
+
+    def visit_Module(self, node: cst.Module) -> bool:
+        if node.body:
+            module = self.module_name
+            reaches = self.repo.reaches_tracing_setup(f"{module}.main")
+            self.report(node.body[0], f"{module} {reaches}")
         return False
 
 
@@ -46,9 +61,10 @@ def repo(root: Path) -> Path:
     return root
 
 
+@pytest.mark.parametrize("rule", [ModelProbe, CheckProbe], ids=["codemod", "check"])
 @pytest.mark.parametrize("jobs", [1, 2], ids=["in-process", "in-workers"])
-def test_rules_see_the_run_model(tmp_path: Path, jobs: int) -> None:
-    result = run([repo(tmp_path)], [ModelProbe], Options(jobs=jobs))
+def test_rules_see_the_run_model(tmp_path: Path, jobs: int, rule: type) -> None:
+    result = run([repo(tmp_path)], [rule], Options(jobs=jobs))
     said = {Path(f.path).relative_to(tmp_path).as_posix(): f.message for f in result.findings}
     assert said == {
         "helper/__init__.py": "helper False",

@@ -141,6 +141,17 @@ class RepoModel:
         found = self.classes.get(dotted)
         return found if found is not None else self.classes.get(self.canonical(dotted))
 
+    def find(self, name: str) -> tuple[str, ...]:
+        """The functions and classes ``name`` can mean: its definition when it resolves,
+        else every one whose dotted name ends in ``.name`` (a configured ``Class.method``
+        without its module path), sorted."""
+        exact = self.canonical(name)
+        if exact in self.functions or exact in self.classes:
+            return (exact,)
+        suffix = f".{name}"
+        return tuple(sorted(dotted for table in (self.functions, self.classes)
+                            for dotted in table if dotted.endswith(suffix)))
+
     def module_code(self, module: str) -> FunctionInfo | None:
         """The module's top-level code, as a function (what importing it runs)."""
         return self.functions.get(f"{module}.{MODULE_CODE}")

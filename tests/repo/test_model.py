@@ -274,3 +274,14 @@ def test_the_model_pickles_with_its_answers(tmp_path: Path) -> None:
 def test_a_single_file_model_names_the_file_by_its_stem(source: str, tmp_path: Path) -> None:
     model = RepoModel.single(source.encode(), tmp_path / "before.py")
     assert list(model.modules) == ["before"]
+
+
+def test_find_takes_a_name_with_or_without_its_module(tmp_path: Path) -> None:
+    model = build(tmp_path, {
+        "lib/__init__.py": "from .bus import Bus\n",
+        "lib/bus.py": "class Bus:\n    async def publish(self, topic, headers=None): ...\n",
+        "other.py": "class Bus:\n    def publish(self): ...\n",
+    })
+    assert model.find("lib.Bus.publish") == ("lib.bus.Bus.publish",)
+    assert model.find("Bus.publish") == ("lib.bus.Bus.publish", "other.Bus.publish")
+    assert model.find("nowhere.Bus") == ()

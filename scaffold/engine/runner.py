@@ -405,8 +405,9 @@ def uses_repo(rule: Rule) -> bool:
     return bool(getattr(rule, "USES_REPO", False))
 
 
-def build_repo(targets: Sequence[Target]) -> RepoModel:
-    """The model of the run's Python files, rooted where their configuration is."""
+def build_repo(targets: Sequence[Target], jobs: int = 1) -> RepoModel:
+    """The model of the run's Python files, rooted where their configuration is; parsed on
+    ``jobs`` processes (0: one per core) when there are enough files to be worth it."""
     files = [t.path for t in targets if t.python and not t.skip_reason]
     config = next((t.config for t in targets if t.config.source is not None),
                   targets[0].config if targets else None)
@@ -414,7 +415,13 @@ def build_repo(targets: Sequence[Target]) -> RepoModel:
         root = config.root
     else:
         root = Path(os.path.commonpath([str(f.parent) for f in files])) if files else Path()
-    return RepoModel.build(root, files, config)
+    workers = _worker_count(jobs, len(files) // _Pool.PARALLEL_MODEL)
+    if workers <= 1 or len(files) < _Pool.PARALLEL_MODEL:
+        return RepoModel.build(root, files, config)
+    with ProcessPoolExecutor(workers, initializer=_collect_less) as pool:
+        chunk = max(1, len(files) // (workers * 8))
+        return RepoModel.build(root, files, config,
+                               mapper=lambda f, jobs: pool.map(f, jobs, chunksize=chunk))
 
 
 @dataclass(frozen=True)
@@ -576,7 +583,7 @@ def run(
             tasks.append(with_kit(task, target))
     global _REPO
     wanted = any(uses_repo(rule) for chosen, _ in plans.values() for rule in chosen)
-    _REPO = build_repo(targets) if wanted else None
+    _REPO = build_repo(targets, options.jobs) if wanted else None
     passed = [0, 0, 0]
     parsed = []
     try:
@@ -637,6 +644,7 @@ class _Pool:
     """
 
     PARALLEL_PREFILTER = 256  # files; fewer are read and searched faster than shipped
+    PARALLEL_MODEL = 128  # files per worker the repo model's parsing needs to be shipped
 
     def __init__(self, jobs: int, repo: RepoModel | None = None) -> None:
         self._jobs = jobs

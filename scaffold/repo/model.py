@@ -36,6 +36,18 @@ SDK_SETUP = frozenset({SDK_PROVIDER, "opentelemetry.trace.set_tracer_provider"})
 KIT_PACKAGE = "tracekit"
 
 Predicate = Callable[[str], bool]  # on a callee's canonical dotted name
+Mapper = Callable[[Callable[[Any], Any], list[Any]], Iterable[Any]]  # map, or a pool's
+
+
+def extract_file(job: tuple[Path, str, bool]) -> Extracted | None:
+    """One file's facts, read from disk (None: unreadable); a top-level function, so a
+    process pool can run it."""
+    path, module, is_package = job
+    try:
+        source = path.read_bytes()
+    except OSError:
+        return None
+    return extract(source, path, module, is_package=is_package)
 
 
 _TEST_NAME = re.compile(r"^(test_.*|.*_test|conftest|testing)\.py$")
@@ -67,28 +79,27 @@ class RepoModel:
 
     @classmethod
     def build(cls, root: Path, files: Iterable[Path], config: Any = None, *,
-              read: Callable[[Path], bytes] | None = None,
-              include_tests: bool = False) -> RepoModel:
+              include_tests: bool = False, mapper: Mapper | None = None) -> RepoModel:
         """The model of ``files`` (Python files under ``root``); ``config`` (a
         ``scaffold.config.Config``) gives the helper module tracing queries look for.
 
         Test files (``is_test_file``) are left out unless ``include_tests``: no service code
-        calls them, and they are more than half the bytes of a typical repo.
+        calls them, and they are more than half the bytes of a typical repo. ``mapper``
+        (``map`` by default; a process pool's ``map`` spreads the parsing) extracts each
+        file, results in order.
         """
         files = [Path(file).absolute() for file in files
                  if include_tests or not is_test_file(file)]
         roots = packaging.import_roots(Path(root), files)
         model = cls(Path(root).absolute(), roots, getattr(config, "helper_module", None))
-        reader = read or Path.read_bytes
+        jobs: dict[str, tuple[Path, str, bool]] = {}
         for file in files:
             name = packaging.module_name(file, roots)
-            if name is None or name in model.modules:
-                continue
-            try:
-                source = reader(file)
-            except OSError:
-                continue
-            model.add(extract(source, file, name, is_package=file.name == "__init__.py"))
+            if name is not None and name not in jobs:
+                jobs[name] = (file, name, file.name == "__init__.py")
+        for extracted in (mapper or map)(extract_file, list(jobs.values())):
+            if extracted is not None:
+                model.add(extracted)
         return model
 
     @classmethod

@@ -10,7 +10,7 @@ import pytest
 
 from scaffold.checks.base import Check
 from scaffold.codemods.base import Codemod
-from scaffold.engine import Options, process_source, run, runner
+from scaffold.engine import Options, discover, process_source, run, runner
 
 
 class ModelProbe(Codemod):
@@ -78,7 +78,7 @@ def test_rules_see_the_run_model(tmp_path: Path, jobs: int, rule: type) -> None:
 def test_no_model_is_built_when_no_rule_reads_it(tmp_path: Path,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     built = []
-    monkeypatch.setattr(runner, "build_repo", lambda targets: built.append(targets))
+    monkeypatch.setattr(runner, "build_repo", lambda targets, jobs=1: built.append(targets))
     run([repo(tmp_path)], [Blind], Options(jobs=1))
     assert built == []
 
@@ -87,3 +87,14 @@ def test_process_source_gives_a_model_of_the_file_alone() -> None:
     source = b"from helper import init_tracing\ndef main():\n    init_tracing('x')\n"
     result = process_source(source, "svc.py", [ModelProbe])
     assert [f.message for f in result.findings] == ["svc False"]  # no helper configured
+
+
+def test_a_model_parsed_on_workers_equals_the_serial_one(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    targets = discover([repo(tmp_path)])
+    serial = runner.build_repo(targets, jobs=1)
+    monkeypatch.setattr(runner._Pool, "PARALLEL_MODEL", 1)
+    parallel = runner.build_repo(targets, jobs=2)
+    assert parallel.modules == serial.modules
+    assert parallel.functions == serial.functions
+    assert parallel.classes == serial.classes

@@ -232,9 +232,9 @@ class Bootstrap(PropagationCodemod):
         mains = [] if apps else self._mains(node)
         if moved and mains and self._served(node):
             # a server imports `module:app` and never runs the __main__ block
-            self.report(moved[0], "init_tracing runs at import in a module a server can "
-                        "import (`module:app`), where the __main__ block never runs: move it "
-                        "into the app's start-up by hand")
+            self.report(moved[0], "init_tracing runs at import in a module that binds an "
+                        "app a server may import by name (`module:app`), where the __main__ "
+                        "block never runs: move it into the app's start-up by hand")
             return False
         entries = [entry for entry in apps or mains if self._instrumentable(entry, moved)]
         if not entries:

@@ -301,3 +301,44 @@ def test_lifespans_imported_from_another_module_are_followed(tmp_path: Path) -> 
     messages = {path: message for path, _, _, message in findings}
     assert "services.grading_service.lifecycle.untraced_lifespan" in messages[
         "services/grading_service/admin.py"]
+
+
+def test_a_moved_call_of_the_repos_own_set_up_is_never_swapped_for_the_kits(
+        tmp_path: Path) -> None:
+    files = {
+        "pyproject.toml": '[project]\nname = "svc"\n',
+        "svc/__init__.py": "",
+        "svc/observability.py": """\
+            from opentelemetry import trace
+            from opentelemetry.sdk.trace import TracerProvider
+
+
+            def init_tracing(service_name):
+                trace.set_tracer_provider(TracerProvider())
+                return trace.get_tracer(service_name)
+            """,
+        "svc/worker.py": """\
+            import asyncio
+
+            from svc.observability import init_tracing
+
+            init_tracing("svc")
+
+
+            def main():
+                asyncio.run(asyncio.sleep(0))
+
+
+            if __name__ == "__main__":
+                main()
+            """,
+    }
+    for relative, text in files.items():
+        (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / relative).write_text(textwrap.dedent(text))
+    _, changed = bootstrap(tmp_path)
+    updated = changed["svc/worker.py"].updated
+    assert "from svc.observability import init_tracing" in updated
+    assert "tracekit import init_tracing" not in updated
+    main = updated[updated.index("def main():"):updated.index('if __name__')]
+    assert 'init_tracing("svc")' in main

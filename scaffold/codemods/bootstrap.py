@@ -243,7 +243,10 @@ class Bootstrap(PropagationCodemod):
                 and not any(self._calls(entry, INIT) or self._initialised(entry, moved)
                             for entry in entries):
             return False  # a script's main guard, not recognisably a service: nothing to say
-        flush = self.kit_function_available
+        # the kit's shutdown_tracing shuts down only a provider the kit installed: after the
+        # repo's own set-up it would do nothing (the SDK flushes that one at exit)
+        flush = self.kit_function_available and not any(
+            self._sets_up_itself(call.func) for call in map(self._init_call, moved) if call)
         plans = [self._plan(entry, flush, moved) for entry in entries]
         changed = self._bootstrap(node, moved, plans, flush)
         if self.settings.helper_module:

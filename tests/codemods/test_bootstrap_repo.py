@@ -342,3 +342,4 @@ def test_a_moved_call_of_the_repos_own_set_up_is_never_swapped_for_the_kits(
     assert "tracekit import init_tracing" not in updated
     main = updated[updated.index("def main():"):updated.index('if __name__')]
     assert 'init_tracing("svc")' in main
+    assert "shutdown_tracing" not in updated  # the kit's would not flush the repo's provider

@@ -29,10 +29,9 @@ configured ``helper-module``'s ``init_tracing``, else the kit's; a moved call to
 call's argument, else ``service-name`` from ``[tool.scaffold]``, else the module's
 ``SERVICE_NAME``; a ``__main__`` block with none of these is a script, not a service, and is
 left alone. A moved call of the helper module's ``init_tracing`` (also re-exported, as
-``pkg.init_tracing``) or of a repo function that sets tracing up itself is moved as it is,
-never repointed. Reported, not rewritten: an app without a service name, a FastAPI app that
-never initialises tracing and has no lifespan or startup hook (or whose imported lifespan
-does not), a moved call whose arguments the kit's ``init_tracing`` does not take, set-up at
+``pkg.init_tracing``) is moved as it is, never repointed. Reported, not rewritten: an app
+without a service name, a FastAPI app that never initialises tracing and has no lifespan
+or startup hook (or whose imported lifespan does not), a moved call whose arguments the kit's ``init_tracing`` does not take, set-up at
 import in a module that binds an app a server imports by name (``module:app``) when only a
 ``__main__`` block could take it (it never runs there), and (with a helper module, which has
 no shutdown) a missing flush the repo shows is needed: a ``TracerProvider`` built with
@@ -243,10 +242,7 @@ class Bootstrap(PropagationCodemod):
                 and not any(self._calls(entry, INIT) or self._initialised(entry, moved)
                             for entry in entries):
             return False  # a script's main guard, not recognisably a service: nothing to say
-        # the kit's shutdown_tracing shuts down only a provider the kit installed: after the
-        # repo's own set-up it would do nothing (the SDK flushes that one at exit)
-        flush = self.kit_function_available and not any(
-            self._sets_up_itself(call.func) for call in map(self._init_call, moved) if call)
+        flush = self.kit_function_available
         plans = [self._plan(entry, flush, moved) for entry in entries]
         changed = self._bootstrap(node, moved, plans, flush)
         if self.settings.helper_module:
@@ -574,7 +570,7 @@ class Bootstrap(PropagationCodemod):
         call = self._init_call(moved)
         if call is None:
             return None
-        if self._is_ours(call.func) or self._sets_up_itself(call.func):
+        if self._is_ours(call.func):
             return lambda: self._as_expression(moved, call)
         if any(arg.keyword is not None or arg.star for arg in call.args) or len(call.args) != 1:
             self.report(moved, f"`{code(call)}` takes arguments the kit's init_tracing does not; "
@@ -593,13 +589,6 @@ class Bootstrap(PropagationCodemod):
         target = self._resolved(func)
         return target is not None and self.repo.is_tracing_setup(
             target, self.settings.helper_module)
-
-    def _sets_up_itself(self, func: cst.BaseExpression) -> bool:
-        """A function of the repo that sets tracing up on its own (its exporter, resource,
-        sampler): moved as it is, never swapped for the kit's."""
-        target = self._resolved(func)
-        return target is not None and target in self.repo.functions \
-            and self.repo.reaches_tracing_setup(target, self.settings.helper_module)
 
     def _repointed(self, call: cst.Call, module: str) -> cst.BaseExpression:
         """``module``'s init_tracing in place of the service's own.

@@ -25,20 +25,20 @@ A module-level ``init_tracing(...)`` call of such a module moves into that start
 (its comment goes with it; ``tracer = init_tracing(...)`` leaves ``tracer =
 trace.get_tracer(__name__)``, which follows the provider installed later). The call is the
 configured ``helper-module``'s ``init_tracing``, else the kit's; a moved call to another
-``init_tracing`` taking just the service name is pointed at it. The service name is the moved
-call's argument, else ``service-name`` from ``[tool.scaffold]``, else the module's
+``init_tracing`` taking just the service name is pointed at it. The service name is the
+moved call's argument, else ``service-name`` from ``[tool.scaffold]``, else the module's
 ``SERVICE_NAME``; a ``__main__`` block with none of these is a script, not a service, and is
 left alone. A moved call of the helper module's ``init_tracing`` (also re-exported, as
 ``pkg.init_tracing``) is moved as it is, never repointed. Reported, not rewritten: an app
-without a service name, a FastAPI app that never initialises tracing and has no lifespan
-or startup hook (or whose imported lifespan does not), a moved call whose arguments the kit's ``init_tracing`` does not take, set-up at
-import in a module that binds an app a server imports by name (``module:app``) when only a
-``__main__`` block could take it (it never runs there), and (with a helper module, which has
-no shutdown) a missing flush the repo shows is needed: a ``TracerProvider`` built with
-``shutdown_on_exit=False``, or an ``os._exit`` on the way; it is reported on every run until
-the shutdown path flushes (``force_flush()``, a provider's ``shutdown()``), at the app (its
-lifespan or shutdown hook if it has one) or the worker's entry. Modules without an entry
-point are left to the ``init-at-import`` check.
+without a service name, a FastAPI app that never initialises tracing and has no lifespan or
+startup hook (or whose imported lifespan does not), a moved call whose arguments the kit's
+``init_tracing`` does not take, set-up at import in a module that binds an app a server
+imports by name (``module:app``) when only a ``__main__`` block could take it (it never runs
+there), and (with a helper module, which has no shutdown) a missing flush the repo shows is
+needed: a ``TracerProvider`` built with ``shutdown_on_exit=False``, or an ``os._exit`` on
+the way; it is reported on every run until the shutdown path flushes (``force_flush()``, a
+provider's ``shutdown()``), at the app (its lifespan or shutdown hook if it has one) or the
+worker's entry. Modules without an entry point are left to the ``init-at-import`` check.
 
 Why: initialised at import, tracing is configured before settings are read, in every test
 and tool that imports the module, and before a pre-forking server forks (the batch

@@ -405,9 +405,13 @@ def uses_repo(rule: Rule) -> bool:
     return bool(getattr(rule, "USES_REPO", False))
 
 
-def build_repo(targets: Sequence[Target], jobs: int = 1) -> RepoModel:
-    """The model of the run's Python files, rooted where their configuration is; parsed on
-    ``jobs`` processes (0: one per core) when there are enough files to be worth it."""
+def build_repo(targets: Sequence[Target]) -> RepoModel:
+    """The model of the run's Python files, rooted where their configuration is.
+
+    Built in this process: on HuleEdu (769 modelled files) it takes 2.3-2.6 s on a quiet
+    2-core machine, and parsing on two workers took longer (2.9 s: the extracted facts have to
+    come back pickled), so ``RepoModel.build``'s ``mapper`` stays ``map`` here.
+    """
     files = [t.path for t in targets if t.python and not t.skip_reason]
     config = next((t.config for t in targets if t.config.source is not None),
                   targets[0].config if targets else None)
@@ -415,13 +419,7 @@ def build_repo(targets: Sequence[Target], jobs: int = 1) -> RepoModel:
         root = config.root
     else:
         root = Path(os.path.commonpath([str(f.parent) for f in files])) if files else Path()
-    workers = _worker_count(jobs, len(files) // _Pool.PARALLEL_MODEL)
-    if workers <= 1 or len(files) < _Pool.PARALLEL_MODEL:
-        return RepoModel.build(root, files, config)
-    with ProcessPoolExecutor(workers, initializer=_collect_less) as pool:
-        chunk = max(1, len(files) // (workers * 8))
-        return RepoModel.build(root, files, config,
-                               mapper=lambda f, jobs: pool.map(f, jobs, chunksize=chunk))
+    return RepoModel.build(root, files, config)
 
 
 @dataclass(frozen=True)
@@ -583,7 +581,7 @@ def run(
             tasks.append(with_kit(task, target))
     global _REPO
     wanted = any(uses_repo(rule) for chosen, _ in plans.values() for rule in chosen)
-    _REPO = build_repo(targets, options.jobs) if wanted else None
+    _REPO = build_repo(targets) if wanted else None
     passed = [0, 0, 0]
     parsed = []
     try:
@@ -644,7 +642,6 @@ class _Pool:
     """
 
     PARALLEL_PREFILTER = 256  # files; fewer are read and searched faster than shipped
-    PARALLEL_MODEL = 128  # files per worker the repo model's parsing needs to be shipped
 
     def __init__(self, jobs: int, repo: RepoModel | None = None) -> None:
         self._jobs = jobs

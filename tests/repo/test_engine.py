@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import textwrap
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import libcst as cst
@@ -11,6 +12,7 @@ import pytest
 from scaffold.checks.base import Check
 from scaffold.codemods.base import Codemod
 from scaffold.engine import Options, discover, process_source, run, runner
+from scaffold.repo import RepoModel
 
 
 class ModelProbe(Codemod):
@@ -78,7 +80,7 @@ def test_rules_see_the_run_model(tmp_path: Path, jobs: int, rule: type) -> None:
 def test_no_model_is_built_when_no_rule_reads_it(tmp_path: Path,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     built = []
-    monkeypatch.setattr(runner, "build_repo", lambda targets, jobs=1: built.append(targets))
+    monkeypatch.setattr(runner, "build_repo", lambda targets: built.append(targets))
     run([repo(tmp_path)], [Blind], Options(jobs=1))
     assert built == []
 
@@ -89,12 +91,12 @@ def test_process_source_gives_a_model_of_the_file_alone() -> None:
     assert [f.message for f in result.findings] == ["svc False"]  # no helper configured
 
 
-def test_a_model_parsed_on_workers_equals_the_serial_one(tmp_path: Path,
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    targets = discover([repo(tmp_path)])
-    serial = runner.build_repo(targets, jobs=1)
-    monkeypatch.setattr(runner._Pool, "PARALLEL_MODEL", 1)
-    parallel = runner.build_repo(targets, jobs=2)
+def test_a_model_parsed_on_workers_equals_the_serial_one(tmp_path: Path) -> None:
+    root = repo(tmp_path)
+    files = [t.path for t in discover([root]) if t.python]
+    serial = RepoModel.build(root, files)
+    with ProcessPoolExecutor(2) as pool:
+        parallel = RepoModel.build(root, files, mapper=pool.map)
     assert parallel.modules == serial.modules
     assert parallel.functions == serial.functions
     assert parallel.classes == serial.classes

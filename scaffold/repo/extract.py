@@ -507,10 +507,20 @@ class _Extractor:
 
     def _absolute(self, node: ast.AST, scopes: list[dict[str, str | None]],
                   receiver: tuple[str | None, str | None] | None) -> str | None:
-        """The absolute dotted name an expression stands for, when its module can tell."""
+        """The absolute dotted name an expression stands for, when its module can tell
+        (``Service().start`` -> ``pkg.Service().start``: an attribute of a call's result)."""
         expression = dotted_expression(node)
         if expression is None:
-            return None
+            attributes: list[str] = []
+            while isinstance(node, ast.Attribute):
+                attributes.append(node.attr)
+                node = node.value
+            if not attributes or not isinstance(node, ast.Call):
+                return None
+            callee = self._absolute(node.func, scopes, receiver)
+            if callee is None or isinstance(callee, _Typed):
+                return None
+            return ".".join([f"{callee}()", *reversed(attributes)])
         head, _, rest = expression.partition(".")
         if receiver is not None and receiver[0] == head and receiver[1] is not None:
             base: str | None = receiver[1]

@@ -157,7 +157,7 @@ def test_calls_resolve_to_module_functions_methods_and_module_attributes(
     start = [target for _, target in model.callees("svc.app.Service.start")]
     assert start == ["svc.app.Service.connect", "svc.setup.initialize", "svc.setup.other"]
     main = [target for _, target in model.callees("svc.app.main")]
-    assert main == ["svc.setup.other", "svc.app.Service"]  # the method of a call's result: unknown
+    assert main == ["svc.setup.other", "svc.app.Service.start", "svc.app.Service"]
 
 
 def test_local_names_shadow_imports(tmp_path: Path) -> None:

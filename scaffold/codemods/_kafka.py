@@ -281,3 +281,16 @@ def with_separators(args: Sequence[cst.Arg]) -> list[cst.Arg]:
         if not isinstance(arg.comma, cst.Comma):
             result[index] = arg.with_changes(comma=separator)
     return result
+
+
+def appended(args: Sequence[cst.Arg], extra: Sequence[cst.Arg]) -> list[cst.Arg]:
+    """``args`` then ``extra``, laid out as ``args`` are: the last argument's comma (a trailing
+    comma before a closing line) moves to the new last one, separators between the rest."""
+    if not extra or not args:
+        return with_separators([*args, *extra])
+    last = args[-1]
+    result = with_separators([*args[:-1], last.with_changes(comma=cst.MaybeSentinel.DEFAULT),
+                              *extra])
+    if isinstance(last.comma, cst.Comma):
+        result[-1] = result[-1].with_changes(comma=last.comma)
+    return result

@@ -12,17 +12,30 @@ cannot see.
 - ``producer.send_and_wait(...)`` -> ``traced_send(producer, ...)``;
   ``producer.send(...)`` -> ``traced_send(producer, ..., wait=False)`` (same delivery future).
 - ``await bus.publish(topic, ...)`` of a configured wrapper ->
-  ``await traced_publish(bus.publish, topic, ...)``.
+  ``await traced_publish(bus.publish, topic, ...)``, only when the wrapper's own body does not
+  send (see below) and its signature, read from the repo model, takes what ``traced_publish``
+  hands it: the topic first and a ``headers`` parameter annotated as ``(str, bytes)`` pairs
+  (``list[tuple[str, bytes]] | None``, ``Sequence[...]``...) or as ``dict[str, str]`` (then
+  ``headers_as=dict`` is added, and the kit hands it a dict). Headers passed by position are
+  passed by name.
 - ``batch.append(...)`` on a batch from ``producer.create_batch()`` gets
   ``headers=inject_headers(...)``: each record carries the context current when it was added
   (aiokafka sends a batch as one request, so there is no span per record).
 
+One PRODUCER span per message: a configured wrapper whose body sends itself (a
+``send``/``send_and_wait`` call, or the kit's ``traced_send``) gets the span there, where the
+producer is (its send is rewritten like any other, or reported when its producer cannot be
+recognised), and no call of the wrapper anywhere in the repo is wrapped. Only a wrapper with no
+send of its own (a Protocol, a bus over another client) has its awaited calls wrapped.
+
 Left alone: sends that already carry the context (``headers=inject_headers(...)``, or a
 header list the function passed to an ``inject`` call), sends already through the kit or in a
 function handed to ``traced_publish``, and test code, which sends records by hand on purpose.
-Reported: sends with ``*args``/``**kwargs``, a wrapper call that is not awaited or passes four
-or more positional arguments, a ``send_batch`` whose batch was filled out of sight, and any
-site in a file that has no kit to import.
+Reported: sends with ``*args``/``**kwargs``, a wrapper call that is not awaited, a call of a
+wrapper the repo does not define or whose ``headers`` parameter is missing, unannotated or of
+another type (the reason is given), the send of a configured wrapper on something not known to
+be a producer, a ``send_batch`` whose batch was filled out of sight, and any site in a file
+that has no kit to import.
 
 Why: a record without ``traceparent`` starts a new trace at every consumer, so the trace of
 a request ends at the Kafka hop. Injecting into a header list that is reused or forwarded
@@ -47,9 +60,11 @@ from __future__ import annotations
 
 import libcst as cst
 
+from scaffold.codemods import _send_wrappers as send_wrappers
 from scaffold.codemods._kafka import (
     PRODUCER_CLASSES,
     KafkaCodemod,
+    appended,
     argument,
     calls_named,
     code,
@@ -61,13 +76,13 @@ from scaffold.codemods._kafka import (
 from scaffold.codemods.base import dotted_name
 from scaffold.engine.gates import SyntaxGate
 from scaffold.engine.model import Settings
+from scaffold.repo import RepoModel
 
 PRODUCER = "producer"
 BATCH = "batch"
 SEND_PARAMETERS = ("topic", "value", "key", "partition", "timestamp_ms", "headers")
 # Calls that put the current context into a carrier: the kit's, OpenTelemetry's, HuleEdu's.
 INJECTS = frozenset({"inject", "inject_headers", "inject_trace_context"})
-MAX_WRAPPER_POSITIONALS = 3  # topic, value, key: a fourth might be the headers
 
 
 class KafkaProduce(KafkaCodemod):
@@ -91,6 +106,7 @@ class KafkaProduce(KafkaCodemod):
         entries = self.settings.kafka_producers
         self._wrappers = [tuple(e.rsplit(".", 1)) for e in entries if "." in e]
         self._factories = list(entries)
+        self._repo_model: RepoModel | None = None
 
     # -- what the file's names hold --
 
@@ -123,9 +139,16 @@ class KafkaProduce(KafkaCodemod):
         if not isinstance(func, cst.Attribute):
             return updated_node
         binding = self.lookup(func.value)
+        method = func.attr.value
+        if (binding is None or binding.kind != PRODUCER) and method in (
+                "send", "send_and_wait") and self._in_wrapper():
+            self.report(original_node, f"{code(func)}(...) is the send of a configured "
+                        "kafka-producers wrapper, whose callers are therefore left alone, but "
+                        f"{code(func.value)} is not known to be an AIOKafkaProducer: annotate it, "
+                        "or send through traced_send from the kit")
+            return updated_node
         if binding is None:
             return updated_node
-        method = func.attr.value
         if binding.kind == PRODUCER and method in ("send", "send_and_wait"):
             return self._send(original_node, updated_node, wait=method == "send_and_wait")
         if binding.kind == PRODUCER and method == "send_batch":
@@ -133,7 +156,7 @@ class KafkaProduce(KafkaCodemod):
         elif binding.kind == BATCH and method == "append":
             return self._append(original_node, updated_node)
         elif (binding.kind, method) in self._wrappers:
-            return self._publish(original_node, updated_node)
+            return self._publish(original_node, updated_node, f"{binding.kind}.{method}")
         return updated_node
 
     def _carries_context(self, headers: cst.Arg | None) -> bool:
@@ -215,24 +238,55 @@ class KafkaProduce(KafkaCodemod):
             self.report(original, "send_batch of a batch filled elsewhere: give each "
                         "batch.append(...) headers=inject_headers(...) from the kit")
 
-    def _publish(self, original: cst.Call, updated: cst.Call) -> cst.BaseExpression:
+    def _model(self) -> RepoModel:
+        """The run's repo model; without one (until the engine hands it over), this file's."""
+        if self._repo_model is None:
+            self._repo_model = getattr(self, "repo", None) or RepoModel.single(
+                self.module.bytes, self.path)
+        return self._repo_model
+
+    def _in_wrapper(self) -> bool:
+        """Is the innermost function a method configured as a send wrapper?"""
+        if not (self.functions and self.classes and self._wrappers):
+            return False
+        here = f"{self.classes[-1].name.value}.{self.functions[-1].name.value}"
+        module = getattr(self, "module_name", None)
+        if module:
+            return any(matches(f"{module}.{here}", f"{o}.{m}") for o, m in self._wrappers)
+        return any(matches(f"{o}.{m}", here) or matches(here, f"{o}.{m}")
+                   for o, m in self._wrappers)
+
+    def _publish(self, original: cst.Call, updated: cst.Call,
+                 entry: str) -> cst.BaseExpression:
         if self._carries_context(keyword(original, "headers")):
             return updated
         wrapper = code(original.func)
-        positional = [arg for arg in updated.args if arg.keyword is None]
+        model = self._model()
+        info = send_wrappers.find(model, entry)
+        if info is not None and send_wrappers.own_send(info, model) is not None:
+            return updated  # its body sends: the PRODUCER span goes there, once per message
+        positional = [arg for arg in original.args if arg.keyword is None]
+        keywords = frozenset(arg.keyword.value for arg in original.args if arg.keyword)
         topic = argument(original, 0, "topic")
         problem = None
+        plan = send_wrappers.Plan()
         if any(arg.star for arg in original.args):
             problem = "passes *args/**kwargs"
         elif original not in self._awaited:
             problem = "is not awaited here"
         elif topic is None:
             problem = "passes no topic"
-        elif len(positional) > MAX_WRAPPER_POSITIONALS:
-            problem = "passes four or more positional arguments (one may be the headers)"
+        elif info is None:
+            problem = (f"calls {entry}, which is not defined in this repo, so what its headers "
+                       "take cannot be checked")
+        else:
+            plan = send_wrappers.plan(info, model, positionals=len(positional),
+                                      keywords=keywords)
+            problem = plan.problem
         if problem is not None:
             self.report(original, f"{wrapper}(...) {problem}: wrap it by hand as "
-                        f"await traced_publish({wrapper}, topic, ..., headers=...)")
+                        f"await traced_publish({wrapper}, topic, ..., headers=...), "
+                        "handing it headers in the form the wrapper takes")
             return updated
         if not self.has_kit(original) or not self.record_change(
             original, f"{wrapper}(...) now runs in a PRODUCER span whose context goes in the "
@@ -242,6 +296,18 @@ class KafkaProduce(KafkaCodemod):
         traced_publish = self.kit_name("traced_publish")
         index = next(i for i, arg in enumerate(original.args) if arg is topic)
         topic_arg = updated.args[index].with_changes(keyword=None, equal=cst.MaybeSentinel.DEFAULT)
-        rest = [arg for i, arg in enumerate(updated.args) if i != index]
-        args = [cst.Arg(updated.func), topic_arg, *rest]
-        return cst.Call(func=cst.Name(traced_publish), args=with_separators(args))
+        rest: list[cst.Arg] = []
+        extra: list[cst.Arg] = []
+        for i, arg in enumerate(updated.args):
+            if i == index:
+                continue
+            if (plan.headers_index is not None and arg.keyword is None
+                    and original.args[i] is positional[plan.headers_index]):
+                # traced_publish hands the headers on by name
+                arg = arg.with_changes(keyword=cst.Name("headers"), equal=cst.AssignEqual(
+                    cst.SimpleWhitespace(""), cst.SimpleWhitespace("")))
+            rest.append(arg)
+        if plan.headers_as == send_wrappers.DICT:
+            extra.append(keyword_arg("headers_as", cst.Name("dict")))
+        args = appended([cst.Arg(updated.func), topic_arg, *rest], extra)
+        return updated.with_changes(func=cst.Name(traced_publish), args=args)

@@ -63,6 +63,7 @@ from scaffold.codemods._kafka import (
     keyword_arg,
     with_separators,
 )
+from scaffold.codemods._layout import fit
 from scaffold.codemods._propagation import statements_of
 from scaffold.codemods.base import dotted_name
 from scaffold.engine.dispatch import FastVisitor
@@ -207,8 +208,10 @@ class KafkaConsume(KafkaCodemod):
     # -- building the span --
 
     def _wrap(self, statements: Sequence[cst.BaseStatement], record: cst.BaseExpression,
-              consumer: Binding, receiver: str | None) -> list[cst.BaseStatement]:
-        """``with consume_span(record):`` around the statements, trailing consumer calls out."""
+              consumer: Binding, receiver: str | None, column: int) -> list[cst.BaseStatement]:
+        """``with consume_span(record):`` around the statements (at ``column``), trailing
+        consumer calls out, and lines the deeper indentation pushes over the line length laid
+        out again."""
         end = len(statements)
         while end > 1 and receiver is not None and _is_call_on(statements[end - 1], receiver):
             end -= 1
@@ -224,6 +227,8 @@ class KafkaConsume(KafkaCodemod):
         span = cst.Call(func=cst.Name(self.kit_name("consume_span")), args=with_separators(args))
         leading = getattr(inside[0], "leading_lines", ())  # comments above stay above
         inside[0] = inside[0].with_changes(leading_lines=())
+        unit = self.indent_width()
+        inside = fit(inside, column + unit, self.module, self.settings.line_length, grown=unit)
         block = cst.With(items=[cst.WithItem(span)], body=cst.IndentedBlock(body=inside),
                          leading_lines=leading)
         return [*before, block, *after]
@@ -252,7 +257,7 @@ class KafkaConsume(KafkaCodemod):
         ):
             return updated
         body = self._wrap(updated.body.body, original.target, consumer,
-                          dotted_name(original.iter))
+                          dotted_name(original.iter), self.column + self.indent_width(updated.body))
         return updated.with_changes(body=updated.body.with_changes(body=body))
 
     # -- msg = await consumer.getone() --
@@ -295,8 +300,8 @@ class KafkaConsume(KafkaCodemod):
                 continue
             assert isinstance(call.func, cst.Attribute)
             body[index + 1:] = self._wrap(following, cst.Name(assigned[0]), consumer,
-                                          dotted_name(call.func.value))
-        return updated_node.with_changes(body=body)
+                                          dotted_name(call.func.value), self.column)
+        return super().leave_IndentedBlock(original_node, updated_node.with_changes(body=body))
 
     # -- batch = await consumer.getmany(); for ... in batch.values()/items() --
 
@@ -341,7 +346,9 @@ class KafkaConsume(KafkaCodemod):
             ):
                 continue
             self._settled.add(call)
-            inner = self._wrap(statement.body.body, record, consumer, None)
+            column = self.column + self.indent_width(updated.body) + self.indent_width(
+                statement.body)
+            inner = self._wrap(statement.body.body, record, consumer, None, column)
             body[index] = statement.with_changes(body=statement.body.with_changes(body=inner))
         return updated.with_changes(body=updated.body.with_changes(body=body))
 

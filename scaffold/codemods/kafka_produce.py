@@ -73,6 +73,7 @@ from scaffold.codemods._kafka import (
     matches,
     with_separators,
 )
+from scaffold.codemods._layout import fit
 from scaffold.codemods.base import dotted_name
 from scaffold.engine.gates import SyntaxGate
 from scaffold.engine.model import Settings
@@ -107,6 +108,7 @@ class KafkaProduce(KafkaCodemod):
         self._wrappers = [tuple(e.rsplit(".", 1)) for e in entries if "." in e]
         self._factories = list(entries)
         self._repo_model: RepoModel | None = None
+        self._grown = False  # a call of the current statement was rewritten
 
     # -- what the file's names hold --
 
@@ -130,11 +132,32 @@ class KafkaProduce(KafkaCodemod):
         }
         return super().visit_Module(node)
 
+    def visit_SimpleStatementLine(self, node: cst.SimpleStatementLine) -> None:
+        self._grown = False
+
+    def leave_SimpleStatementLine(self, original_node: cst.SimpleStatementLine,
+                                  updated_node: cst.SimpleStatementLine) -> cst.BaseStatement:
+        """A rewritten call that pushed a one-line statement over the line length is split."""
+        limit = self.settings.line_length
+        if not self._grown or limit is None or updated_node is original_node:
+            return updated_node
+        self._grown = False
+        before = self.module.code_for_node(original_node.with_changes(leading_lines=()))
+        if "\n" in before.rstrip("\n") or self.column + len(before.rstrip("\n")) > limit:
+            return updated_node  # laid out by hand, or too long already
+        (fitted,) = fit([updated_node], self.column, self.module, limit, grown=None)
+        return fitted
+
     def visit_Await(self, node: cst.Await) -> None:
         if isinstance(node.expression, cst.Call):
             self._awaited.add(node.expression)
 
     def leave_Call(self, original_node: cst.Call, updated_node: cst.Call) -> cst.BaseExpression:
+        result = self._rewrite(original_node, updated_node)
+        self._grown = self._grown or result is not updated_node
+        return result
+
+    def _rewrite(self, original_node: cst.Call, updated_node: cst.Call) -> cst.BaseExpression:
         func = original_node.func
         if not isinstance(func, cst.Attribute):
             return updated_node

@@ -54,7 +54,8 @@ from scaffold.engine.metadata import OnDemand
 from scaffold.engine.model import Finding, Kind, Settings
 from scaffold.engine.options import resolve_options
 from scaffold.engine.positions import place_sites
-from scaffold.engine.sites import FILE_STATE, SETTINGS, SYNTAX, FileState
+from scaffold.engine.sites import FILE_STATE, MODULE, REPO, SETTINGS, SYNTAX, FileState
+from scaffold.repo import RepoModel
 
 SAFE = "safe"
 UNSAFE = "unsafe"
@@ -74,6 +75,8 @@ class Codemod(ContextAwareTransformer, FastTransformer):
     SLICE_WORDS: ClassVar[frozenset[str] | None] = None
     # Then checked on the stdlib ast: what the code must name for this codemod to act (None: parse).
     GATE: ClassVar[SyntaxGate | None] = None
+    # Reads the repo model (self.repo): the engine builds one per run only if a rule does.
+    USES_REPO: ClassVar[bool] = False
     METADATA_DEPENDENCIES: ClassVar[tuple[ProviderT, ...]] = (PositionProvider,)
     OPTIONS: ClassVar[Mapping[str, Any]] = {}  # [tool.scaffold.options.<id>]: name -> default
 
@@ -150,6 +153,26 @@ class Codemod(ContextAwareTransformer, FastTransformer):
     @property
     def settings(self) -> Settings:
         return self.context.scratch.get(SETTINGS) or Settings()
+
+    @property
+    def repo(self) -> RepoModel:
+        """The run's repo model (``scaffold.repo``); without a run, a model of this file."""
+        repo = self.context.scratch.get(REPO)
+        if repo is None:
+            syntax = self.context.scratch.get(SYNTAX)
+            index = syntax.index if syntax is not None else None
+            source = syntax.source if syntax is not None else self.module.bytes
+            repo = RepoModel.single(source, self.path, tree=index.tree if index else None,
+                                    helper_module=self.settings.helper_module)
+            self.context.scratch[REPO] = repo
+            self.context.scratch[MODULE] = next(iter(repo.modules))
+        return repo
+
+    @property
+    def module_name(self) -> str | None:
+        """The dotted module this file is in ``repo`` (None: outside every import root)."""
+        self.repo  # noqa: B018 (without a run's model, this builds the file's own)
+        return self.context.scratch.get(MODULE)
 
     @property
     def _state(self) -> FileState:

@@ -97,12 +97,20 @@ from scaffold.codemods.base import dotted_name
 from scaffold.engine.dispatch import FastVisitor
 from scaffold.engine.gates import SyntaxGate
 from scaffold.engine.model import Settings
+from scaffold.repo import LOCALS, MAIN_CODE, MODULE_CODE
 
 INIT = "init_tracing"
 SHUTDOWN = "shutdown_tracing"
 QUART = frozenset({"quart.Quart", "quart.app.Quart"})
 FASTAPI = frozenset({"fastapi.FastAPI", "fastapi.applications.FastAPI"})
 SERVICE_NAME = "SERVICE_NAME"
+# app classes a server imports by name (`module:app`): set-up under __main__ never runs there
+SERVED = frozenset({
+    *QUART, *FASTAPI, "starlette.applications.Starlette", "flask.Flask", "flask.app.Flask",
+    "aiohttp.web.Application", "aiohttp.web_app.Application", "litestar.Litestar",
+    "sanic.Sanic", "falcon.App", "falcon.asgi.App",
+})
+SERVED_NAMES = frozenset({"app", "application", "asgi_app", "wsgi_app"})
 
 _MAIN_GUARD = m.If(test=m.Comparison(
     left=m.Name("__name__"),
@@ -123,8 +131,17 @@ class _App:
     kind: str  # "quart" | "fastapi"
     assignment: cst.SimpleStatementLine
     scope: cst.FunctionDef | None  # the factory, or None at module level
+    scope_qualname: str | None = None  # the factory's qualified name in its module
     hooks: dict[str, cst.FunctionDef] = field(default_factory=dict)  # "start"/"stop" -> hook
     lifespan: cst.FunctionDef | None = None
+    lifespan_given: bool = False  # lifespan= is passed (found here or not)
+    lifespan_elsewhere: str | None = None  # dotted, when it is defined in another module
+
+    def qualname_of(self, function: cst.FunctionDef) -> str:
+        """The qualified name of a hook or lifespan of this app (in the factory or not)."""
+        in_scope = self.scope is not None and function in self.body
+        return f"{self.scope_qualname}.{LOCALS}.{function.name.value}" if in_scope \
+            else function.name.value
 
     @property
     def body(self) -> list[cst.BaseStatement]:
@@ -159,6 +176,7 @@ class _Plan:
 
 
 class Bootstrap(PropagationCodemod):
+    USES_REPO = True  # start-up code often calls set-up in another module
     PREFILTER = ("__main__", "Quart", "FastAPI", INIT)
     GATE = SyntaxGate(names=QUART | FASTAPI, words={INIT, SERVICE_NAME})
 
@@ -196,22 +214,32 @@ class Bootstrap(PropagationCodemod):
                  if isinstance(statement, cst.SimpleStatementLine)
                  and self._init_call(statement)]
         apps = self._apps(node)
-        entries = [entry for entry in apps or self._mains(node) if self._instrumentable(entry)]
+        mains = [] if apps else self._mains(node)
+        if moved and mains and self._served(node):
+            # a server imports `module:app` and never runs the __main__ block
+            self.report(moved[0], "init_tracing runs at import in a module a server can "
+                        "import (`module:app`), where the __main__ block never runs: move it "
+                        "into the app's start-up by hand")
+            return False
+        entries = [entry for entry in apps or mains if self._instrumentable(entry, moved)]
         if not entries:
             return False  # a library module: init-at-import reports a call at its top
         if not apps and not moved and self._service_name(node) is None \
-                and not any(self._calls(entry, INIT) for entry in entries):
+                and not any(self._calls(entry, INIT) or self._initialised(entry, moved)
+                            for entry in entries):
             return False  # a script's main guard, not recognisably a service: nothing to say
         flush = self.kit_function_available
-        plans = [self._plan(entry, flush) for entry in entries]
+        plans = [self._plan(entry, flush, moved) for entry in entries]
         changed = self._bootstrap(node, moved, plans, flush)
         if self.settings.helper_module:
-            # reported on every run while missing, not only alongside the rewrite that adds init
+            # the SDK's provider flushes at interpreter exit (shutdown_on_exit=True): only a
+            # provider built without that, or an exit that skips it, loses the last spans;
+            # reported on every run while so, not only alongside the rewrite that adds init
             for entry in entries:
-                if not self._flushes(entry):
-                    self.report(self._flush_site(entry), "no flush at shutdown: the helper "
-                                "module has no shutdown function; flush the provider it "
-                                "installs (force_flush) when stopping")
+                reason = None if self._flushes(entry) else self._flush_needed(entry, moved)
+                if reason is not None:
+                    self.report(self._flush_site(entry), f"no flush at shutdown: {reason}; "
+                                "flush the provider (force_flush) when stopping")
         return changed
 
     def _bootstrap(self, module: cst.Module, moved: list[cst.SimpleStatementLine],
@@ -221,13 +249,15 @@ class Bootstrap(PropagationCodemod):
             return False
         entry = plans[0].entry
         site = moved[0] if moved else self._entry_node(entry)
-        make_init = self._init_statement(moved[0] if moved else None, module, site)
-        if make_init is None or not self.record_change(
-                site, self._message(entry, bool(moved), flush)):
+        initialising = bool(moved) or any(plan.needs_init for plan in plans)
+        make_init = self._init_statement(moved[0] if moved else None, module, site) \
+            if initialising else None
+        if (initialising and make_init is None) or not self.record_change(
+                site, self._message(entry, bool(moved), flush, initialising)):
             return False
         for statement in moved:
             self._leave_behind(statement)
-        init = make_init()  # names resolved (imports scheduled) only now the change is on
+        init = make_init() if make_init else None  # names resolved (imports scheduled) now
         shutdown = parse_statements(f"{self.kit_function(SHUTDOWN)}()\n") if flush else []
         for plan in plans:
             self._apply(plan, init, shutdown)
@@ -249,6 +279,103 @@ class Bootstrap(PropagationCodemod):
             return entry.lifespan or entry.hooks.get("stop") or entry.assignment
         return entry
 
+    # -- what the repo model says --
+
+    def _start_functions(self, entry: _Entry, moved: list[cst.SimpleStatementLine],
+                         ) -> list[str]:
+        """The dotted functions start-up of the entry point runs (as the repo model names
+        them): its hooks, lifespan, factory, main; the module's top level unless an init
+        call there is about to move."""
+        module = self.module_name
+        if module is None:
+            return []
+        names: list[str] = []
+        if isinstance(entry, _App):
+            names += [entry.qualname_of(f) for f in (entry.lifespan, entry.hooks.get("start"))
+                      if f is not None]
+            if entry.scope_qualname:
+                names.append(entry.scope_qualname)
+        elif isinstance(entry, cst.FunctionDef):
+            names += [entry.name.value, MAIN_CODE]
+        else:
+            names.append(MAIN_CODE)
+        if not moved:
+            names.append(MODULE_CODE)
+        dotted = [f"{module}.{name}" for name in names]
+        if isinstance(entry, _App) and entry.lifespan_elsewhere:
+            dotted.append(entry.lifespan_elsewhere)
+        return dotted
+
+    def _initialised(self, entry: _Entry, moved: list[cst.SimpleStatementLine]) -> bool:
+        """Start-up sets tracing up already, through any chain of calls in the repo
+        (``before_serving`` -> ``startup_setup.initialize_tracing`` -> ``init_tracing``)."""
+        helper = self.settings.helper_module
+        return any(self.repo.reaches_tracing_setup(dotted, helper)
+                   for dotted in self._start_functions(entry, moved))
+
+    def _flush_needed(self, entry: _Entry, moved: list[cst.SimpleStatementLine]) -> str | None:
+        """Why the spans of this entry point are lost at shutdown unless it flushes, when the
+        repo shows it; None when the SDK's exit-time shutdown covers a normal exit (or the
+        set-up code is not in the repo, so nothing can be shown)."""
+        repo = self.repo
+        starts = self._start_functions(entry, moved)
+        helper = self.settings.helper_module
+        setup = [*starts, *([repo.canonical(f"{helper}.{INIT}")] if helper else [])]
+        for dotted in setup:
+            for call in repo.tracer_providers(dotted):
+                if (call.keyword("shutdown_on_exit") or "").strip() == "False":
+                    return ("its TracerProvider is built with shutdown_on_exit=False, so "
+                            "nothing flushes it at exit")
+        module = self.module_name
+        stops = [f"{module}.{entry.qualname_of(stop)}" for stop in (
+            entry.lifespan, entry.hooks.get("stop")) if stop is not None] \
+            if isinstance(entry, _App) and module else []
+        if any(repo.reaches(dotted, lambda target: target == "os._exit")
+               for dotted in [*starts, *stops]):
+            return "os._exit ends the process without the SDK's exit-time flush"
+        return None
+
+    def _app_kind(self, func: cst.BaseExpression) -> str | None:
+        """"quart" / "fastapi" for the class an app is made of (its subclasses too, through
+        the repo model), else None."""
+        if self.refers_to(func, QUART):
+            return "quart"
+        if self.refers_to(func, FASTAPI):
+            return "fastapi"
+        target = self._resolved(func)
+        if target is None or target not in self.repo.classes:
+            return None
+        if self.repo.is_subclass(target, QUART):
+            return "quart"
+        return "fastapi" if self.repo.is_subclass(target, FASTAPI) else None
+
+    def _resolved(self, expr: cst.BaseExpression) -> str | None:
+        """What a dotted name of this module's top level stands for in the repo model."""
+        name = dotted_name(expr)
+        module = self.module_name
+        return self.repo.resolve(module, name) if name and module else None
+
+    def _served(self, module: cst.Module) -> bool:
+        """The module binds an app object at top level (``app = X(...)``) a server can
+        import by name."""
+        for statement in module.body:
+            small = statement.body[0] if isinstance(statement, cst.SimpleStatementLine) \
+                and len(statement.body) == 1 else None
+            if not isinstance(small, (cst.Assign, cst.AnnAssign)) or not isinstance(
+                    small.value, cst.Call):
+                continue
+            targets = [t.target for t in small.targets] if isinstance(small, cst.Assign) \
+                else [small.target]
+            if any(dotted_name(t) in SERVED_NAMES for t in targets):
+                return True
+            target = self._resolved(small.value.func)
+            if self.refers_to(small.value.func, SERVED) or (
+                    target is not None and self.repo.is_subclass(target, SERVED)):
+                return True
+        return False
+
+    # -- what the module is (continued) --
+
     def _calls(self, node: cst.CSTNode, name: str) -> bool:
         """``node`` (original tree) calls ``name`` somewhere inside, under any alias."""
         return any(self.calls_one_of(call, name) for call in _all_calls(node))
@@ -260,24 +387,34 @@ class Bootstrap(PropagationCodemod):
         class _Find(FastVisitor):
             def __init__(self) -> None:
                 self.scopes: list[cst.FunctionDef] = []
+                self.names: list[str] = []  # qualified-name parts of the enclosing scopes
+
+            def visit_ClassDef(self, node: cst.ClassDef) -> None:
+                self.names.append(node.name.value)
+
+            def leave_ClassDef(self, node: cst.ClassDef) -> None:
+                self.names.pop()
 
             def visit_FunctionDef(self, function: cst.FunctionDef) -> None:
                 self.scopes.append(function)
+                self.names.append(function.name.value)
 
             def leave_FunctionDef(self, function: cst.FunctionDef) -> None:
                 self.scopes.pop()
+                self.names.pop()
 
             def visit_SimpleStatementLine(self, line: cst.SimpleStatementLine) -> None:
                 small = line.body[0] if len(line.body) == 1 else None
                 if not isinstance(small, cst.Assign) or not isinstance(small.value, cst.Call):
                     return
-                func = small.value.func
-                kind = "quart" if codemod.refers_to(func, QUART) else (
-                    "fastapi" if codemod.refers_to(func, FASTAPI) else None)
                 target = dotted_name(small.targets[0].target)
-                if kind and target and len(self.scopes) <= 1:
+                if not target or len(self.scopes) > 1:
+                    return
+                kind = codemod._app_kind(small.value.func)
+                if kind:
                     scope = self.scopes[-1] if self.scopes else None
-                    apps.append(_App(target, kind, line, scope))
+                    qualname = ".".join(self.names) if scope is not None else None
+                    apps.append(_App(target, kind, line, scope, qualname))
 
         module.visit(_Find())
         for app in apps:
@@ -304,9 +441,16 @@ class Bootstrap(PropagationCodemod):
         if app.kind == "fastapi":
             lifespan = keyword(cst.ensure_type(
                 cst.ensure_type(app.assignment.body[0], cst.Assign).value, cst.Call), "lifespan")
+            app.lifespan_given = lifespan is not None
             name = dotted_name(lifespan.value) if lifespan is not None else None
-            app.lifespan = next((s for s in module.body if isinstance(s, cst.FunctionDef)
-                                 and s.name.value == name), None)
+            # defined in the factory (before the app), at module level, or imported
+            app.lifespan = next((s for s in (*app.body, *module.body)
+                                 if isinstance(s, cst.FunctionDef) and s.name.value == name),
+                                None)
+            if app.lifespan is None and name is not None:
+                target = self._resolved(lifespan.value)
+                if target is not None and self.repo.function(target) is not None:
+                    app.lifespan_elsewhere = self.repo.function(target).dotted
 
     def _mains(self, module: cst.Module) -> list[cst.FunctionDef | cst.If]:
         guard = next((s for s in module.body if isinstance(s, cst.If)
@@ -326,34 +470,51 @@ class Bootstrap(PropagationCodemod):
             return entry.lifespan or entry.hooks.get("start") or entry.scope or entry.assignment
         return entry
 
-    def _instrumentable(self, entry: _Entry) -> bool:
+    def _instrumentable(self, entry: _Entry, moved: list[cst.SimpleStatementLine]) -> bool:
         if isinstance(entry, _App) and entry.kind == "fastapi" and entry.lifespan is None \
                 and "start" not in entry.hooks:
-            self.report(entry.assignment, "this FastAPI app has no lifespan and no startup "
-                        "hook: pass lifespan= a function that calls init_tracing")
+            if self._initialised(entry, moved):
+                return False  # set up in its factory or through its lifespan elsewhere
+            if entry.lifespan_elsewhere:
+                self.report(entry.assignment, f"this FastAPI app's lifespan "
+                            f"({entry.lifespan_elsewhere}) never initialises tracing: call "
+                            "init_tracing at its start")
+            elif not entry.lifespan_given:  # one it cannot see into says nothing
+                self.report(entry.assignment, "this FastAPI app has no lifespan and no "
+                            "startup hook, and never initialises tracing: pass lifespan= a "
+                            "function that calls init_tracing")
             return False
         return True
 
-    def _plan(self, entry: _Entry, flush: bool) -> _Plan:
-        """What the entry point lacks, judged on the original tree (aliases resolved)."""
+    def _plan(self, entry: _Entry, flush: bool,
+              moved: list[cst.SimpleStatementLine]) -> _Plan:
+        """What the entry point lacks, judged on the original tree (aliases resolved) and
+        the repo model (set-up reached through other functions counts: nothing to add,
+        and the SDK flushes a provider the kit did not install at exit)."""
+        ready = not moved and self._initialised(entry, moved)
         if isinstance(entry, _App) and entry.lifespan is None:
             start, stop = entry.hooks.get("start"), entry.hooks.get("stop")
             return _Plan(entry, start, stop,
-                         needs_init=start is None or not self._calls(start, INIT),
-                         needs_flush=flush and (stop is None or not self._calls(stop, SHUTDOWN)))
+                         needs_init=not ready and (start is None or not self._calls(start, INIT)),
+                         needs_flush=flush and not ready
+                         and (stop is None or not self._calls(stop, SHUTDOWN)))
         code_path = entry.lifespan if isinstance(entry, _App) else entry
         assert code_path is not None  # an app without hooks has a lifespan here
         first_init = next((index for index, statement in enumerate(statements_of(code_path.body))
                            if self._calls(statement, INIT)), None)
-        return _Plan(entry, code_path, code_path, needs_init=first_init is None,
-                     needs_flush=flush and not self._calls(code_path, SHUTDOWN),
+        return _Plan(entry, code_path, code_path,
+                     needs_init=first_init is None and not ready,
+                     needs_flush=flush and not ready and not self._calls(code_path, SHUTDOWN),
                      init_index=first_init)
 
-    def _message(self, entry, moving: bool, flush: bool) -> str:
+    def _message(self, entry, moving: bool, flush: bool, initialising: bool = True) -> str:
         where = "in the __main__ block" if isinstance(entry, cst.If) else "at start-up"
         flushed = ", and spans are flushed at shutdown" if flush else ""
         if moving:
             return f"init_tracing runs at import; it now runs {where}{flushed}"
+        if not initialising:
+            return "this entry point does not flush spans at shutdown; shutdown_tracing now " \
+                "runs there"
         return ("this entry point does not initialise tracing and flush it at shutdown; "
                 f"init_tracing now runs {where}{flushed}")
 
@@ -395,7 +556,7 @@ class Bootstrap(PropagationCodemod):
         call = self._init_call(moved)
         if call is None:
             return None
-        if self._is_ours(call.func):
+        if self._is_ours(call.func) or self._sets_up_itself(call.func):
             return lambda: self._as_expression(moved, call)
         if any(arg.keyword is not None or arg.star for arg in call.args) or len(call.args) != 1:
             self.report(moved, f"`{code(call)}` takes arguments the kit's init_tracing does not; "
@@ -405,11 +566,22 @@ class Bootstrap(PropagationCodemod):
             moved, call.with_changes(func=self._repointed(call, init)))
 
     def _is_ours(self, func: cst.BaseExpression) -> bool:
+        """The helper module's or the kit's ``init_tracing``, also through a re-export the
+        repo model follows (``pkg.init_tracing`` of ``pkg.observability``)."""
         owners = {module for module in (self.settings.helper_module, self.kit) if module}
-        return any(
-            name.rsplit(".", 1)[0] in owners or name.endswith(f".tracekit.{INIT}")
-            for name in self.qualified_names(func)
-        )
+        if any(name.rsplit(".", 1)[0] in owners or name.endswith(f".tracekit.{INIT}")
+               for name in self.qualified_names(func)):
+            return True
+        target = self._resolved(func)
+        return target is not None and self.repo.is_tracing_setup(
+            target, self.settings.helper_module)
+
+    def _sets_up_itself(self, func: cst.BaseExpression) -> bool:
+        """A function of the repo that sets tracing up on its own (its exporter, resource,
+        sampler): moved as it is, never swapped for the kit's."""
+        target = self._resolved(func)
+        return target is not None and target in self.repo.functions \
+            and self.repo.reaches_tracing_setup(target, self.settings.helper_module)
 
     def _repointed(self, call: cst.Call, module: str) -> cst.BaseExpression:
         """``module``'s init_tracing in place of the service's own.

@@ -352,6 +352,11 @@ class SourceSyntax:
         self._source = source
         self.tree: object | None = None  # the engine's parse; codemods trust the index on it
 
+    @property
+    def source(self) -> bytes:
+        """The file's bytes, as read (the whole file, also when LibCST parses a slice)."""
+        return self._source
+
     @cached_property
     def index(self) -> SyntaxIndex | None:
         return SyntaxIndex.of(self._source)

@@ -33,6 +33,8 @@ from scaffold.engine.model import FileResult, Finding, Kind, Settings, Status
 from scaffold.engine.positions import place_sites
 from scaffold.engine.sites import (
     FILE_STATE,
+    MODULE,
+    REPO,
     SETTINGS,
     SUPPRESSION_MARK,
     SYNTAX,
@@ -42,6 +44,7 @@ from scaffold.engine.sites import (
 )
 from scaffold.engine.slicing import Slice, import_aliases, slice_module
 from scaffold.engine.writer import atomic_write
+from scaffold.repo import RepoModel
 
 EXIT_OK, EXIT_CHANGES, EXIT_ERROR = 0, 1, 2
 UNSAFE_NOTE = " (unsafe fix: apply with --unsafe-fixes)"
@@ -172,13 +175,17 @@ def _reason_for_parse_error(exc: Exception) -> str:
 
 
 def process_source(
-    source: bytes, path: str, rules: Sequence[Rule], settings: Settings | None = None
+    source: bytes, path: str, rules: Sequence[Rule], settings: Settings | None = None, *,
+    repo: RepoModel | None = None, module: str | None = None,
 ) -> FileResult:
     """Run ``rules`` (codemods in the given order, checks first) over one file's bytes.
 
     Pure: reads and writes nothing, so tests, fixtures and workers all go through it.
+    ``repo`` is the model of the repo the file is ``module`` of; without one, rules that ask
+    get a model of this file alone.
     """
-    return _transform(source, path, rules, settings or Settings())[0]
+    return _transform(source, path, rules, settings or Settings(), repo=repo,
+                      dotted=module)[0]
 
 
 def _syntax_gate(rule: Rule, settings: Settings) -> SyntaxGate | None:
@@ -254,7 +261,7 @@ def libcst_input(source: bytes, rules: Sequence[Rule], settings: Settings) -> by
 
 def _transform(
     source: bytes, path: str, rules: Sequence[Rule], settings: Settings, *,
-    slicing: bool = True,
+    slicing: bool = True, repo: RepoModel | None = None, dotted: str | None = None,
 ) -> tuple[FileResult, bytes | None, int]:
     """``process_source``, plus the new bytes (in the file's own encoding) when it changed,
     and how many gates the file passed (0, 1: the text prefilter, 2: the syntax gate too).
@@ -281,7 +288,8 @@ def _transform(
         text = source.decode(module.encoding)
     except (cst.ParserSyntaxError, SyntaxError, UnicodeError, LookupError, RecursionError) as exc:
         if sliced is not None:
-            return _transform(source, path, rules, settings, slicing=False)
+            return _transform(source, path, rules, settings, slicing=False, repo=repo,
+                              dotted=dotted)
         return FileResult(path, Status.FAILED, reason=_reason_for_parse_error(exc)), None, 2
     parsed_text = sliced.source.decode(module.encoding) if sliced is not None else text
     syntax.tree = module
@@ -290,9 +298,12 @@ def _transform(
         state.sliced_lines, state.left_out_uses = sliced.original_line, sliced.uses_name
     if SUPPRESSION_MARK in probe:
         state.suppressions = parse_suppressions(text)
-    context = CodemodContext(
-        filename=path, scratch={FILE_STATE: state, SETTINGS: settings, SYNTAX: syntax}
-    )
+    scratch: dict[str, Any] = {FILE_STATE: state, SETTINGS: settings, SYNTAX: syntax}
+    if repo is not None:
+        scratch[REPO] = repo
+    if dotted is not None:
+        scratch[MODULE] = dotted
+    context = CodemodContext(filename=path, scratch=scratch)
     current = None
     try:
         findings: list[Finding] = []
@@ -353,10 +364,12 @@ def _transform(
             tree = removal_wrapper.visit(
                 _RemoveUnusedImports(replace(context, wrapper=removal_wrapper)))
     except _WholeFileNeeded:
-        return _transform(source, path, rules, settings, slicing=False)
+        return _transform(source, path, rules, settings, slicing=False, repo=repo,
+                          dotted=dotted)
     except Exception as exc:  # a rule crashed on this file: report it, leave the file alone
         if sliced is not None:  # (as it crashes on the whole file: stubs must not be why)
-            return _transform(source, path, rules, settings, slicing=False)
+            return _transform(source, path, rules, settings, slicing=False, repo=repo,
+                              dotted=dotted)
         where = f"rule {current.ID}" if current is not None else "the engine"
         failure = FileResult(path, Status.FAILED, reason=f"internal error in {where}: {exc!r}")
         return failure, None, 2
@@ -365,13 +378,43 @@ def _transform(
     if sliced is not None and tree is not module:
         restored = sliced.restore(updated)
         if restored is None:
-            return _transform(source, path, rules, settings, slicing=False)
+            return _transform(source, path, rules, settings, slicing=False, repo=repo,
+                              dotted=dotted)
         updated, code = restored, restored.decode(tree.encoding)
     ordered = tuple(sorted(findings))
     if updated == source:
         return FileResult(path, Status.UNCHANGED, ordered), None, 2
     changed = FileResult(path, Status.CHANGED, ordered, original=text, updated=code)
     return changed, updated, 2
+
+
+# The run's repo model, in this process: set before the pool starts, and in each worker by
+# its initializer (inherited for free where workers fork), so tasks never carry it.
+_REPO: RepoModel | None = None
+
+
+def _start_worker(repo: RepoModel | None) -> None:
+    """A worker process's initializer: the run's model, and fewer collections."""
+    global _REPO
+    _REPO = repo
+    _collect_less()
+
+
+def uses_repo(rule: Rule) -> bool:
+    """Whether the rule reads the repo model (``USES_REPO``): only then is one built."""
+    return bool(getattr(rule, "USES_REPO", False))
+
+
+def build_repo(targets: Sequence[Target]) -> RepoModel:
+    """The model of the run's Python files, rooted where their configuration is."""
+    files = [t.path for t in targets if t.python and not t.skip_reason]
+    config = next((t.config for t in targets if t.config.source is not None),
+                  targets[0].config if targets else None)
+    if config is not None and all(f.is_relative_to(config.root) for f in files):
+        root = config.root
+    else:
+        root = Path(os.path.commonpath([str(f.parent) for f in files])) if files else Path()
+    return RepoModel.build(root, files, config)
 
 
 @dataclass(frozen=True)
@@ -419,7 +462,10 @@ def _run_task(task: _Task) -> tuple[FileResult, int]:
             )
         ]
         return FileResult(task.display, Status.UNCHANGED, tuple(sorted(findings))), 0
-    result, updated, passed = _transform(data, task.display, task.rules, task.settings)
+    repo = _REPO
+    module = repo.module_of(task.path) if repo is not None else None
+    result, updated, passed = _transform(data, task.display, task.rules, task.settings,
+                                         repo=repo, dotted=module)
     if updated is not None and task.write:
         try:
             atomic_write(task.path, updated)
@@ -529,21 +575,27 @@ def run(
         elif any(getattr(rule, "reads_config_file", None) and rule.reads_config_file(
                 target.path.name) for rule in chosen):
             tasks.append(with_kit(task, target))
+    global _REPO
+    wanted = any(uses_repo(rule) for chosen, _ in plans.values() for rule in chosen)
+    _REPO = build_repo(targets) if wanted else None
     passed = [0, 0, 0]
     parsed = []
-    with _fewer_collections(), _Pool(options.jobs) as pool:
-        # the prefilter first, so files no rule can match never reach _run_task
-        outcomes = pool.prefilter([task for task, _ in python])
-        for (task, target), outcome in zip(python, outcomes, strict=True):
-            if isinstance(outcome, FileResult):
-                results.append(outcome)
-            else:
-                tasks.append(replace(with_kit(task, target), size=outcome))
-        for result, gates_passed in _collect(pool.transform(tasks), len(tasks), on_progress):
-            results.append(result)
-            passed[gates_passed] += 1
-            if gates_passed == 2:
-                parsed.append(result.path)
+    try:
+        with _fewer_collections(), _Pool(options.jobs, _REPO) as pool:
+            # the prefilter first, so files no rule can match never reach _run_task
+            outcomes = pool.prefilter([task for task, _ in python])
+            for (task, target), outcome in zip(python, outcomes, strict=True):
+                if isinstance(outcome, FileResult):
+                    results.append(outcome)
+                else:
+                    tasks.append(replace(with_kit(task, target), size=outcome))
+            for result, gates_passed in _collect(pool.transform(tasks), len(tasks), on_progress):
+                results.append(result)
+                passed[gates_passed] += 1
+                if gates_passed == 2:
+                    parsed.append(result.path)
+    finally:
+        _REPO = None
     if options.vendor_kit:
         results.extend(kits.vendor(results, write=options.write, force=options.force))
     results.sort(key=lambda result: result.path)
@@ -587,8 +639,9 @@ class _Pool:
 
     PARALLEL_PREFILTER = 256  # files; fewer are read and searched faster than shipped
 
-    def __init__(self, jobs: int) -> None:
+    def __init__(self, jobs: int, repo: RepoModel | None = None) -> None:
         self._jobs = jobs
+        self._repo = repo
         self._pool: ProcessPoolExecutor | None = None
         self._workers = 1
 
@@ -603,7 +656,8 @@ class _Pool:
         if self._pool is None:
             self._workers = _worker_count(self._jobs, tasks)
             if self._workers > 1:
-                self._pool = ProcessPoolExecutor(self._workers, initializer=_collect_less)
+                self._pool = ProcessPoolExecutor(self._workers, initializer=_start_worker,
+                                                 initargs=(self._repo,))
         return self._pool
 
     def prefilter(self, tasks: list[_Task]) -> Iterator[int | FileResult]:

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 FILE_STATE = "scaffold.file"
 SETTINGS = "scaffold.settings"  # the Settings of the project the file belongs to
 SYNTAX = "scaffold.syntax"  # the file's stdlib index and the LibCST tree parsed with it
+REPO = "scaffold.repo"  # the run's scaffold.repo.RepoModel (absent: build one of this file)
+MODULE = "scaffold.module"  # the dotted module the file is in the model (absent: unknown)
 SUPPRESSION_MARK = "scaffold:"
 ALL_RULES = "*"
 

@@ -328,7 +328,8 @@ class _Extractor:
             dotted, self.module, qualname, node.lineno, node.end_lineno or node.lineno,
             isinstance(node, ast.AsyncFunctionDef), params,
             self.source.text(node.returns) if node.returns is not None else None,
-            tuple(self.source.text(d) for d in node.decorator_list), calls, owner))
+            tuple(self.source.text(d) for d in node.decorator_list), calls, owner,
+            min((d.lineno for d in node.decorator_list), default=0)))
         self._nested(nested, prefix=f"{qualname}.{LOCALS}.", scopes=inner_scopes, owner=None)
 
     def _params(self, args: ast.arguments) -> Iterator[Param]:

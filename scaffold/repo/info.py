@@ -73,6 +73,7 @@ class FunctionInfo:
     decorators: tuple[str, ...] = ()  # each decorator's source, without the `@`
     calls: tuple[CallSite, ...] = ()
     owner: str | None = None  # the dotted class of a method
+    first_line: int = 0  # where its first decorator starts (0: undecorated, at ``line``)
 
     @property
     def name(self) -> str:

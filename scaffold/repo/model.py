@@ -158,7 +158,7 @@ class RepoModel:
         best: FunctionInfo | None = None
         for dotted in info.functions:
             function = self.functions[dotted]
-            first = function.line - len(function.decorators)
+            first = function.first_line or function.line
             if function.qualname in (MODULE_CODE, MAIN_CODE) or not (
                     first <= line <= function.line):
                 continue
@@ -346,9 +346,15 @@ class RepoModel:
         if KIT_PACKAGE in parts[:-1]:
             return True
         helper = helper_module or self.helper_module
-        return helper is not None and (
-            target == self.canonical(f"{helper}.{INIT_TRACING}")
-            or target == f"{helper}.{INIT_TRACING}")
+        if helper is None:
+            return False
+        if target in (self.canonical(f"{helper}.{INIT_TRACING}"), f"{helper}.{INIT_TRACING}"):
+            return True
+        # a helper library outside the model: its package re-exporting it (`pkg.init_tracing`
+        # of `pkg.observability`) or the submodule defining it count as the helper's
+        module = target.rsplit(".", 1)[0]
+        return module not in self.modules and (
+            helper.startswith(f"{module}.") or module.startswith(f"{helper}."))
 
     def reaches_tracing_setup(self, dotted: str, helper_module: str | None = None) -> bool:
         """Whether running the function sets tracing up, through any chain of repo calls."""

@@ -1,0 +1,73 @@
+"""The engine hands one repo model to the rules that read it, in-process and in workers."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import libcst as cst
+import pytest
+
+from scaffold.codemods.base import Codemod
+from scaffold.engine import Options, process_source, run, runner
+
+
+class ModelProbe(Codemod):
+    """Reports what the repo model says about the file's module (a test rule)."""
+
+    USES_REPO = True
+
+    def visit_Module(self, node: cst.Module) -> bool:
+        if node.body:
+            module = self.module_name
+            main = f"{module}.main"
+            self.report(node.body[0], f"{module} {self.repo.reaches_tracing_setup(main)}")
+        return False
+
+
+class Blind(ModelProbe):
+    """The same rule, not declaring that it reads the model."""
+
+    USES_REPO = False
+
+
+def repo(root: Path) -> Path:
+    files = {
+        "pyproject.toml": '[tool.scaffold]\nhelper-module = "helper"\n',
+        "helper/__init__.py": "def init_tracing(name): ...\n",
+        "svc/__init__.py": "",
+        "svc/setup.py": "from helper import init_tracing\ndef go():\n    init_tracing('svc')\n",
+        "svc/main.py": "from svc import setup\ndef main():\n    setup.go()\n",
+        "svc/other.py": "def main():\n    pass\n",
+    }
+    for relative, text in files.items():
+        (root / relative).parent.mkdir(parents=True, exist_ok=True)
+        (root / relative).write_text(textwrap.dedent(text))
+    return root
+
+
+@pytest.mark.parametrize("jobs", [1, 2], ids=["in-process", "in-workers"])
+def test_rules_see_the_run_model(tmp_path: Path, jobs: int) -> None:
+    result = run([repo(tmp_path)], [ModelProbe], Options(jobs=jobs))
+    said = {Path(f.path).relative_to(tmp_path).as_posix(): f.message for f in result.findings}
+    assert said == {
+        "helper/__init__.py": "helper False",
+        "svc/setup.py": "svc.setup False",
+        "svc/main.py": "svc.main True",
+        "svc/other.py": "svc.other False",
+    }
+    assert runner._REPO is None  # not kept past the run
+
+
+def test_no_model_is_built_when_no_rule_reads_it(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    built = []
+    monkeypatch.setattr(runner, "build_repo", lambda targets: built.append(targets))
+    run([repo(tmp_path)], [Blind], Options(jobs=1))
+    assert built == []
+
+
+def test_process_source_gives_a_model_of_the_file_alone() -> None:
+    source = b"from helper import init_tracing\ndef main():\n    init_tracing('x')\n"
+    result = process_source(source, "svc.py", [ModelProbe])
+    assert [f.message for f in result.findings] == ["svc False"]  # no helper configured

@@ -89,6 +89,7 @@ INJECTS = frozenset({"inject", "inject_headers", "inject_trace_context"})
 class KafkaProduce(KafkaCodemod):
     # Configured wrappers are named by the user, so the gate is what every send mentions.
     PREFILTER = ("send", "publish", "roducer")
+    USES_REPO = True  # a configured wrapper's signature and body may be in another file
 
     @classmethod
     def syntax_gate(cls, settings: Settings) -> SyntaxGate:
@@ -107,7 +108,6 @@ class KafkaProduce(KafkaCodemod):
         entries = self.settings.kafka_producers
         self._wrappers = [tuple(e.rsplit(".", 1)) for e in entries if "." in e]
         self._factories = list(entries)
-        self._repo_model: RepoModel | None = None
         self._grown = False  # a call of the current statement was rewritten
 
     # -- what the file's names hold --
@@ -262,22 +262,19 @@ class KafkaProduce(KafkaCodemod):
                         "batch.append(...) headers=inject_headers(...) from the kit")
 
     def _model(self) -> RepoModel:
-        """The run's repo model; without one (until the engine hands it over), this file's."""
-        if self._repo_model is None:
-            self._repo_model = getattr(self, "repo", None) or RepoModel.single(
-                self.module.bytes, self.path)
-        return self._repo_model
+        """The run's repo model (without a run, this file's): where wrappers are defined."""
+        return self.repo
 
     def _in_wrapper(self) -> bool:
         """Is the innermost function a method configured as a send wrapper?"""
-        if not (self.functions and self.classes and self._wrappers):
+        if not (self.functions and self.classes and self._wrappers and self.module_name):
             return False
-        here = f"{self.classes[-1].name.value}.{self.functions[-1].name.value}"
-        module = getattr(self, "module_name", None)
-        if module:
-            return any(matches(f"{module}.{here}", f"{o}.{m}") for o, m in self._wrappers)
-        return any(matches(f"{o}.{m}", here) or matches(here, f"{o}.{m}")
-                   for o, m in self._wrappers)
+        here = f"{self.module_name}.{self.classes[-1].name.value}.{self.functions[-1].name.value}"
+        for owner, method in self._wrappers:
+            info = send_wrappers.find(self.repo, f"{owner}.{method}")
+            if info is not None and info.dotted == here:
+                return True
+        return False
 
     def _publish(self, original: cst.Call, updated: cst.Call,
                  entry: str) -> cst.BaseExpression:

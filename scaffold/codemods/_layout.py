@@ -91,7 +91,9 @@ class _Fitter(cst.CSTTransformer):
         column = self.columns[-1]
         bare = updated_node.with_changes(leading_lines=())
         text = self.module.code_for_node(bare).rstrip("\n")
-        if "\n" in text or not self._over(column + _width(text)):
+        if "\n" in text:
+            return self._split_strings(updated_node, text)
+        if not self._over(column + _width(text)):
             return updated_node
         comment = updated_node.trailing_whitespace.comment
         if comment is not None and not _PRAGMA.match(comment.value):
@@ -105,6 +107,29 @@ class _Fitter(cst.CSTTransformer):
             return updated_node
         split = _split(updated_node, call, column, self.module, self.limit)
         return split if split is not None else updated_node
+
+    def _split_strings(self, statement: cst.SimpleStatementLine,
+                       text: str) -> cst.SimpleStatementLine:
+        """A statement split over lines by hand: a continuation line that is one string (an
+        argument, a part of an implicit concatenation) and now passes the limit is split into
+        two strings at a space, the second on the next line."""
+        column = self.columns[-1]
+        for line in text.split("\n")[1:]:
+            if not self._over(column + _width(line)):
+                continue
+            margin = line[:len(line) - len(line.lstrip())]
+            body = line.strip().rstrip(",)").rstrip()
+            strings = _Strings()
+            statement.visit(strings)
+            target = next((node for node in strings.found
+                           if self.module.code_for_node(node) == body), None)
+            if target is None:
+                continue
+            halves = _halves(target, self.limit - column - _width(margin))
+            if halves is None:
+                continue
+            statement = statement.visit(_Joiner(target, halves, margin))  # type: ignore[assignment]
+        return statement
 
     def leave_If(self, original_node: cst.If, updated_node: cst.If) -> cst.If:
         return self._header(updated_node)
@@ -212,3 +237,106 @@ def _split(statement: cst.SimpleStatementLine, call: cst.Call, column: int,
     assert isinstance(result, cst.SimpleStatementLine)
     first = module.code_for_node(result.with_changes(leading_lines=())).split("\n", 1)[0]
     return result if column + _width(first) <= limit else None
+
+
+class _Strings(cst.CSTVisitor):
+    def __init__(self) -> None:
+        self.found: list[cst.SimpleString | cst.FormattedString] = []
+
+    def visit_SimpleString(self, node: cst.SimpleString) -> None:
+        self.found.append(node)
+
+    def visit_FormattedString(self, node: cst.FormattedString) -> bool:
+        self.found.append(node)
+        return False
+
+
+def _halves(node: cst.SimpleString | cst.FormattedString, width: int
+            ) -> tuple[cst.SimpleString | cst.FormattedString, ...] | None:
+    """The string as two adjacent strings with the same value, the first at most ``width``
+    columns, split after a space of its literal text (None: no such space)."""
+    if isinstance(node, cst.SimpleString):
+        prefix, quote = node.prefix, node.quote
+        if len(quote) == 3:
+            return None
+        inner = node.value[len(prefix) + 1:-1]
+        cut = _space(inner, width - len(prefix) - 2)
+        if cut is None:
+            return None
+        return (cst.SimpleString(f"{prefix}{quote}{inner[:cut]}{quote}"),
+                cst.SimpleString(f"{prefix}{quote}{inner[cut:]}{quote}"))
+    if len(node.end) == 3:
+        return None
+    used = _width(node.start)
+    for index, part in enumerate(node.parts):
+        if isinstance(part, cst.FormattedStringText):
+            cut = _space(part.value, width - used - len(node.end))
+            if cut is not None and cut > 0:
+                left = [*node.parts[:index], cst.FormattedStringText(part.value[:cut])]
+                right = [cst.FormattedStringText(part.value[cut:]), *node.parts[index + 1:]]
+                return _fstring(node, left), _fstring(node, right)
+            used += _width(part.value)
+        else:
+            used += len(cst.Module(body=[]).code_for_node(part))
+        if used > width:
+            return None
+    return None
+
+
+def _space(text: str, width: int) -> int | None:
+    """The index just after the last space of ``text`` within ``width`` (not escaped)."""
+    cut = text.rfind(" ", 0, max(width, 0))
+    while cut > 0 and text[cut - 1] == "\\":
+        cut = text.rfind(" ", 0, cut)
+    return cut + 1 if cut > 0 else None
+
+
+def _fstring(node: cst.FormattedString, parts: list) -> cst.SimpleString | cst.FormattedString:
+    """An f-string of ``parts``; a plain string when no placeholder is left (no F541)."""
+    if any(isinstance(part, cst.FormattedStringExpression) for part in parts):
+        return node.with_changes(parts=parts)
+    text = "".join(part.value for part in parts).replace("{{", "{").replace("}}", "}")
+    prefix = node.start[:-1].replace("f", "").replace("F", "")
+    return cst.SimpleString(f"{prefix}{node.start[-1]}{text}{node.end}")
+
+
+class _Joiner(cst.CSTTransformer):
+    """Replaces ``target`` by its halves, implicitly concatenated over two lines."""
+
+    def __init__(self, target: cst.CSTNode, halves: tuple, margin: str) -> None:
+        super().__init__()
+        self.target, self.halves = target, halves
+        self.between = cst.ParenthesizedWhitespace(
+            first_line=cst.TrailingWhitespace(), empty_lines=[], indent=True,
+            last_line=cst.SimpleWhitespace(margin))
+
+    def _joined(self, right: cst.BaseExpression | None = None,
+                whitespace: cst.BaseParenthesizableWhitespace | None = None
+                ) -> cst.ConcatenatedString:
+        second = self.halves[1] if right is None else cst.ConcatenatedString(
+            left=self.halves[1], right=right, whitespace_between=whitespace)
+        return cst.ConcatenatedString(left=self.halves[0], right=second,
+                                      whitespace_between=self.between)
+
+    def leave_ConcatenatedString(self, original_node: cst.ConcatenatedString,
+                                 updated_node: cst.ConcatenatedString) -> cst.BaseExpression:
+        if original_node.left is self.target:  # a left part cannot be a concatenation
+            return self._joined(updated_node.right, updated_node.whitespace_between).with_changes(
+                lpar=updated_node.lpar, rpar=updated_node.rpar)
+        return updated_node
+
+    def leave_SimpleString(self, original_node: cst.SimpleString,
+                           updated_node: cst.SimpleString) -> cst.BaseExpression:
+        return updated_node
+
+    def on_leave(self, original_node, updated_node):  # type: ignore[no-untyped-def]
+        result = super().on_leave(original_node, updated_node)
+        if original_node is self.target and not self._is_left(original_node):
+            return self._joined()
+        return result
+
+    def visit_ConcatenatedString(self, node: cst.ConcatenatedString) -> None:
+        self._lefts = getattr(self, "_lefts", set()) | {node.left}
+
+    def _is_left(self, node: cst.CSTNode) -> bool:
+        return node in getattr(self, "_lefts", set())

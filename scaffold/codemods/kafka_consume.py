@@ -10,16 +10,22 @@ annotation (``consumer: AIOKafkaConsumer``).
 - ``async for msg in consumer:``: the loop body runs inside ``with consume_span(msg):``.
 - ``msg = await consumer.getone()``: the statements after it in the same block do.
 - ``batch = await consumer.getmany(...)`` iterated as ``for tp, records in batch.items()``
-  or ``for records in batch.values()`` and then ``for record in records:``: each record's
-  body does, one span per record.
+  or ``for records in batch.values()`` and then ``for record in records:`` (or ``for i,
+  record in enumerate(records):``): each record's body does, one span per record. The batch
+  may be handed to a function or method of the same file first (``await
+  self._process_batch(batch)``); its loops are rewritten there.
 
-Trailing calls on the consumer itself (``await consumer.commit()``) stay outside the span: they
-are the loop's bookkeeping, not the record's handling. ``group_id=`` is passed on when the
-consumer's construction names it in a form that can be repeated there. Left alone: handling
+The span starts at the first statement that names the record (or its index): leading statements
+that do not (a shutdown check ``if self.should_stop: break``, a health probe) are the loop's
+own work and stay before it, and so do trailing calls on the consumer itself (``await
+consumer.commit()``). Lines that the deeper indentation pushes over the repo's line length
+(ruff's or black's ``line-length``) are laid out again: comments re-wrapped, calls split inside
+their parentheses, a string alone on its line split at a space. ``group_id=`` is passed on when
+the consumer's construction names it in a form that can be repeated there. Left alone: handling
 already inside ``consume_span``, batches given to ``consume_batch``, and test code. Reported: a
-``getone()`` result not assigned to a name with statements after it, a ``getmany()`` result
-not iterated record by record in its function, a loop whose target is not a plain name, and
-any site in a file that has no kit to import.
+``getone()`` result not assigned to a name with statements after it, a ``getmany()`` result not
+iterated record by record in its function, a loop whose target is not a plain name, and any
+site in a file that has no kit to import.
 
 Why: nothing makes the producer's context current on the consumer side. The handler's spans,
 logs and the events it publishes start a new trace per record. The official aiokafka
@@ -64,7 +70,6 @@ from scaffold.codemods._kafka import (
     with_separators,
 )
 from scaffold.codemods._layout import fit
-from scaffold.codemods._propagation import statements_of
 from scaffold.codemods.base import dotted_name
 from scaffold.engine.dispatch import FastVisitor
 from scaffold.engine.gates import SyntaxGate
@@ -105,11 +110,11 @@ def _assigned_name(statement: cst.BaseStatement) -> tuple[str, cst.BaseExpressio
     return target.value, value
 
 
-def _in_span(statements: Sequence[cst.BaseStatement], record: cst.BaseExpression) -> bool:
-    """Does the handling already start with ``with consume_span(...)`` (after the loop's
-    guards)?"""
+def _in_span(statements: Sequence[cst.BaseStatement], record: frozenset[str]) -> bool:
+    """Does the handling already start with ``with consume_span(...)`` (after the loop's own
+    statements)?"""
     index = 0
-    while index < len(statements) - 1 and _is_guard(statements[index], record):
+    while index < len(statements) - 1 and _before_handling(statements[index], record):
         index += 1
     first = statements[index] if statements else None
     return isinstance(first, cst.With) and any(
@@ -208,7 +213,8 @@ class KafkaConsume(KafkaCodemod):
     # -- building the span --
 
     def _wrap(self, statements: Sequence[cst.BaseStatement], record: cst.BaseExpression,
-              consumer: Binding, receiver: str | None, column: int) -> list[cst.BaseStatement]:
+              consumer: Binding, receiver: str | None, column: int,
+              index: cst.BaseExpression | None = None) -> list[cst.BaseStatement]:
         """``with consume_span(record):`` around the statements (at ``column``), trailing
         consumer calls out, and lines the deeper indentation pushes over the line length laid
         out again."""
@@ -216,7 +222,8 @@ class KafkaConsume(KafkaCodemod):
         while end > 1 and receiver is not None and _is_call_on(statements[end - 1], receiver):
             end -= 1
         start = 0
-        while start < end - 1 and _is_guard(statements[start], record):
+        names = _record_names(record, index)
+        while start < end - 1 and _before_handling(statements[start], names):
             start += 1
         before = list(statements[:start])
         inside, after = list(statements[start:end]), list(statements[end:])
@@ -246,7 +253,7 @@ class KafkaConsume(KafkaCodemod):
             return updated
         if not isinstance(updated.body, cst.IndentedBlock):
             return updated
-        if _in_span(updated.body.body, original.target):
+        if _in_span(updated.body.body, _record_names(original.target)):
             return updated
         if dotted_name(original.target) is None:
             self.report(original, "the loop unpacks the record: wrap its handling in "
@@ -292,7 +299,7 @@ class KafkaConsume(KafkaCodemod):
             if not following:
                 continue  # handled out of sight: reported at the end
             self._settled.add(call)
-            if _in_span(following, cst.Name(assigned[0])):
+            if _in_span(following, frozenset({assigned[0]})):
                 continue
             if not self.has_kit(call) or not self.record_change(
                 call, f"the record from {code(call.func)}() {MESSAGE}"
@@ -332,11 +339,12 @@ class KafkaConsume(KafkaCodemod):
         consumer = self._consumer_of(call) or self._sources.get(call)
         body = list(updated.body.body)
         for index, statement in enumerate(body):
-            record = _record_loop(statement, target.value)
-            if record is None:
+            found = _record_loop(statement, target.value)
+            if found is None:
                 continue
+            record, position = found
             assert isinstance(statement, cst.For) and isinstance(statement.body, cst.IndentedBlock)
-            if _in_span(statement.body.body, record):
+            if _in_span(statement.body.body, _record_names(record, position)):
                 self._settled.add(call)
                 continue
             if consumer is None or not self.has_kit(call):
@@ -348,7 +356,7 @@ class KafkaConsume(KafkaCodemod):
             self._settled.add(call)
             column = self.column + self.indent_width(updated.body) + self.indent_width(
                 statement.body)
-            inner = self._wrap(statement.body.body, record, consumer, None, column)
+            inner = self._wrap(statement.body.body, record, consumer, None, column, position)
             body[index] = statement.with_changes(body=statement.body.with_changes(body=inner))
         return updated.with_changes(body=updated.body.with_changes(body=body))
 
@@ -369,23 +377,34 @@ class KafkaConsume(KafkaCodemod):
         return updated_node
 
 
-def _record_loop(statement: cst.BaseStatement, records: str) -> cst.Name | None:
-    """The record name of ``for record in <records>:`` or ``for i, record in
-    enumerate(<records>[, start]):``, else None."""
+def _record_loop(statement: cst.BaseStatement, records: str
+                 ) -> tuple[cst.Name, cst.BaseExpression | None] | None:
+    """The record name of ``for record in <records>:``, or of ``for i, record in
+    enumerate(<records>[, start]):`` with the index ``i``; else None."""
     if not (isinstance(statement, cst.For) and statement.asynchronous is None
             and isinstance(statement.body, cst.IndentedBlock)):
         return None
     iterated, target = statement.iter, statement.target
+    index: cst.BaseExpression | None = None
     if (isinstance(iterated, cst.Call) and dotted_name(iterated.func) == "enumerate"
             and 1 <= len(iterated.args) <= 2 and not any(a.star for a in iterated.args)
             and iterated.args[0].keyword is None):
         iterated = iterated.args[0].value
-        target = (target.elements[1].value if isinstance(target, cst.Tuple)
-                  and len(target.elements) == 2 else None)
+        pair = target.elements if isinstance(target, cst.Tuple) else ()
+        index, target = (pair[0].value, pair[1].value) if len(pair) == 2 else (None, None)
     if not (isinstance(iterated, cst.Name) and iterated.value == records
             and isinstance(target, cst.Name)):
         return None
-    return target
+    return target, index
+
+
+def _record_names(*targets: cst.BaseExpression | None) -> frozenset[str]:
+    """The names a loop binds to its record (and the record's index)."""
+    names = _RootNames()
+    for target in targets:
+        if target is not None:
+            target.visit(names)
+    return frozenset(names.names)
 
 
 class _HandOver(FastVisitor):
@@ -462,19 +481,12 @@ class _HandOver(FastVisitor):
             self.bound += 1
 
 
-def _is_guard(statement: cst.BaseStatement, record: cst.BaseExpression) -> bool:
-    """Is the statement the loop's own control, ``if <test not naming the record>: ...;
-    break`` (or ``continue``/``return``), which needs no span?"""
-    if not (isinstance(statement, cst.If) and statement.orelse is None):
-        return False
-    body = statements_of(statement.body)
-    last = body[-1] if body else None
-    if not (isinstance(last, cst.SimpleStatementLine) and isinstance(
-            last.body[-1], (cst.Break, cst.Continue, cst.Return))):
-        return False
+def _before_handling(statement: cst.BaseStatement, record: frozenset[str]) -> bool:
+    """Does the statement name none of ``record`` (the record, and its index when enumerated)?
+    Then it is the loop's own work (a shutdown check, a health probe), not the record's."""
     names = _RootNames()
     statement.visit(names)
-    return dotted_name(record) not in names.names
+    return names.names.isdisjoint(record)
 
 
 def _is_call_on(statement: cst.BaseStatement, receiver: str) -> bool:

@@ -250,7 +250,10 @@ class KitResolver:
         )
         for level in (folder, *folder.parents):
             packages = self._packages(level)
-            kits = [p for p in packages if self._is_kit(p / KIT_PACKAGE)]
+            # a kit retrofit vendored for one package's own files must not decide for a script
+            # beside several packages: the first run saw none, so a second would differ
+            kits = [p for p in packages if self._is_kit(p / KIT_PACKAGE)
+                    and not _starts_vendored(p / KIT_PACKAGE / "__init__.py")]
             if kits:
                 return f"{kits[0].name}.{KIT_PACKAGE}"
             if len(packages) == 1:

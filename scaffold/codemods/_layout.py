@@ -213,10 +213,24 @@ def _final_call(statement: cst.SimpleStatementLine) -> cst.Call | None:
 def _split(statement: cst.SimpleStatementLine, call: cst.Call, column: int,
            module: cst.Module, limit: int) -> cst.SimpleStatementLine | None:
     """The statement with ``call``'s arguments on their own lines (None: still too long)."""
+    new_call = split_call(call, column, module, limit)
+    if new_call is None:
+        return None
+    result = statement.deep_replace(call, new_call)
+    assert isinstance(result, cst.SimpleStatementLine)
+    first = module.code_for_node(result.with_changes(leading_lines=())).split("\n", 1)[0]
+    return result if column + _width(first) <= limit else None
+
+
+def split_call(call: cst.Call, column: int, module: cst.Module, limit: int) -> cst.Call | None:
+    """``call`` (on a line indented at ``column``) with its arguments on the next line, or one
+    per line with a trailing comma when they do not fit on one (None: one is too long)."""
     unit = module.default_indent
     inner = column + _width(unit)
     args = [arg.with_changes(comma=cst.MaybeSentinel.DEFAULT,
                              whitespace_after_arg=cst.SimpleWhitespace("")) for arg in call.args]
+    if not args:
+        return None
     joined = ", ".join(module.code_for_node(arg) for arg in args)
     newline = cst.ParenthesizedWhitespace(first_line=cst.TrailingWhitespace(), empty_lines=[],
                                           indent=True, last_line=cst.SimpleWhitespace(unit))
@@ -227,16 +241,12 @@ def _split(statement: cst.SimpleStatementLine, call: cst.Call, column: int,
         laid = [arg.with_changes(comma=comma) for arg in args[:-1]]
         laid.append(args[-1].with_changes(whitespace_after_arg=closing))
     else:
+        if any(inner + _width(module.code_for_node(arg)) + 1 > limit for arg in args):
+            return None
         comma = cst.Comma(whitespace_after=newline)
         laid = [arg.with_changes(comma=comma) for arg in args[:-1]]
         laid.append(args[-1].with_changes(comma=cst.Comma(whitespace_after=closing)))
-        if any(inner + _width(module.code_for_node(arg).rstrip(",")) > limit for arg in args):
-            return None
-    new_call = call.with_changes(whitespace_before_args=newline, args=laid)
-    result = statement.deep_replace(call, new_call)
-    assert isinstance(result, cst.SimpleStatementLine)
-    first = module.code_for_node(result.with_changes(leading_lines=())).split("\n", 1)[0]
-    return result if column + _width(first) <= limit else None
+    return call.with_changes(whitespace_before_args=newline, args=laid)
 
 
 class _Strings(cst.CSTVisitor):

@@ -69,7 +69,7 @@ from scaffold.codemods._kafka import (
     keyword_arg,
     with_separators,
 )
-from scaffold.codemods._layout import fit
+from scaffold.codemods._layout import fit, split_call
 from scaffold.codemods.base import dotted_name
 from scaffold.engine.dispatch import FastVisitor
 from scaffold.engine.gates import SyntaxGate
@@ -236,6 +236,10 @@ class KafkaConsume(KafkaCodemod):
         inside[0] = inside[0].with_changes(leading_lines=())
         unit = self.indent_width()
         inside = fit(inside, column + unit, self.module, self.settings.line_length, grown=unit)
+        limit = self.settings.line_length
+        header = self.module.code_for_node(span)
+        if limit is not None and column + len(f"with {header}:") > limit:
+            span = split_call(span, column, self.module, limit) or span
         block = cst.With(items=[cst.WithItem(span)], body=cst.IndentedBlock(body=inside),
                          leading_lines=leading)
         return [*before, block, *after]

@@ -53,7 +53,9 @@ Use instead::
 
 Fix safety: safe. The same producer sends the same record with the same arguments;
 ``traced_send`` returns what ``send``/``send_and_wait`` return and re-raises their errors,
-and only the propagation headers change.
+and only the propagation headers change. A wrapper call becomes ``traced_publish`` only when
+the wrapper's declared signature takes the topic first and headers in the form the kit hands
+it (pairs, or a ``dict[str, str]`` with ``headers_as=dict``); otherwise nothing changes.
 """
 
 from __future__ import annotations

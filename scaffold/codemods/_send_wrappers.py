@@ -52,8 +52,9 @@ def find(model: RepoModel, entry: str) -> FunctionInfo | None:
 
 
 def own_send(info: FunctionInfo, model: RepoModel) -> str | None:
-    """The send the wrapper's body makes itself (``self._producer.send_and_wait``), or None."""
-    for call in info.calls:
+    """The send the wrapper's body makes itself (``self._producer.send_and_wait``), directly or
+    through functions of the repo it calls (``self._send_with_retry(...)``), or None."""
+    for _, call, _ in model.reachable(info.dotted):
         last = call.expression.rsplit(".", 1)[-1]
         target = model.canonical(call.target) if call.target else ""
         if last in KIT_SENDS or target.rsplit(".", 1)[-1] in KIT_SENDS:

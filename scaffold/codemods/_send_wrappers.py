@@ -54,7 +54,7 @@ def find(model: RepoModel, entry: str) -> FunctionInfo | None:
 def own_send(info: FunctionInfo, model: RepoModel) -> str | None:
     """The send the wrapper's body makes itself (``self._producer.send_and_wait``), directly or
     through functions of the repo it calls (``self._send_with_retry(...)``), or None."""
-    for _, call, _ in model.reachable(info.dotted):
+    for call in (call for function in bodies(info, model) for call in function.calls):
         last = call.expression.rsplit(".", 1)[-1]
         target = model.canonical(call.target) if call.target else ""
         if last in KIT_SENDS or target.rsplit(".", 1)[-1] in KIT_SENDS:
@@ -62,6 +62,16 @@ def own_send(info: FunctionInfo, model: RepoModel) -> str | None:
         if last in SEND_METHODS and "." in call.expression:
             return call.expression
     return None
+
+
+def bodies(info: FunctionInfo, model: RepoModel) -> list[FunctionInfo]:
+    """The wrapper and every function of the repo it calls, directly or not."""
+    found = {info.dotted: info}
+    for _, _, target in model.reachable(info.dotted):
+        function = model.functions.get(target)
+        if function is not None:
+            found.setdefault(function.dotted, function)
+    return list(found.values())
 
 
 @dataclass(frozen=True)

@@ -111,6 +111,7 @@ class KafkaProduce(KafkaCodemod):
         self._wrappers = [tuple(e.rsplit(".", 1)) for e in entries if "." in e]
         self._factories = list(entries)
         self._grown = False  # a call of the current statement was rewritten
+        self._wrapper_bodies: set[str] | None = None  # dotted: the wrappers and what they call
 
     # -- what the file's names hold --
 
@@ -167,8 +168,8 @@ class KafkaProduce(KafkaCodemod):
         method = func.attr.value
         if (binding is None or binding.kind != PRODUCER) and method in (
                 "send", "send_and_wait") and self._in_wrapper():
-            self.report(original_node, f"{code(func)}(...) is the send of a configured "
-                        "kafka-producers wrapper, whose callers are therefore left alone, but "
+            self.report(original_node, f"{code(func)}(...) is where a configured "
+                        "kafka-producers wrapper sends, so its callers are left alone, but "
                         f"{code(func.value)} is not known to be an AIOKafkaProducer: annotate it, "
                         "or send through traced_send from the kit")
             return updated_node
@@ -268,15 +269,18 @@ class KafkaProduce(KafkaCodemod):
         return self.repo
 
     def _in_wrapper(self) -> bool:
-        """Is the innermost function a method configured as a send wrapper?"""
-        if not (self.functions and self.classes and self._wrappers and self.module_name):
+        """Is the innermost function a configured send wrapper, or a function it calls?"""
+        if not (self.functions and self._wrappers and self.module_name):
             return False
-        here = f"{self.module_name}.{self.classes[-1].name.value}.{self.functions[-1].name.value}"
-        for owner, method in self._wrappers:
-            info = send_wrappers.find(self.repo, f"{owner}.{method}")
-            if info is not None and info.dotted == here:
-                return True
-        return False
+        if self._wrapper_bodies is None:
+            self._wrapper_bodies = set()
+            for owner, method in self._wrappers:
+                info = send_wrappers.find(self.repo, f"{owner}.{method}")
+                if info is not None:
+                    self._wrapper_bodies.update(
+                        function.dotted for function in send_wrappers.bodies(info, self.repo))
+        owner = f".{self.classes[-1].name.value}" if self.classes else ""
+        return f"{self.module_name}{owner}.{self.functions[-1].name.value}" in self._wrapper_bodies
 
     def _publish(self, original: cst.Call, updated: cst.Call,
                  entry: str) -> cst.BaseExpression:

@@ -54,14 +54,23 @@ def find(model: RepoModel, entry: str) -> FunctionInfo | None:
 def own_send(info: FunctionInfo, model: RepoModel) -> str | None:
     """The send the wrapper's body makes itself (``self._producer.send_and_wait``), directly or
     through functions of the repo it calls (``self._send_with_retry(...)``), or None."""
-    for call in (call for function in bodies(info, model) for call in function.calls):
-        last = call.expression.rsplit(".", 1)[-1]
-        target = model.canonical(call.target) if call.target else ""
-        if last in KIT_SENDS or target.rsplit(".", 1)[-1] in KIT_SENDS:
-            return call.expression
-        if last in SEND_METHODS and "." in call.expression:
-            return call.expression
+    for function in bodies(info, model):
+        for call in function.calls:
+            target = model.canonical(call.target) if call.target else ""
+            if call.expression.rsplit(".", 1)[-1] in KIT_SENDS or target.rsplit(".", 1)[
+                    -1] in KIT_SENDS or is_send(call.expression, direct=function is info):
+                return call.expression
     return None
+
+
+def is_send(expression: str, *, direct: bool) -> bool:
+    """Is ``receiver.send(...)`` a Kafka send? In a wrapper's own body any ``send`` /
+    ``send_and_wait`` is (it was configured as one); in a function it calls, only the
+    unmistakable ones: ``send_and_wait``/``send_batch``, or ``send`` on a ``...producer``."""
+    receiver, _, method = expression.rpartition(".")
+    if not receiver or method not in SEND_METHODS:
+        return False
+    return direct or method != "send" or "producer" in receiver.rsplit(".", 1)[-1].lower()
 
 
 def bodies(info: FunctionInfo, model: RepoModel) -> list[FunctionInfo]:

@@ -111,7 +111,8 @@ class KafkaProduce(KafkaCodemod):
         self._wrappers = [tuple(e.rsplit(".", 1)) for e in entries if "." in e]
         self._factories = list(entries)
         self._grown = False  # a call of the current statement was rewritten
-        self._wrapper_bodies: set[str] | None = None  # dotted: the wrappers and what they call
+        # dotted name of each configured wrapper (True) and of each function it calls (False)
+        self._wrapper_bodies: dict[str, bool] | None = None
 
     # -- what the file's names hold --
 
@@ -167,7 +168,7 @@ class KafkaProduce(KafkaCodemod):
         binding = self.lookup(func.value)
         method = func.attr.value
         if (binding is None or binding.kind != PRODUCER) and method in (
-                "send", "send_and_wait") and self._in_wrapper():
+                "send", "send_and_wait") and self._in_wrapper(code(func)):
             self.report(original_node, f"{code(func)}(...) is where a configured "
                         "kafka-producers wrapper sends, so its callers are left alone, but "
                         f"{code(func.value)} is not known to be an AIOKafkaProducer: annotate it, "
@@ -268,19 +269,21 @@ class KafkaProduce(KafkaCodemod):
         """The run's repo model (without a run, this file's): where wrappers are defined."""
         return self.repo
 
-    def _in_wrapper(self) -> bool:
-        """Is the innermost function a configured send wrapper, or a function it calls?"""
+    def _in_wrapper(self, send: str) -> bool:
+        """Is ``send`` a Kafka send of a configured wrapper, or of a function it calls?"""
         if not (self.functions and self._wrappers and self.module_name):
             return False
         if self._wrapper_bodies is None:
-            self._wrapper_bodies = set()
+            self._wrapper_bodies = {}
             for owner, method in self._wrappers:
                 info = send_wrappers.find(self.repo, f"{owner}.{method}")
-                if info is not None:
-                    self._wrapper_bodies.update(
-                        function.dotted for function in send_wrappers.bodies(info, self.repo))
+                for function in send_wrappers.bodies(info, self.repo) if info else ():
+                    direct = function is info or self._wrapper_bodies.get(function.dotted, False)
+                    self._wrapper_bodies[function.dotted] = direct
         owner = f".{self.classes[-1].name.value}" if self.classes else ""
-        return f"{self.module_name}{owner}.{self.functions[-1].name.value}" in self._wrapper_bodies
+        here = f"{self.module_name}{owner}.{self.functions[-1].name.value}"
+        return here in self._wrapper_bodies and send_wrappers.is_send(
+            send, direct=self._wrapper_bodies[here])
 
     def _publish(self, original: cst.Call, updated: cst.Call,
                  entry: str) -> cst.BaseExpression:

@@ -26,6 +26,8 @@ from libcst.metadata import PositionProvider, ProviderT
 from scaffold.engine.model import Finding, Settings, Status
 from scaffold.engine.options import resolve_options
 from scaffold.engine.runner import process_source
+from scaffold.engine.sites import SETTINGS, module_of, repo_of
+from scaffold.repo import RepoModel
 
 EXPECTED_MARK = "# <-"
 
@@ -71,6 +73,7 @@ class Check(ContextAwareVisitor):
     METADATA_DEPENDENCIES: ClassVar[tuple[ProviderT, ...]] = (PositionProvider,)
     # A file is visited only if it contains at least one of these substrings (empty: always).
     PREFILTER: ClassVar[tuple[str, ...]] = ()
+    USES_REPO: ClassVar[bool] = False  # reads self.repo: the engine builds one model per run
     # Option defaults; the configuration may override them by name (kebab-case or snake_case).
     OPTIONS: ClassVar[Mapping[str, Any]] = {}
     # Glob patterns (matched against file names) of non-Python files ``check_config_file`` reads.
@@ -118,6 +121,20 @@ class Check(ContextAwareVisitor):
     @property
     def path(self) -> str:
         return self.context.filename or "<string>"
+
+    @property
+    def repo(self) -> RepoModel:
+        """The run's repo model (``scaffold.repo``; set ``USES_REPO`` to have one built);
+        without a run, a model of this file."""
+        settings = self.context.scratch.get(SETTINGS)
+        return repo_of(self.context.scratch, self.path, getattr(settings, "helper_module", None))
+
+    @property
+    def module_name(self) -> str | None:
+        """The dotted module this file is in ``repo`` (None: outside every import root)."""
+        settings = self.context.scratch.get(SETTINGS)
+        return module_of(self.context.scratch, self.path,
+                         getattr(settings, "helper_module", None))
 
     def report(self, node: cst.CSTNode, message: str) -> None:
         """Record a finding at ``node``'s position (columns are 1-based, as editors count)."""

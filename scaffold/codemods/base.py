@@ -54,7 +54,7 @@ from scaffold.engine.metadata import OnDemand
 from scaffold.engine.model import Finding, Kind, Settings
 from scaffold.engine.options import resolve_options
 from scaffold.engine.positions import place_sites
-from scaffold.engine.sites import FILE_STATE, MODULE, REPO, SETTINGS, SYNTAX, FileState
+from scaffold.engine.sites import FILE_STATE, SETTINGS, SYNTAX, FileState, module_of, repo_of
 from scaffold.repo import RepoModel
 
 SAFE = "safe"
@@ -157,22 +157,12 @@ class Codemod(ContextAwareTransformer, FastTransformer):
     @property
     def repo(self) -> RepoModel:
         """The run's repo model (``scaffold.repo``); without a run, a model of this file."""
-        repo = self.context.scratch.get(REPO)
-        if repo is None:
-            syntax = self.context.scratch.get(SYNTAX)
-            index = syntax.index if syntax is not None else None
-            source = syntax.source if syntax is not None else self.module.bytes
-            repo = RepoModel.single(source, self.path, tree=index.tree if index else None,
-                                    helper_module=self.settings.helper_module)
-            self.context.scratch[REPO] = repo
-            self.context.scratch[MODULE] = next(iter(repo.modules))
-        return repo
+        return repo_of(self.context.scratch, self.path, self.settings.helper_module)
 
     @property
     def module_name(self) -> str | None:
         """The dotted module this file is in ``repo`` (None: outside every import root)."""
-        self.repo  # noqa: B018 (without a run's model, this builds the file's own)
-        return self.context.scratch.get(MODULE)
+        return module_of(self.context.scratch, self.path, self.settings.helper_module)
 
     @property
     def _state(self) -> FileState:

@@ -3,28 +3,42 @@
 What it does: in a module that is a service entry point, makes start-up call ``init_tracing``
 once and shutdown flush the spans (the kit's ``shutdown_tracing``):
 
-- a Quart app (``app = Quart(...)``, in a factory or at module level): first thing in its
-  ``@app.before_serving`` hook, flushed at the end of ``@app.after_serving`` (hooks are added
-  when missing);
-- a FastAPI app: first thing in its ``lifespan`` function (flushed at its end), or in its
-  ``@app.on_event("startup")`` hook (flushed in the ``"shutdown"`` one, added when missing);
+- a Quart app (``app = Quart(...)`` or of a subclass, in a factory or at module level):
+  first thing in its ``@app.before_serving`` hook, flushed at the end of
+  ``@app.after_serving`` (hooks are added when missing);
+- a FastAPI app: first thing in its ``lifespan`` function (defined in the factory or at
+  module level; flushed at its end), or in its ``@app.on_event("startup")`` hook (flushed in
+  the ``"shutdown"`` one, added when missing);
 - otherwise a worker: the function the ``if __name__ == "__main__":`` block runs (``main()``,
   ``asyncio.run(main())``), or that block itself, starts with the call and flushes in a
   ``finally``.
+
+Start-up that already sets tracing up counts however far away it does it: the repo model
+(``scaffold.repo``) follows the calls of the hooks, lifespan (also one imported from another
+module), factory, ``main()`` and the module's top level through the repo to the helper
+module's or a kit's ``init_tracing``, or the SDK's ``TracerProvider(...)`` /
+``trace.set_tracer_provider(...)`` (``before_serving`` -> ``startup_setup.initialize_tracing``
+-> ``init_tracing``): nothing is added or reported there, and the SDK's exit-time shutdown
+(``shutdown_on_exit=True``, its default) is the flush of a process that exits normally.
 
 A module-level ``init_tracing(...)`` call of such a module moves into that start-up path
 (its comment goes with it; ``tracer = init_tracing(...)`` leaves ``tracer =
 trace.get_tracer(__name__)``, which follows the provider installed later). The call is the
 configured ``helper-module``'s ``init_tracing``, else the kit's; a moved call to another
-``init_tracing`` taking just the service name is pointed at it. The service name is the moved
-call's argument, else ``service-name`` from ``[tool.scaffold]``, else the module's
+``init_tracing`` taking just the service name is pointed at it. The service name is the
+moved call's argument, else ``service-name`` from ``[tool.scaffold]``, else the module's
 ``SERVICE_NAME``; a ``__main__`` block with none of these is a script, not a service, and is
-left alone. Reported, not rewritten: an app without a service name, a FastAPI
-app without a lifespan or startup hook, a moved call whose arguments the kit's
-``init_tracing`` does not take, and (with a helper module, which has no shutdown) the missing
-flush, on every run until the shutdown path flushes (``force_flush()``, a provider's
-``shutdown()``), at the app (its lifespan or shutdown hook if it has one) or the worker's
-entry. Modules without an entry point are left to the ``init-at-import`` check.
+left alone. A moved call of the helper module's ``init_tracing`` (also re-exported, as
+``pkg.init_tracing``) is moved as it is, never repointed. Reported, not rewritten: an app
+without a service name, a FastAPI app that never initialises tracing and has no lifespan or
+startup hook (or whose imported lifespan does not), a moved call whose arguments the kit's
+``init_tracing`` does not take, set-up at import in a module that binds an app a server
+imports by name (``module:app``) when only a ``__main__`` block could take it (it never runs
+there), and (with a helper module, which has no shutdown) a missing flush the repo shows is
+needed: a ``TracerProvider`` built with ``shutdown_on_exit=False``, or an ``os._exit`` on
+the way; it is reported on every run until the shutdown path flushes (``force_flush()``, a
+provider's ``shutdown()``), at the app (its lifespan or shutdown hook if it has one) or the
+worker's entry. Modules without an entry point are left to the ``init-at-import`` check.
 
 Why: initialised at import, tracing is configured before settings are read, in every test
 and tool that imports the module, and before a pre-forking server forks (the batch
@@ -217,9 +231,9 @@ class Bootstrap(PropagationCodemod):
         mains = [] if apps else self._mains(node)
         if moved and mains and self._served(node):
             # a server imports `module:app` and never runs the __main__ block
-            self.report(moved[0], "init_tracing runs at import in a module a server can "
-                        "import (`module:app`), where the __main__ block never runs: move it "
-                        "into the app's start-up by hand")
+            self.report(moved[0], "init_tracing runs at import in a module that binds an "
+                        "app a server may import by name (`module:app`), where the __main__ "
+                        "block never runs: move it into the app's start-up by hand")
             return False
         entries = [entry for entry in apps or mains if self._instrumentable(entry, moved)]
         if not entries:
@@ -556,7 +570,7 @@ class Bootstrap(PropagationCodemod):
         call = self._init_call(moved)
         if call is None:
             return None
-        if self._is_ours(call.func) or self._sets_up_itself(call.func):
+        if self._is_ours(call.func):
             return lambda: self._as_expression(moved, call)
         if any(arg.keyword is not None or arg.star for arg in call.args) or len(call.args) != 1:
             self.report(moved, f"`{code(call)}` takes arguments the kit's init_tracing does not; "
@@ -575,13 +589,6 @@ class Bootstrap(PropagationCodemod):
         target = self._resolved(func)
         return target is not None and self.repo.is_tracing_setup(
             target, self.settings.helper_module)
-
-    def _sets_up_itself(self, func: cst.BaseExpression) -> bool:
-        """A function of the repo that sets tracing up on its own (its exporter, resource,
-        sampler): moved as it is, never swapped for the kit's."""
-        target = self._resolved(func)
-        return target is not None and target in self.repo.functions \
-            and self.repo.reaches_tracing_setup(target, self.settings.helper_module)
 
     def _repointed(self, call: cst.Call, module: str) -> cst.BaseExpression:
         """``module``'s init_tracing in place of the service's own.

@@ -406,7 +406,12 @@ def uses_repo(rule: Rule) -> bool:
 
 
 def build_repo(targets: Sequence[Target]) -> RepoModel:
-    """The model of the run's Python files, rooted where their configuration is."""
+    """The model of the run's Python files, rooted where their configuration is.
+
+    Built in this process: on HuleEdu (769 modelled files) it takes 2.3-2.6 s on a quiet
+    2-core machine, and parsing on two workers took longer (2.9 s: the extracted facts have to
+    come back pickled), so ``RepoModel.build``'s ``mapper`` stays ``map`` here.
+    """
     files = [t.path for t in targets if t.python and not t.skip_reason]
     config = next((t.config for t in targets if t.config.source is not None),
                   targets[0].config if targets else None)

@@ -14,6 +14,9 @@ import re
 import tokenize
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
+
+from scaffold.repo import RepoModel
 
 FILE_STATE = "scaffold.file"
 SETTINGS = "scaffold.settings"  # the Settings of the project the file belongs to
@@ -89,3 +92,24 @@ class FileState:
             if ids and (ALL_RULES in ids or rule_id in ids):
                 return True
         return False
+
+
+def repo_of(scratch: dict[str, Any], path: str, helper_module: str | None = None) -> RepoModel:
+    """The run's repo model from a rule's context scratch; without a run (``process_source``
+    with no model), a model of the file alone, built once from its stdlib index."""
+    repo = scratch.get(REPO)
+    if repo is None:
+        syntax = scratch.get(SYNTAX)
+        index = syntax.index if syntax is not None else None
+        repo = RepoModel.single(syntax.source if syntax is not None else b"", path,
+                                tree=index.tree if index is not None else None,
+                                helper_module=helper_module)
+        scratch[REPO] = repo
+        scratch[MODULE] = next(iter(repo.modules))
+    return repo
+
+
+def module_of(scratch: dict[str, Any], path: str, helper_module: str | None = None) -> str | None:
+    """The dotted module the file is in ``repo_of(...)`` (None: outside every import root)."""
+    repo_of(scratch, path, helper_module)
+    return scratch.get(MODULE)

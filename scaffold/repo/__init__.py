@@ -11,8 +11,18 @@ repo, built once per run from the stdlib ``ast`` (never LibCST).
     model.resolve(module, "startup_setup.initialize_tracing")  # canonical dotted, or None
     model.function("pkg.bus.KafkaBus.publish").param("headers").annotation
     model.class_("pkg.app.HuleEduApp"), model.is_subclass(cls, {"quart.Quart"})
-    model.callees(dotted), model.reaches(dotted, predicate)
+    model.find("KafkaBus.publish")                      # a configured name, module optional
+    model.callees(dotted)                               # ((CallSite, canonical callee), ...)
+    model.reaches(dotted, predicate), model.path_to(dotted, predicate)
     model.reaches_tracing_setup(dotted)                 # a chain ends in init_tracing / SDK
+    model.tracing_setup_path(dotted), model.tracer_providers(dotted)
+    model.type_of("pkg.mod.Service.bus")                # what a variable/attribute holds
+    model.holders({"aiokafka.AIOKafkaProducer"})        # which names hold an X
+
+Names are absolute dotted names; ``canonical`` follows one to its definition (re-exports,
+base classes, what attributes and factories hold). Test files are left out of the model
+(``include_tests=True`` puts them in); a rule that reads the model sets ``USES_REPO = True``
+(without it the engine builds none, and ``self.repo`` is a model of the file alone).
 
 Engine: one model per run is handed to every rule in ``CodemodContext.scratch[REPO]``
 (``scaffold.engine.sites.REPO``); ``Codemod.repo`` and ``Codemod.module_name`` read it. This

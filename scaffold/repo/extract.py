@@ -29,10 +29,16 @@ from scaffold.repo.info import (
     ParamKind,
 )
 
+_UNTYPED = frozenset({"typing.Any", "typing_extensions.Any", "typing.Self",
+                      "typing_extensions.Self"})  # annotations that say nothing to follow
 _TEXT_LIMIT = 200  # longest argument/default source kept (a long literal says nothing more)
 _SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 _SCOPE_TYPES = frozenset(_SCOPES)
 _FunctionNode = ast.FunctionDef | ast.AsyncFunctionDef
+
+
+class _Typed(str):
+    """A local holding an instance of this (absolute) type: ``x.m`` is ``Type.m``."""
 
 
 @dataclass
@@ -195,6 +201,8 @@ class _Extractor:
         self.out = Extracted(ModuleInfo(module, path, is_package))
         self.globals: dict[str, str | None] = {}  # top-level name -> absolute target
         self.stars: list[str] = []
+        self.attributes: dict[str, dict[str, str]] = {}  # class -> attribute -> type
+        self.assigns: list[ast.AST] = []  # of the block _block walked last
 
     # -- the module's top level --
 
@@ -275,6 +283,13 @@ class _Extractor:
         """Top-level code (``<module>``) or the main guard's body (``<main>``, its own names)."""
         dotted = f"{self.module}.{qualname}"
         local, found, nested = self._block(body, dotted, set() if scoped else None)
+        if not scoped:
+            variables: dict[str, str] = {}
+            for name, kind in self._assigned_types(self.assigns, []):
+                if isinstance(name, str) and self.out.module.bindings.get(name) \
+                        is Binding.VARIABLE:
+                    variables.setdefault(name, kind)
+            self.out.module = replace(self.out.module, variables=variables)
         calls = tuple(self._call(call, [local] if scoped else [], None) for call in found)
         last = body[-1] if body else node
         self.out.functions.append(FunctionInfo(
@@ -299,7 +314,13 @@ class _Extractor:
                       for base in node.bases)
         methods: list[str] = []
         inner: list[ast.AST] = []
-        for statement in _flat(node.body):
+        body = list(_flat(node.body))
+        attributes = self.attributes.setdefault(dotted, {})
+        for name, kind in self._assigned_types(
+                [s for s in body if isinstance(s, (ast.Assign, ast.AnnAssign))], scopes):
+            if isinstance(name, str):
+                attributes.setdefault(name, kind)
+        for statement in body:
             if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 methods.append(statement.name)
                 self._function(statement, f"{qualname}.", scopes, dotted)
@@ -308,7 +329,8 @@ class _Extractor:
         self._nested(inner, prefix=f"{qualname}.", scopes=scopes, owner=None)
         self.out.classes.append(ClassInfo(
             dotted, self.module, qualname, node.lineno, node.end_lineno or node.lineno, bases,
-            tuple(dict.fromkeys(methods)), tuple(self.source.text(d) for d in node.decorator_list)))
+            tuple(dict.fromkeys(methods)), tuple(self.source.text(d) for d in node.decorator_list),
+            self.attributes.pop(dotted, {})))
 
     def _function(self, node: _FunctionNode, prefix: str, scopes: list[dict[str, str | None]],
                   owner: str | None) -> None:
@@ -316,21 +338,97 @@ class _Extractor:
         dotted = f"{self.module}.{qualname}"
         params = tuple(self._params(node.args))
         local, found, nested = self._block(node.body, dotted, {p.name for p in params})
+        assigns = self.assigns
         self_name = None
         if owner is not None and params and params[0].kind in (
                 ParamKind.POSITIONAL_ONLY, ParamKind.POSITIONAL) and not any(
-                _decorator_name(d) == "staticmethod" for d in node.decorator_list):
+                _decorator_name(d) in ("staticmethod", "classmethod")
+                for d in node.decorator_list):
             self_name = params[0].name
+        arguments = [*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs]
+        for arg in arguments:  # annotations are read in the enclosing scopes
+            if arg.annotation is not None and arg.arg != self_name:
+                kind = self._annotation_type(arg.annotation, scopes)
+                if kind is not None:
+                    local[arg.arg] = _Typed(kind)
         inner_scopes = [local, *scopes]
+        for name, kind in self._assigned_types(assigns, inner_scopes):
+            if isinstance(name, str) and local.get(name) is None and name in local:
+                local[name] = _Typed(kind)
+            elif isinstance(name, tuple) and self_name is not None and name[0] == self_name \
+                    and owner is not None:
+                self.attributes.setdefault(owner, {}).setdefault(name[1], kind)
         receiver = (self_name, owner)
         calls = tuple(self._call(call, inner_scopes, receiver) for call in found)
+        returns = self._annotation_type(node.returns, scopes) if node.returns is not None \
+            else None
         self.out.functions.append(FunctionInfo(
             dotted, self.module, qualname, node.lineno, node.end_lineno or node.lineno,
             isinstance(node, ast.AsyncFunctionDef), params,
             self.source.text(node.returns) if node.returns is not None else None,
             tuple(self.source.text(d) for d in node.decorator_list), calls, owner,
-            min((d.lineno for d in node.decorator_list), default=0)))
+            min((d.lineno for d in node.decorator_list), default=0), returns))
         self._nested(nested, prefix=f"{qualname}.{LOCALS}.", scopes=inner_scopes, owner=None)
+
+    def _assigned_types(self, assigns: list[ast.AST], scopes: list[dict[str, str | None]],
+                        ) -> Iterator[tuple[str | tuple[str, str], str]]:
+        """(name or (object, attribute), type) for each assignment whose type can be told:
+        an annotation, a call (``X(...)`` -> ``X()``), a typed local copied."""
+        for node in assigns:
+            if isinstance(node, ast.AnnAssign):
+                targets = [node.target]
+                kind = self._annotation_type(node.annotation, scopes)
+            else:
+                targets = node.targets  # type: ignore[attr-defined]
+                kind = self._value_type(node.value, scopes)  # type: ignore[attr-defined]
+            if kind is None:
+                continue
+            for target in targets:
+                if isinstance(target, ast.Name):
+                    yield target.id, kind
+                elif isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name):
+                    yield (target.value.id, target.attr), kind
+
+    def _value_type(self, value: ast.AST, scopes: list[dict[str, str | None]]) -> str | None:
+        if isinstance(value, ast.Await):
+            value = value.value
+        if isinstance(value, ast.Call):
+            callee = self._absolute(value.func, scopes, None)
+            return f"{callee}()" if callee is not None else None
+        if isinstance(value, ast.Name):
+            found = self._lookup(value.id, scopes)
+            return str(found) if isinstance(found, _Typed) else None
+        return None
+
+    def _annotation_type(self, node: ast.AST | None,
+                         scopes: list[dict[str, str | None]]) -> str | None:
+        """The class an annotation names (``X``, ``X | None``, ``Optional[X]``, ``"X"``,
+        ``Generic[T]`` -> ``Generic``), absolute; None for anything else."""
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            try:
+                node = ast.parse(node.value.strip(), mode="eval").body
+            except SyntaxError:
+                return None
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr):
+            sides = [side for side in (node.left, node.right)
+                     if not (isinstance(side, ast.Constant) and side.value is None)]
+            return self._annotation_type(sides[0], scopes) if len(sides) == 1 else None
+        if isinstance(node, ast.Subscript):
+            head = (dotted_expression(node.value) or "").rsplit(".", 1)[-1]
+            inner = node.slice
+            items = list(inner.elts) if isinstance(inner, ast.Tuple) else [inner]
+            if head in ("Optional", "Annotated", "Final", "ClassVar"):
+                return self._annotation_type(items[0], scopes)
+            if head == "Union":
+                kept = [i for i in items if not (isinstance(i, ast.Constant) and i.value is None)]
+                return self._annotation_type(kept[0], scopes) if len(kept) == 1 else None
+            node = node.value
+        if isinstance(node, (ast.Name, ast.Attribute)):
+            found = self._absolute(node, scopes, None)
+            if found is None or isinstance(found, _Typed) or found in _UNTYPED:
+                return None
+            return str(found)
+        return None
 
     def _params(self, args: ast.arguments) -> Iterator[Param]:
         positional = [*args.posonlyargs, *args.args]
@@ -364,11 +462,16 @@ class _Extractor:
         declared_global: set[str] = set()
         calls: list[ast.Call] = []
         nested: list[ast.AST] = []
+        self.assigns = assigns = []
         scoped = params is not None
         for node in _walk_scope(body):
             cls = node.__class__
             if cls is ast.Call:
                 calls.append(node)  # type: ignore[arg-type]
+            elif cls is ast.Assign or cls is ast.AnnAssign:
+                assigns.append(node)
+                if not scoped:
+                    continue
             elif not scoped:
                 if cls in _SCOPE_TYPES:
                     nested.append(node)
@@ -395,6 +498,8 @@ class _Extractor:
               receiver: tuple[str | None, str | None] | None) -> CallSite:
         expression = dotted_expression(node.func)
         target = self._absolute(node.func, scopes, receiver)
+        if isinstance(target, _Typed):  # calling an instance: its __call__, not its class
+            target = None
         args = tuple(self.source.text(arg) for arg in node.args)
         keywords = tuple((k.arg, self.source.text(k.value)) for k in node.keywords)
         return CallSite(target, expression or self.source.text(node.func, 80),
@@ -402,10 +507,20 @@ class _Extractor:
 
     def _absolute(self, node: ast.AST, scopes: list[dict[str, str | None]],
                   receiver: tuple[str | None, str | None] | None) -> str | None:
-        """The absolute dotted name an expression stands for, when its module can tell."""
+        """The absolute dotted name an expression stands for, when its module can tell
+        (``Service().start`` -> ``pkg.Service().start``: an attribute of a call's result)."""
         expression = dotted_expression(node)
         if expression is None:
-            return None
+            attributes: list[str] = []
+            while isinstance(node, ast.Attribute):
+                attributes.append(node.attr)
+                node = node.value
+            if not attributes or not isinstance(node, ast.Call):
+                return None
+            callee = self._absolute(node.func, scopes, receiver)
+            if callee is None or isinstance(callee, _Typed):
+                return None
+            return ".".join([f"{callee}()", *reversed(attributes)])
         head, _, rest = expression.partition(".")
         if receiver is not None and receiver[0] == head and receiver[1] is not None:
             base: str | None = receiver[1]
@@ -413,6 +528,8 @@ class _Extractor:
             base = self._lookup(head, scopes)
         if base is None:
             return None
+        if isinstance(base, _Typed):  # an instance: only its attributes have names
+            return _Typed(base) if not rest else f"{base}.{rest}"
         return f"{base}.{rest}" if rest else base
 
     def _lookup(self, name: str, scopes: list[dict[str, str | None]]) -> str | None:

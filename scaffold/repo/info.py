@@ -17,6 +17,9 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
+# TYPES: what a variable or attribute holds is written as an absolute dotted name: the class
+# from its annotation (``pkg.bus.KafkaBus``), or what it was assigned from a call of,
+# followed by ``()`` (``pkg.factory.make_bus()``: the model looks at what that returns).
 MODULE_CODE = "<module>"  # qualname of a module's top-level code
 MAIN_CODE = "<main>"  # qualname of its `if __name__ == "__main__":` block
 LOCALS = "<locals>"  # between an enclosing function and a function defined inside it
@@ -74,6 +77,7 @@ class FunctionInfo:
     calls: tuple[CallSite, ...] = ()
     owner: str | None = None  # the dotted class of a method
     first_line: int = 0  # where its first decorator starts (0: undecorated, at ``line``)
+    returns_type: str | None = None  # the return annotation's class, absolute (see TYPES)
 
     @property
     def name(self) -> str:
@@ -96,6 +100,8 @@ class ClassInfo:
     bases: tuple[str, ...] = ()  # absolute dotted where resolvable, else the source text
     methods: tuple[str, ...] = ()
     decorators: tuple[str, ...] = ()
+    # what its attributes hold (class-level annotations, `self.x = ...` in its methods)
+    attributes: Mapping[str, str] = field(default_factory=dict)  # name -> type (see TYPES)
 
 
 @dataclass(frozen=True)
@@ -129,6 +135,7 @@ class ModuleInfo:
     functions: tuple[str, ...] = ()  # dotted, every function of the file (nested, methods)
     classes: tuple[str, ...] = ()  # dotted, every class of the file
     has_main_guard: bool = False
+    variables: Mapping[str, str] = field(default_factory=dict)  # top-level name -> type
     syntax_error: str | None = None  # why the stdlib could not parse it (then nothing else)
 
     def imported(self, local: str) -> ImportInfo | None:

@@ -36,6 +36,18 @@ SDK_SETUP = frozenset({SDK_PROVIDER, "opentelemetry.trace.set_tracer_provider"})
 KIT_PACKAGE = "tracekit"
 
 Predicate = Callable[[str], bool]  # on a callee's canonical dotted name
+Mapper = Callable[[Callable[[Any], Any], list[Any]], Iterable[Any]]  # map, or a pool's
+
+
+def extract_file(job: tuple[Path, str, bool]) -> Extracted | None:
+    """One file's facts, read from disk (None: unreadable); a top-level function, so a
+    process pool can run it."""
+    path, module, is_package = job
+    try:
+        source = path.read_bytes()
+    except OSError:
+        return None
+    return extract(source, path, module, is_package=is_package)
 
 
 _TEST_NAME = re.compile(r"^(test_.*|.*_test|conftest|testing)\.py$")
@@ -67,28 +79,27 @@ class RepoModel:
 
     @classmethod
     def build(cls, root: Path, files: Iterable[Path], config: Any = None, *,
-              read: Callable[[Path], bytes] | None = None,
-              include_tests: bool = False) -> RepoModel:
+              include_tests: bool = False, mapper: Mapper | None = None) -> RepoModel:
         """The model of ``files`` (Python files under ``root``); ``config`` (a
         ``scaffold.config.Config``) gives the helper module tracing queries look for.
 
         Test files (``is_test_file``) are left out unless ``include_tests``: no service code
-        calls them, and they are more than half the bytes of a typical repo.
+        calls them, and they are more than half the bytes of a typical repo. ``mapper``
+        (``map`` by default; a process pool's ``map`` spreads the parsing) extracts each
+        file, results in order.
         """
         files = [Path(file).absolute() for file in files
                  if include_tests or not is_test_file(file)]
         roots = packaging.import_roots(Path(root), files)
         model = cls(Path(root).absolute(), roots, getattr(config, "helper_module", None))
-        reader = read or Path.read_bytes
+        jobs: dict[str, tuple[Path, str, bool]] = {}
         for file in files:
             name = packaging.module_name(file, roots)
-            if name is None or name in model.modules:
-                continue
-            try:
-                source = reader(file)
-            except OSError:
-                continue
-            model.add(extract(source, file, name, is_package=file.name == "__init__.py"))
+            if name is not None and name not in jobs:
+                jobs[name] = (file, name, file.name == "__init__.py")
+        for extracted in (mapper or map)(extract_file, list(jobs.values())):
+            if extracted is not None:
+                model.add(extracted)
         return model
 
     @classmethod
@@ -140,6 +151,17 @@ class RepoModel:
     def class_(self, dotted: str) -> ClassInfo | None:
         found = self.classes.get(dotted)
         return found if found is not None else self.classes.get(self.canonical(dotted))
+
+    def find(self, name: str) -> tuple[str, ...]:
+        """The functions and classes ``name`` can mean: its definition when it resolves,
+        else every one whose dotted name ends in ``.name`` (a configured ``Class.method``
+        without its module path), sorted."""
+        exact = self.canonical(name)
+        if exact in self.functions or exact in self.classes:
+            return (exact,)
+        suffix = f".{name}"
+        return tuple(sorted(dotted for table in (self.functions, self.classes)
+                            for dotted in table if dotted.endswith(suffix)))
 
     def module_code(self, module: str) -> FunctionInfo | None:
         """The module's top-level code, as a function (what importing it runs)."""
@@ -199,6 +221,12 @@ class RepoModel:
         if depth > 20 or dotted in self.functions or dotted in self.classes \
                 or dotted in self.modules:
             return dotted
+        if "()" in dotted:  # what a call returns, then attributes of that
+            callee, _, rest = dotted.partition("()")
+            result = self._result(self._canonical(callee, depth + 1))
+            if result is None:
+                return dotted
+            return self._canonical(result + rest, depth + 1)
         parts = dotted.split(".")
         for cut in range(len(parts) - 1, 0, -1):
             module = ".".join(parts[:cut])
@@ -215,8 +243,14 @@ class RepoModel:
                 return self._canonical(".".join([item.target, *rest]), depth + 1)
             return dotted
         if kind is Binding.CLASS and rest:
-            method = self._method(f"{module}.{name}", rest[0])
+            klass = f"{module}.{name}"
+            held = self._attribute(klass, rest[0])
+            if held is not None:  # what an attribute holds, then attributes of that
+                return self._canonical(".".join([held, *rest[1:]]), depth + 1)
+            method = self._method(klass, rest[0])
             return ".".join([method, *rest[1:]]) if method else dotted
+        if kind is Binding.VARIABLE and rest and name in info.variables:
+            return self._canonical(".".join([info.variables[name], *rest]), depth + 1)
         if kind is None:
             for star in (i.target for i in reversed(info.imports) if i.star):
                 found = self._canonical(".".join([star, name, *rest]), depth + 1)
@@ -227,6 +261,59 @@ class RepoModel:
             if submodule in self.modules:
                 return self._canonical(".".join([submodule, *rest]), depth + 1)
         return dotted
+
+    # -- what names hold --
+
+    def _result(self, callee: str) -> str | None:
+        """The class an instance made by calling ``callee`` (canonical) is: the class
+        itself, or a function's return annotation."""
+        if callee in self.classes:
+            return callee
+        function = self.functions.get(callee)
+        if function is not None:
+            return self.canonical(function.returns_type) if function.returns_type else None
+        # outside the repo: a CapWords name is a class (PEP 8), so the call makes one
+        last = callee.rsplit(".", 1)[-1]
+        return callee if "." in callee and last[:1].isupper() else None
+
+    def _attribute(self, klass: str, name: str) -> str | None:
+        """What attribute ``name`` of ``klass`` holds (through its bases in the repo)."""
+        for current in self.mro(klass):
+            info = self.classes.get(current)
+            if info is not None and name in info.attributes:
+                return info.attributes[name]
+        return None
+
+    def type_of(self, dotted: str) -> str | None:
+        """The class of what a module variable (``pkg.mod.bus``), an attribute
+        (``pkg.mod.Service.bus``) or a call (``pkg.mod.make_bus()``) holds, canonical;
+        None when the repo does not say."""
+        if dotted.endswith("()"):
+            return self._result(self.canonical(dotted[:-2]))
+        owner, _, name = dotted.rpartition(".")
+        owner = self.canonical(owner)
+        if owner in self.classes:
+            held = self._attribute(owner, name)
+        else:
+            info = self.modules.get(owner)
+            held = info.variables.get(name) if info is not None else None
+        if held is None:
+            return None
+        found = self.canonical(held)
+        return None if "()" in found else found
+
+    def holders(self, classes: Iterable[str]) -> tuple[str, ...]:
+        """The module variables and class attributes holding an instance of one of
+        ``classes`` (or of a subclass), dotted, sorted: "which names hold an X"."""
+        wanted = set(classes)
+        found = []
+        for module in self.modules.values():
+            found += [f"{module.name}.{name}" for name in module.variables]
+        for klass in self.classes.values():
+            found += [f"{klass.dotted}.{name}" for name in klass.attributes]
+        return tuple(sorted(dotted for dotted in found
+                            if (kind := self.type_of(dotted)) is not None
+                            and self.is_subclass(kind, wanted)))
 
     # -- classes --
 

@@ -301,3 +301,4 @@ def test_lifespans_imported_from_another_module_are_followed(tmp_path: Path) -> 
     messages = {path: message for path, _, _, message in findings}
     assert "services.grading_service.lifecycle.untraced_lifespan" in messages[
         "services/grading_service/admin.py"]
+

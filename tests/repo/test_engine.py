@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import textwrap
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import libcst as cst
 import pytest
 
+from scaffold.checks.base import Check
 from scaffold.codemods.base import Codemod
-from scaffold.engine import Options, process_source, run, runner
+from scaffold.engine import Options, discover, process_source, run, runner
+from scaffold.repo import RepoModel
 
 
 class ModelProbe(Codemod):
@@ -22,6 +25,20 @@ class ModelProbe(Codemod):
             module = self.module_name
             main = f"{module}.main"
             self.report(node.body[0], f"{module} {self.repo.reaches_tracing_setup(main)}")
+        return False
+
+
+class CheckProbe(Check):
+    """The same question from a check."""
+
+    USES_REPO = True
+    WHY = FIX_HINT = "a test rule"
+
+    def visit_Module(self, node: cst.Module) -> bool:
+        if node.body:
+            module = self.module_name
+            reaches = self.repo.reaches_tracing_setup(f"{module}.main")
+            self.report(node.body[0], f"{module} {reaches}")
         return False
 
 
@@ -46,9 +63,10 @@ def repo(root: Path) -> Path:
     return root
 
 
+@pytest.mark.parametrize("rule", [ModelProbe, CheckProbe], ids=["codemod", "check"])
 @pytest.mark.parametrize("jobs", [1, 2], ids=["in-process", "in-workers"])
-def test_rules_see_the_run_model(tmp_path: Path, jobs: int) -> None:
-    result = run([repo(tmp_path)], [ModelProbe], Options(jobs=jobs))
+def test_rules_see_the_run_model(tmp_path: Path, jobs: int, rule: type) -> None:
+    result = run([repo(tmp_path)], [rule], Options(jobs=jobs))
     said = {Path(f.path).relative_to(tmp_path).as_posix(): f.message for f in result.findings}
     assert said == {
         "helper/__init__.py": "helper False",
@@ -71,3 +89,14 @@ def test_process_source_gives_a_model_of_the_file_alone() -> None:
     source = b"from helper import init_tracing\ndef main():\n    init_tracing('x')\n"
     result = process_source(source, "svc.py", [ModelProbe])
     assert [f.message for f in result.findings] == ["svc False"]  # no helper configured
+
+
+def test_a_model_parsed_on_workers_equals_the_serial_one(tmp_path: Path) -> None:
+    root = repo(tmp_path)
+    files = [t.path for t in discover([root]) if t.python]
+    serial = RepoModel.build(root, files)
+    with ProcessPoolExecutor(2) as pool:
+        parallel = RepoModel.build(root, files, mapper=pool.map)
+    assert parallel.modules == serial.modules
+    assert parallel.functions == serial.functions
+    assert parallel.classes == serial.classes

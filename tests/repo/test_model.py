@@ -157,7 +157,7 @@ def test_calls_resolve_to_module_functions_methods_and_module_attributes(
     start = [target for _, target in model.callees("svc.app.Service.start")]
     assert start == ["svc.app.Service.connect", "svc.setup.initialize", "svc.setup.other"]
     main = [target for _, target in model.callees("svc.app.main")]
-    assert main == ["svc.setup.other", "svc.app.Service"]  # the method of a call's result: unknown
+    assert main == ["svc.setup.other", "svc.app.Service.start", "svc.app.Service"]
 
 
 def test_local_names_shadow_imports(tmp_path: Path) -> None:
@@ -274,3 +274,70 @@ def test_the_model_pickles_with_its_answers(tmp_path: Path) -> None:
 def test_a_single_file_model_names_the_file_by_its_stem(source: str, tmp_path: Path) -> None:
     model = RepoModel.single(source.encode(), tmp_path / "before.py")
     assert list(model.modules) == ["before"]
+
+
+def test_find_takes_a_name_with_or_without_its_module(tmp_path: Path) -> None:
+    model = build(tmp_path, {
+        "lib/__init__.py": "from .bus import Bus\n",
+        "lib/bus.py": "class Bus:\n    async def publish(self, topic, headers=None): ...\n",
+        "other.py": "class Bus:\n    def publish(self): ...\n",
+    })
+    assert model.find("lib.Bus.publish") == ("lib.bus.Bus.publish",)
+    assert model.find("Bus.publish") == ("lib.bus.Bus.publish", "other.Bus.publish")
+    assert model.find("nowhere.Bus") == ()
+
+
+def test_what_names_hold_follows_annotations_calls_and_factories(tmp_path: Path) -> None:
+    model = build(tmp_path, {
+        "lib/__init__.py": "from .bus import KafkaBus\n",
+        "lib/bus.py": """\
+            from aiokafka import AIOKafkaProducer
+
+
+            class KafkaBus:
+                def __init__(self, servers: str) -> None:
+                    self.producer = AIOKafkaProducer(bootstrap_servers=servers)
+
+                async def publish(self, topic: str, envelope, key: str | None = None,
+                                  headers: dict[str, str] | None = None) -> None:
+                    await self.producer.send_and_wait(topic, envelope, headers=headers)
+
+
+            def make_bus() -> "KafkaBus":
+                return KafkaBus("kafka:9092")
+            """,
+        "svc.py": """\
+            from typing import Optional
+
+            from lib import KafkaBus
+            from lib.bus import make_bus
+
+            BUS = make_bus()
+
+
+            class Publisher:
+                fallback: Optional[KafkaBus] = None
+
+                def __init__(self, bus: KafkaBus) -> None:
+                    self.bus = bus
+
+                async def send(self, event) -> None:
+                    await self.bus.publish("topic", event)
+                    await BUS.publish("topic", event)
+                    local = make_bus()
+                    await local.publish("other", event)
+            """,
+    })
+    assert model.type_of("lib.bus.KafkaBus.producer") == "aiokafka.AIOKafkaProducer"
+    assert model.type_of("svc.BUS") == "lib.bus.KafkaBus"
+    assert model.type_of("svc.Publisher.bus") == "lib.bus.KafkaBus"
+    assert model.type_of("svc.Publisher.fallback") == "lib.bus.KafkaBus"
+    assert model.type_of("lib.bus.make_bus()") == "lib.bus.KafkaBus"
+    assert [target for _, target in model.callees("svc.Publisher.send")] == [
+        "lib.bus.KafkaBus.publish", "lib.bus.KafkaBus.publish", "lib.bus.make_bus",
+        "lib.bus.KafkaBus.publish"]
+    assert [target for _, target in model.callees("lib.bus.KafkaBus.publish")] == [
+        "aiokafka.AIOKafkaProducer.send_and_wait"]
+    assert model.holders({"lib.bus.KafkaBus"}) == (
+        "svc.BUS", "svc.Publisher.bus", "svc.Publisher.fallback")
+    assert model.holders({"aiokafka.AIOKafkaProducer"}) == ("lib.bus.KafkaBus.producer",)

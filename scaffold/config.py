@@ -76,6 +76,9 @@ class Config:
     # what the repo's import sorter is told (ruff's or isort's settings in the same
     # pyproject.toml): added imports are placed the way it would place them
     import_sorting: ImportSorting = field(default_factory=ImportSorting)
+    # the longest line the repo's linter/formatter allows (ruff's or black's line-length in
+    # the same pyproject.toml; 88 when they are configured without one; None: not known)
+    line_length: int | None = None
 
     @property
     def where(self) -> str:
@@ -155,6 +158,18 @@ def _import_sorting(data: Mapping[str, Any]) -> ImportSorting:
                          placeable=placeable)
 
 
+def _line_length(data: Mapping[str, Any]) -> int | None:
+    """``line-length`` of ``[tool.ruff]``, else of ``[tool.black]`` (88, their default, when
+    either table is there without one); None when neither is configured."""
+    tool = data.get("tool", {})
+    for name in ("ruff", "black"):
+        table = tool.get(name) if isinstance(tool, dict) else None
+        if isinstance(table, dict):
+            value = table.get("line-length", table.get("line_length", 88))
+            return value if isinstance(value, int) and value > 0 else 88
+    return None
+
+
 def _scaffold_table(pyproject: Path, data: Mapping[str, Any], table: Any) -> Config:
     if not isinstance(table, dict):
         raise ConfigError(f"[tool.scaffold] in {pyproject} must be a table")
@@ -171,7 +186,8 @@ def _scaffold_table(pyproject: Path, data: Mapping[str, Any], table: Any) -> Con
         field_name = key.replace("-", "_")
         values[field_name] = tuple(value) if kind == _LIST else value
     return Config(root=pyproject.parent.resolve(), source=pyproject,
-                  import_sorting=_import_sorting(data), **values)
+                  import_sorting=_import_sorting(data), line_length=_line_length(data),
+                  **values)
 
 
 def find_config(start: Path) -> Config:
@@ -182,6 +198,7 @@ def find_config(start: Path) -> Config:
     start = start.resolve()
     folder = start if start.is_dir() else start.parent
     sorting: ImportSorting | None = None  # of the nearest pyproject.toml, if none has a table
+    line_length: int | None = None
     for candidate in (folder, *folder.parents):
         pyproject = candidate / "pyproject.toml"
         if pyproject.is_file():
@@ -189,5 +206,7 @@ def find_config(start: Path) -> Config:
             if config is not None:
                 return config
             if sorting is None:
-                sorting = _import_sorting(tomllib.loads(pyproject.read_text("utf-8")))
-    return Config(root=folder, import_sorting=sorting or ImportSorting())
+                data = tomllib.loads(pyproject.read_text("utf-8"))
+                sorting, line_length = _import_sorting(data), _line_length(data)
+    return Config(root=folder, import_sorting=sorting or ImportSorting(),
+                  line_length=line_length)

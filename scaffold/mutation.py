@@ -89,7 +89,8 @@ def _revert_call(form: str, call: cst.Call) -> cst.BaseExpression:
         rest = [a for a in call.args if a is not positional[0] and a is not wait]
         return _method_call(positional[0].value, method, rest)
     if form == "call:traced_publish":
-        rest = [a for a in call.args if a is not positional[0]]
+        rest = [a for a in call.args if a is not positional[0]
+                and not (a.keyword is not None and a.keyword.value == "headers_as")]
         return cst.Call(func=positional[0].value, args=_args(rest))
     if name in ("inject_trace_context", "inject", "inject_metadata", "inject_headers",
                 "capture_for_queue", "with_context"):

@@ -238,8 +238,12 @@ class KitResolver:
             return self._plan(home, self._kit_name(home, root))
         # in no package that may hold it: the one package of its project it can import
         candidates = self._reachable(root, project)
+        # among several candidates, a kit retrofit vendored for one package's own files must
+        # not decide: the first run saw none there, so a second run would differ from it
         kits = [(package, name) for package, name in candidates
-                if self._is_kit(package / KIT_PACKAGE)]
+                if self._is_kit(package / KIT_PACKAGE) and not (
+                    len(candidates) > 1
+                    and _starts_vendored(package / KIT_PACKAGE / "__init__.py"))]
         if len(kits) == 1:
             return _Placement(kits[0][1])
         if not kits and len(candidates) == 1:

@@ -185,6 +185,7 @@ class KafkaCodemod(Codemod):
         self.bindings = Bindings()
         self.classes: list[cst.ClassDef] = []
         self.functions: list[cst.FunctionDef] = []
+        self._columns = [0]
 
     DERIVED: ClassVar[Mapping[tuple[str, str], str]] = {}  # see collect()
 
@@ -220,6 +221,26 @@ class KafkaCodemod(Codemod):
                           updated_node: cst.FunctionDef) -> cst.BaseStatement:
         self.functions.pop()
         return updated_node
+
+    # -- where code is: the columns of the blocks around the node being visited --
+
+    def visit_IndentedBlock(self, node: cst.IndentedBlock) -> None:
+        self._columns.append(self._columns[-1] + self.indent_width(node))
+
+    def leave_IndentedBlock(self, original_node: cst.IndentedBlock,
+                            updated_node: cst.IndentedBlock) -> cst.IndentedBlock:
+        self._columns.pop()
+        return updated_node
+
+    @property
+    def column(self) -> int:
+        """The column of the statements of the innermost block being visited."""
+        return self._columns[-1]
+
+    def indent_width(self, block: cst.BaseSuite | None = None) -> int:
+        """How far a block (a new one: None) indents its statements."""
+        indent = getattr(block, "indent", None)
+        return len((indent if indent is not None else self.module.default_indent).expandtabs(8))
 
     def has_kit(self, node: cst.CSTNode) -> bool:
         """Can this file import the kit? If not, ``node`` is reported."""
@@ -280,4 +301,17 @@ def with_separators(args: Sequence[cst.Arg]) -> list[cst.Arg]:
     for index, arg in enumerate(result[:-1]):
         if not isinstance(arg.comma, cst.Comma):
             result[index] = arg.with_changes(comma=separator)
+    return result
+
+
+def appended(args: Sequence[cst.Arg], extra: Sequence[cst.Arg]) -> list[cst.Arg]:
+    """``args`` then ``extra``, laid out as ``args`` are: the last argument's comma (a trailing
+    comma before a closing line) moves to the new last one, separators between the rest."""
+    if not extra or not args:
+        return with_separators([*args, *extra])
+    last = args[-1]
+    result = with_separators([*args[:-1], last.with_changes(comma=cst.MaybeSentinel.DEFAULT),
+                              *extra])
+    if isinstance(last.comma, cst.Comma):
+        result[-1] = result[-1].with_changes(comma=last.comma)
     return result

@@ -10,16 +10,22 @@ annotation (``consumer: AIOKafkaConsumer``).
 - ``async for msg in consumer:``: the loop body runs inside ``with consume_span(msg):``.
 - ``msg = await consumer.getone()``: the statements after it in the same block do.
 - ``batch = await consumer.getmany(...)`` iterated as ``for tp, records in batch.items()``
-  or ``for records in batch.values()`` and then ``for record in records:``: each record's
-  body does, one span per record.
+  or ``for records in batch.values()`` and then ``for record in records:`` (or ``for i,
+  record in enumerate(records):``): each record's body does, one span per record. The batch
+  may be handed to a function or method of the same file first (``await
+  self._process_batch(batch)``); its loops are rewritten there.
 
-Trailing calls on the consumer itself (``await consumer.commit()``) stay outside the span: they
-are the loop's bookkeeping, not the record's handling. ``group_id=`` is passed on when the
-consumer's construction names it in a form that can be repeated there. Left alone: handling
+The span starts at the first statement that names the record (or its index): leading statements
+that do not (a shutdown check ``if self.should_stop: break``, a health probe) are the loop's
+own work and stay before it, and so do trailing calls on the consumer itself (``await
+consumer.commit()``). Lines that the deeper indentation pushes over the repo's line length
+(ruff's or black's ``line-length``) are laid out again: comments re-wrapped, calls split inside
+their parentheses, a string alone on its line split at a space. ``group_id=`` is passed on when
+the consumer's construction names it in a form that can be repeated there. Left alone: handling
 already inside ``consume_span``, batches given to ``consume_batch``, and test code. Reported: a
-``getone()`` result not assigned to a name with statements after it, a ``getmany()`` result
-not iterated record by record in its function, a loop whose target is not a plain name, and
-any site in a file that has no kit to import.
+``getone()`` result not assigned to a name with statements after it, a ``getmany()`` result not
+iterated record by record in its function, a loop whose target is not a plain name, and any
+site in a file that has no kit to import.
 
 Why: nothing makes the producer's context current on the consumer side. The handler's spans,
 logs and the events it publishes start a new trace per record. The official aiokafka
@@ -55,6 +61,7 @@ import libcst as cst
 from scaffold.codemods._kafka import (
     CONSUMER_CLASSES,
     Binding,
+    Bindings,
     KafkaCodemod,
     calls_named,
     code,
@@ -62,6 +69,7 @@ from scaffold.codemods._kafka import (
     keyword_arg,
     with_separators,
 )
+from scaffold.codemods._layout import fit, split_call
 from scaffold.codemods.base import dotted_name
 from scaffold.engine.dispatch import FastVisitor
 from scaffold.engine.gates import SyntaxGate
@@ -102,9 +110,13 @@ def _assigned_name(statement: cst.BaseStatement) -> tuple[str, cst.BaseExpressio
     return target.value, value
 
 
-def _in_span(statements: Sequence[cst.BaseStatement]) -> bool:
-    """Does the handling already start with ``with consume_span(...)``?"""
-    first = statements[0] if statements else None
+def _in_span(statements: Sequence[cst.BaseStatement], record: frozenset[str]) -> bool:
+    """Does the handling already start with ``with consume_span(...)`` (after the loop's own
+    statements)?"""
+    index = 0
+    while index < len(statements) - 1 and _before_handling(statements[index], record):
+        index += 1
+    first = statements[index] if statements else None
     return isinstance(first, cst.With) and any(
         calls_named(item.item, SPAN_NAMES) for item in first.items
     )
@@ -148,9 +160,22 @@ class KafkaConsume(KafkaCodemod):
         self._getone: list[cst.Call] = []  # every getone() on a consumer, in visit order
         self._getmany: list[cst.Call] = []
         self._settled: set[cst.Call] = set()  # rewritten, already correct, or reported
+        self._sources: dict[cst.Call, Binding] = {}  # getmany() -> its consumer, at its site
 
     def classify(self, expr: cst.CSTNode) -> str | None:
         return CONSUMER if self.qualified_names(expr) & CONSUMER_CLASSES else None
+
+    def visit_Module(self, node: cst.Module) -> bool:
+        if not super().visit_Module(node):
+            return False
+        handover = _HandOver(node, self.bindings)
+        while True:  # a batch handed on and on: each pass binds one more parameter
+            before = handover.bound
+            node.visit(handover)
+            if handover.bound == before:
+                break
+        self._sources = handover.consumers
+        return True
 
     # -- the consumer, and the group id its construction names --
 
@@ -188,12 +213,20 @@ class KafkaConsume(KafkaCodemod):
     # -- building the span --
 
     def _wrap(self, statements: Sequence[cst.BaseStatement], record: cst.BaseExpression,
-              consumer: Binding, receiver: str | None) -> list[cst.BaseStatement]:
-        """``with consume_span(record):`` around the statements, trailing consumer calls out."""
+              consumer: Binding, receiver: str | None, column: int,
+              index: cst.BaseExpression | None = None) -> list[cst.BaseStatement]:
+        """``with consume_span(record):`` around the statements (at ``column``), trailing
+        consumer calls out, and lines the deeper indentation pushes over the line length laid
+        out again."""
         end = len(statements)
         while end > 1 and receiver is not None and _is_call_on(statements[end - 1], receiver):
             end -= 1
-        inside, after = list(statements[:end]), list(statements[end:])
+        start = 0
+        names = _record_names(record, index)
+        while start < end - 1 and _before_handling(statements[start], names):
+            start += 1
+        before = list(statements[:start])
+        inside, after = list(statements[start:end]), list(statements[end:])
         args = [cst.Arg(record)]
         group_id = self._group_id(consumer)
         if group_id is not None:
@@ -201,9 +234,15 @@ class KafkaConsume(KafkaCodemod):
         span = cst.Call(func=cst.Name(self.kit_name("consume_span")), args=with_separators(args))
         leading = getattr(inside[0], "leading_lines", ())  # comments above stay above
         inside[0] = inside[0].with_changes(leading_lines=())
+        unit = self.indent_width()
+        inside = fit(inside, column + unit, self.module, self.settings.line_length, grown=unit)
+        limit = self.settings.line_length
+        header = self.module.code_for_node(span)
+        if limit is not None and column + len(f"with {header}:") > limit:
+            span = split_call(span, column, self.module, limit) or span
         block = cst.With(items=[cst.WithItem(span)], body=cst.IndentedBlock(body=inside),
                          leading_lines=leading)
-        return [block, *after]
+        return [*before, block, *after]
 
     # -- async for msg in consumer --
 
@@ -216,7 +255,9 @@ class KafkaConsume(KafkaCodemod):
         consumer = self.lookup(original.iter)
         if consumer is None or consumer.kind != CONSUMER:
             return updated
-        if not isinstance(updated.body, cst.IndentedBlock) or _in_span(updated.body.body):
+        if not isinstance(updated.body, cst.IndentedBlock):
+            return updated
+        if _in_span(updated.body.body, _record_names(original.target)):
             return updated
         if dotted_name(original.target) is None:
             self.report(original, "the loop unpacks the record: wrap its handling in "
@@ -227,7 +268,7 @@ class KafkaConsume(KafkaCodemod):
         ):
             return updated
         body = self._wrap(updated.body.body, original.target, consumer,
-                          dotted_name(original.iter))
+                          dotted_name(original.iter), self.column + self.indent_width(updated.body))
         return updated.with_changes(body=updated.body.with_changes(body=body))
 
     # -- msg = await consumer.getone() --
@@ -262,7 +303,7 @@ class KafkaConsume(KafkaCodemod):
             if not following:
                 continue  # handled out of sight: reported at the end
             self._settled.add(call)
-            if _in_span(following):
+            if _in_span(following, frozenset({assigned[0]})):
                 continue
             if not self.has_kit(call) or not self.record_change(
                 call, f"the record from {code(call.func)}() {MESSAGE}"
@@ -270,8 +311,8 @@ class KafkaConsume(KafkaCodemod):
                 continue
             assert isinstance(call.func, cst.Attribute)
             body[index + 1:] = self._wrap(following, cst.Name(assigned[0]), consumer,
-                                          dotted_name(call.func.value))
-        return updated_node.with_changes(body=body)
+                                          dotted_name(call.func.value), self.column)
+        return super().leave_IndentedBlock(original_node, updated_node.with_changes(body=body))
 
     # -- batch = await consumer.getmany(); for ... in batch.values()/items() --
 
@@ -299,16 +340,15 @@ class KafkaConsume(KafkaCodemod):
                       and len(pair.elements) == 2 else None)
         if not isinstance(target, cst.Name):
             return updated
-        consumer = self._consumer_of(call)
+        consumer = self._consumer_of(call) or self._sources.get(call)
         body = list(updated.body.body)
         for index, statement in enumerate(body):
-            if not (isinstance(statement, cst.For) and statement.asynchronous is None
-                    and isinstance(statement.iter, cst.Name)
-                    and statement.iter.value == target.value
-                    and isinstance(statement.target, cst.Name)
-                    and isinstance(statement.body, cst.IndentedBlock)):
+            found = _record_loop(statement, target.value)
+            if found is None:
                 continue
-            if _in_span(statement.body.body):
+            record, position = found
+            assert isinstance(statement, cst.For) and isinstance(statement.body, cst.IndentedBlock)
+            if _in_span(statement.body.body, _record_names(record, position)):
                 self._settled.add(call)
                 continue
             if consumer is None or not self.has_kit(call):
@@ -318,7 +358,9 @@ class KafkaConsume(KafkaCodemod):
             ):
                 continue
             self._settled.add(call)
-            inner = self._wrap(statement.body.body, statement.target, consumer, None)
+            column = self.column + self.indent_width(updated.body) + self.indent_width(
+                statement.body)
+            inner = self._wrap(statement.body.body, record, consumer, None, column, position)
             body[index] = statement.with_changes(body=statement.body.with_changes(body=inner))
         return updated.with_changes(body=updated.body.with_changes(body=body))
 
@@ -337,6 +379,118 @@ class KafkaConsume(KafkaCodemod):
                         "record here: handle each record in 'with consume_span(record):' or "
                         "iterate consume_batch(batch)")
         return updated_node
+
+
+def _record_loop(statement: cst.BaseStatement, records: str
+                 ) -> tuple[cst.Name, cst.BaseExpression | None] | None:
+    """The record name of ``for record in <records>:``, or of ``for i, record in
+    enumerate(<records>[, start]):`` with the index ``i``; else None."""
+    if not (isinstance(statement, cst.For) and statement.asynchronous is None
+            and isinstance(statement.body, cst.IndentedBlock)):
+        return None
+    iterated, target = statement.iter, statement.target
+    index: cst.BaseExpression | None = None
+    if (isinstance(iterated, cst.Call) and dotted_name(iterated.func) == "enumerate"
+            and 1 <= len(iterated.args) <= 2 and not any(a.star for a in iterated.args)
+            and iterated.args[0].keyword is None):
+        iterated = iterated.args[0].value
+        pair = target.elements if isinstance(target, cst.Tuple) else ()
+        index, target = (pair[0].value, pair[1].value) if len(pair) == 2 else (None, None)
+    if not (isinstance(iterated, cst.Name) and iterated.value == records
+            and isinstance(target, cst.Name)):
+        return None
+    return target, index
+
+
+def _record_names(*targets: cst.BaseExpression | None) -> frozenset[str]:
+    """The names a loop binds to its record (and the record's index)."""
+    names = _RootNames()
+    for target in targets:
+        if target is not None:
+            target.visit(names)
+    return frozenset(names.names)
+
+
+class _HandOver(FastVisitor):
+    """Binds the parameter of a function of the file that is handed a ``getmany()`` batch
+    (``await self._process_batch(batch)``) to that batch, and notes each getmany's consumer."""
+
+    def __init__(self, module: cst.Module, bindings: Bindings) -> None:
+        self.module, self.bindings = module, bindings
+        self.classes: list[cst.ClassDef] = []
+        self.functions: list[cst.FunctionDef] = []
+        self.consumers: dict[cst.Call, Binding] = {}
+        self.bound = 0
+
+    def visit_ClassDef(self, node: cst.ClassDef) -> None:
+        self.classes.append(node)
+
+    def leave_ClassDef(self, original_node: cst.ClassDef) -> None:
+        self.classes.pop()
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+        self.functions.append(node)
+
+    def leave_FunctionDef(self, original_node: cst.FunctionDef) -> None:
+        self.functions.pop()
+
+    def _lookup(self, expr: cst.CSTNode) -> Binding | None:
+        name = dotted_name(expr)
+        if name is None:
+            return None
+        return self.bindings.lookup(name, self.module, self.classes, self.functions)
+
+    def _callee(self, func: cst.BaseExpression) -> tuple[cst.FunctionDef, bool] | None:
+        """The function of this file a call runs, and whether it is a method called on self."""
+        name = dotted_name(func)
+        if name is None:
+            return None
+        owner: Sequence[cst.BaseStatement]
+        if name.startswith("self.") and name.count(".") == 1 and self.classes:
+            owner, name, method = self.classes[-1].body.body, name[5:], True
+        elif "." not in name:
+            owner, method = self.module.body, False
+        else:
+            return None
+        found = [s for s in owner if isinstance(s, cst.FunctionDef) and s.name.value == name]
+        return (found[0], method) if len(found) == 1 else None
+
+    def visit_Call(self, node: cst.Call) -> None:
+        if isinstance(node.func, cst.Attribute) and node.func.attr.value == "getmany":
+            consumer = self._lookup(node.func.value)
+            if consumer is not None and consumer.kind == CONSUMER:
+                self.consumers.setdefault(node, consumer)
+        if any(arg.star for arg in node.args):
+            return
+        handed = [(index, arg) for index, arg in enumerate(node.args)
+                  if (b := self._lookup(arg.value)) is not None and b.kind == BATCH]
+        callee = self._callee(node.func) if handed else None
+        if callee is None:
+            return
+        function, method = callee
+        params = function.params
+        positional = [*params.posonly_params, *params.params][1 if method else 0:]
+        for index, arg in handed:
+            batch = self._lookup(arg.value)
+            assert batch is not None
+            if arg.keyword is None:
+                param = positional[index] if index < len(positional) else None
+            else:
+                param = next((p for p in (*params.params, *params.kwonly_params)
+                              if p.name.value == arg.keyword.value), None)
+            if param is None or self.bindings.lookup(
+                    param.name.value, self.module, (), (function,)) is not None:
+                continue
+            self.bindings.bind(function, param.name.value, Binding(BATCH, batch.call, function))
+            self.bound += 1
+
+
+def _before_handling(statement: cst.BaseStatement, record: frozenset[str]) -> bool:
+    """Does the statement name none of ``record`` (the record, and its index when enumerated)?
+    Then it is the loop's own work (a shutdown check, a health probe), not the record's."""
+    names = _RootNames()
+    statement.visit(names)
+    return names.names.isdisjoint(record)
 
 
 def _is_call_on(statement: cst.BaseStatement, receiver: str) -> bool:

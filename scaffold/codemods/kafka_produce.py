@@ -12,17 +12,30 @@ cannot see.
 - ``producer.send_and_wait(...)`` -> ``traced_send(producer, ...)``;
   ``producer.send(...)`` -> ``traced_send(producer, ..., wait=False)`` (same delivery future).
 - ``await bus.publish(topic, ...)`` of a configured wrapper ->
-  ``await traced_publish(bus.publish, topic, ...)``.
+  ``await traced_publish(bus.publish, topic, ...)``, only when the wrapper's own body does not
+  send (see below) and its signature, read from the repo model, takes what ``traced_publish``
+  hands it: the topic first and a ``headers`` parameter annotated as ``(str, bytes)`` pairs
+  (``list[tuple[str, bytes]] | None``, ``Sequence[...]``...) or as ``dict[str, str]`` (then
+  ``headers_as=dict`` is added, and the kit hands it a dict). Headers passed by position are
+  passed by name.
 - ``batch.append(...)`` on a batch from ``producer.create_batch()`` gets
   ``headers=inject_headers(...)``: each record carries the context current when it was added
   (aiokafka sends a batch as one request, so there is no span per record).
 
+One PRODUCER span per message: a configured wrapper whose body sends itself (a
+``send``/``send_and_wait`` call, or the kit's ``traced_send``) gets the span there, where the
+producer is (its send is rewritten like any other, or reported when its producer cannot be
+recognised), and no call of the wrapper anywhere in the repo is wrapped. Only a wrapper with no
+send of its own (a Protocol, a bus over another client) has its awaited calls wrapped.
+
 Left alone: sends that already carry the context (``headers=inject_headers(...)``, or a
 header list the function passed to an ``inject`` call), sends already through the kit or in a
 function handed to ``traced_publish``, and test code, which sends records by hand on purpose.
-Reported: sends with ``*args``/``**kwargs``, a wrapper call that is not awaited or passes four
-or more positional arguments, a ``send_batch`` whose batch was filled out of sight, and any
-site in a file that has no kit to import.
+Reported: sends with ``*args``/``**kwargs``, a wrapper call that is not awaited, a call of a
+wrapper the repo does not define or whose ``headers`` parameter is missing, unannotated or of
+another type (the reason is given), the send of a configured wrapper on something not known to
+be a producer, a ``send_batch`` whose batch was filled out of sight, and any site in a file
+that has no kit to import.
 
 Why: a record without ``traceparent`` starts a new trace at every consumer, so the trace of
 a request ends at the Kafka hop. Injecting into a header list that is reused or forwarded
@@ -40,16 +53,20 @@ Use instead::
 
 Fix safety: safe. The same producer sends the same record with the same arguments;
 ``traced_send`` returns what ``send``/``send_and_wait`` return and re-raises their errors,
-and only the propagation headers change.
+and only the propagation headers change. A wrapper call becomes ``traced_publish`` only when
+the wrapper's declared signature takes the topic first and headers in the form the kit hands
+it (pairs, or a ``dict[str, str]`` with ``headers_as=dict``); otherwise nothing changes.
 """
 
 from __future__ import annotations
 
 import libcst as cst
 
+from scaffold.codemods import _send_wrappers as send_wrappers
 from scaffold.codemods._kafka import (
     PRODUCER_CLASSES,
     KafkaCodemod,
+    appended,
     argument,
     calls_named,
     code,
@@ -58,21 +75,23 @@ from scaffold.codemods._kafka import (
     matches,
     with_separators,
 )
+from scaffold.codemods._layout import fit
 from scaffold.codemods.base import dotted_name
 from scaffold.engine.gates import SyntaxGate
 from scaffold.engine.model import Settings
+from scaffold.repo import RepoModel
 
 PRODUCER = "producer"
 BATCH = "batch"
 SEND_PARAMETERS = ("topic", "value", "key", "partition", "timestamp_ms", "headers")
 # Calls that put the current context into a carrier: the kit's, OpenTelemetry's, HuleEdu's.
 INJECTS = frozenset({"inject", "inject_headers", "inject_trace_context"})
-MAX_WRAPPER_POSITIONALS = 3  # topic, value, key: a fourth might be the headers
 
 
 class KafkaProduce(KafkaCodemod):
     # Configured wrappers are named by the user, so the gate is what every send mentions.
     PREFILTER = ("send", "publish", "roducer")
+    USES_REPO = True  # a configured wrapper's signature and body may be in another file
 
     @classmethod
     def syntax_gate(cls, settings: Settings) -> SyntaxGate:
@@ -91,6 +110,9 @@ class KafkaProduce(KafkaCodemod):
         entries = self.settings.kafka_producers
         self._wrappers = [tuple(e.rsplit(".", 1)) for e in entries if "." in e]
         self._factories = list(entries)
+        self._grown = False  # a call of the current statement was rewritten
+        # dotted name of each configured wrapper (True) and of each function it calls (False)
+        self._wrapper_bodies: dict[str, bool] | None = None
 
     # -- what the file's names hold --
 
@@ -114,18 +136,46 @@ class KafkaProduce(KafkaCodemod):
         }
         return super().visit_Module(node)
 
+    def visit_SimpleStatementLine(self, node: cst.SimpleStatementLine) -> None:
+        self._grown = False
+
+    def leave_SimpleStatementLine(self, original_node: cst.SimpleStatementLine,
+                                  updated_node: cst.SimpleStatementLine) -> cst.BaseStatement:
+        """A rewritten call that pushed a one-line statement over the line length is split."""
+        limit = self.settings.line_length
+        if not self._grown or limit is None or updated_node is original_node:
+            return updated_node
+        self._grown = False
+        before = self.module.code_for_node(original_node.with_changes(leading_lines=()))
+        if "\n" in before.rstrip("\n") or self.column + len(before.rstrip("\n")) > limit:
+            return updated_node  # laid out by hand, or too long already
+        (fitted,) = fit([updated_node], self.column, self.module, limit, grown=None)
+        return fitted
+
     def visit_Await(self, node: cst.Await) -> None:
         if isinstance(node.expression, cst.Call):
             self._awaited.add(node.expression)
 
     def leave_Call(self, original_node: cst.Call, updated_node: cst.Call) -> cst.BaseExpression:
+        result = self._rewrite(original_node, updated_node)
+        self._grown = self._grown or result is not updated_node
+        return result
+
+    def _rewrite(self, original_node: cst.Call, updated_node: cst.Call) -> cst.BaseExpression:
         func = original_node.func
         if not isinstance(func, cst.Attribute):
             return updated_node
         binding = self.lookup(func.value)
+        method = func.attr.value
+        if (binding is None or binding.kind != PRODUCER) and method in (
+                "send", "send_and_wait") and self._in_wrapper(code(func)):
+            self.report(original_node, f"{code(func)}(...) is where a configured "
+                        "kafka-producers wrapper sends, so its callers are left alone, but "
+                        f"{code(func.value)} is not known to be an AIOKafkaProducer: annotate it, "
+                        "or send through traced_send from the kit")
+            return updated_node
         if binding is None:
             return updated_node
-        method = func.attr.value
         if binding.kind == PRODUCER and method in ("send", "send_and_wait"):
             return self._send(original_node, updated_node, wait=method == "send_and_wait")
         if binding.kind == PRODUCER and method == "send_batch":
@@ -133,7 +183,7 @@ class KafkaProduce(KafkaCodemod):
         elif binding.kind == BATCH and method == "append":
             return self._append(original_node, updated_node)
         elif (binding.kind, method) in self._wrappers:
-            return self._publish(original_node, updated_node)
+            return self._publish(original_node, updated_node, f"{binding.kind}.{method}")
         return updated_node
 
     def _carries_context(self, headers: cst.Arg | None) -> bool:
@@ -215,24 +265,57 @@ class KafkaProduce(KafkaCodemod):
             self.report(original, "send_batch of a batch filled elsewhere: give each "
                         "batch.append(...) headers=inject_headers(...) from the kit")
 
-    def _publish(self, original: cst.Call, updated: cst.Call) -> cst.BaseExpression:
+    def _model(self) -> RepoModel:
+        """The run's repo model (without a run, this file's): where wrappers are defined."""
+        return self.repo
+
+    def _in_wrapper(self, send: str) -> bool:
+        """Is ``send`` a Kafka send of a configured wrapper, or of a function it calls?"""
+        if not (self.functions and self._wrappers and self.module_name):
+            return False
+        if self._wrapper_bodies is None:
+            self._wrapper_bodies = {}
+            for owner, method in self._wrappers:
+                info = send_wrappers.find(self.repo, f"{owner}.{method}")
+                for function in send_wrappers.bodies(info, self.repo) if info else ():
+                    direct = function is info or self._wrapper_bodies.get(function.dotted, False)
+                    self._wrapper_bodies[function.dotted] = direct
+        owner = f".{self.classes[-1].name.value}" if self.classes else ""
+        here = f"{self.module_name}{owner}.{self.functions[-1].name.value}"
+        return here in self._wrapper_bodies and send_wrappers.is_send(
+            send, direct=self._wrapper_bodies[here])
+
+    def _publish(self, original: cst.Call, updated: cst.Call,
+                 entry: str) -> cst.BaseExpression:
         if self._carries_context(keyword(original, "headers")):
             return updated
         wrapper = code(original.func)
-        positional = [arg for arg in updated.args if arg.keyword is None]
+        model = self._model()
+        info = send_wrappers.find(model, entry)
+        if info is not None and send_wrappers.own_send(info, model) is not None:
+            return updated  # its body sends: the PRODUCER span goes there, once per message
+        positional = [arg for arg in original.args if arg.keyword is None]
+        keywords = frozenset(arg.keyword.value for arg in original.args if arg.keyword)
         topic = argument(original, 0, "topic")
         problem = None
+        plan = send_wrappers.Plan()
         if any(arg.star for arg in original.args):
             problem = "passes *args/**kwargs"
         elif original not in self._awaited:
             problem = "is not awaited here"
         elif topic is None:
             problem = "passes no topic"
-        elif len(positional) > MAX_WRAPPER_POSITIONALS:
-            problem = "passes four or more positional arguments (one may be the headers)"
+        elif info is None:
+            problem = (f"calls {entry}, which is not defined in this repo, so what its headers "
+                       "take cannot be checked")
+        else:
+            plan = send_wrappers.plan(info, model, positionals=len(positional),
+                                      keywords=keywords)
+            problem = plan.problem
         if problem is not None:
             self.report(original, f"{wrapper}(...) {problem}: wrap it by hand as "
-                        f"await traced_publish({wrapper}, topic, ..., headers=...)")
+                        f"await traced_publish({wrapper}, topic, ..., headers=...), "
+                        "handing it headers in the form the wrapper takes")
             return updated
         if not self.has_kit(original) or not self.record_change(
             original, f"{wrapper}(...) now runs in a PRODUCER span whose context goes in the "
@@ -242,6 +325,18 @@ class KafkaProduce(KafkaCodemod):
         traced_publish = self.kit_name("traced_publish")
         index = next(i for i, arg in enumerate(original.args) if arg is topic)
         topic_arg = updated.args[index].with_changes(keyword=None, equal=cst.MaybeSentinel.DEFAULT)
-        rest = [arg for i, arg in enumerate(updated.args) if i != index]
-        args = [cst.Arg(updated.func), topic_arg, *rest]
-        return cst.Call(func=cst.Name(traced_publish), args=with_separators(args))
+        rest: list[cst.Arg] = []
+        extra: list[cst.Arg] = []
+        for i, arg in enumerate(updated.args):
+            if i == index:
+                continue
+            if (plan.headers_index is not None and arg.keyword is None
+                    and original.args[i] is positional[plan.headers_index]):
+                # traced_publish hands the headers on by name
+                arg = arg.with_changes(keyword=cst.Name("headers"), equal=cst.AssignEqual(
+                    cst.SimpleWhitespace(""), cst.SimpleWhitespace("")))
+            rest.append(arg)
+        if plan.headers_as == send_wrappers.DICT:
+            extra.append(keyword_arg("headers_as", cst.Name("dict")))
+        args = appended([cst.Arg(updated.func), topic_arg, *rest], extra)
+        return updated.with_changes(func=cst.Name(traced_publish), args=args)

@@ -70,6 +70,7 @@ class Settings:
     options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # by rule id
 
     import_sorting: ImportSorting = field(default_factory=lambda: ImportSorting())
+    line_length: int | None = None  # the repo's ruff/black line-length (None: not known)
 
     @property
     def first_party(self) -> frozenset[str]:

@@ -518,6 +518,7 @@ def _plan(
         service_name=config.service_name,
         kafka_producers=config.kafka_producers,
         import_sorting=config.import_sorting,
+        line_length=config.line_length,
         unsafe_fixes=unsafe,
         options=options_by_id,
     )

@@ -79,6 +79,21 @@ def test_bad_config_names_the_key_and_the_file(tmp_path, table, message):
     assert message in str(raised.value) and str(pyproject) in str(raised.value)
 
 
+@pytest.mark.parametrize(
+    ("tables", "expected"),
+    [
+        ("[tool.ruff]\nline-length = 100\n[tool.black]\nline-length = 79\n", 100),
+        ("[tool.black]\nline-length = 79\n", 79),
+        ("[tool.ruff.lint]\nselect = ['E']\n", 88),
+        ("", None),
+    ],
+    ids=["ruff's", "black's", "ruff's default", "none known"],
+)
+def test_the_line_length_is_the_linters(tmp_path, tables, expected):
+    (tmp_path / "pyproject.toml").write_text(f"{tables}[tool.scaffold]\n")
+    assert find_config(tmp_path).line_length == expected
+
+
 def test_symlinks_are_followed_only_inside_the_tree_and_loops_do_not_hang(tmp_path):
     outside = tmp_path / "outside"
     tree = tmp_path / "tree"

@@ -317,3 +317,36 @@ def test_breaking_out_of_a_batch_leaves_no_context_behind(kit_package, make_reco
             break
     assert context.get_current() is before
     assert len(span_exporter.get_finished_spans()) == 1
+
+
+# -- traced_publish ------------------------------------------------------------------------
+
+
+async def test_traced_publish_hands_a_wrapper_pairs_with_the_send_span(kit_package, span_exporter):
+    seen = []
+
+    async def publish(topic, value, key=None, headers=None):
+        seen.append(headers)
+
+    await kit_package.traced_publish(publish, "orders", b"{}", headers=[("source", b"billing")])
+    (span,) = span_exporter.get_finished_spans()
+    assert span.kind is SpanKind.PRODUCER
+    assert seen == [[("source", b"billing"), ("traceparent", _expected(span))]]
+
+
+async def test_traced_publish_hands_a_dict_wrapper_a_new_dict_of_strings(
+    kit_package, span_exporter
+):
+    """A bus declaring ``headers: dict[str, str]`` calls ``.items()`` on what it gets."""
+    seen = []
+
+    async def publish(topic, envelope, key=None, headers: dict[str, str] | None = None):
+        seen.append([(name, value.encode()) for name, value in (headers or {}).items()])
+
+    given = {"source": "billing", "traceparent": STALE}
+    await kit_package.traced_publish(publish, "orders", {}, headers=given, headers_as=dict)
+    await kit_package.traced_publish(publish, "orders", {}, headers_as=dict)
+    first, second = span_exporter.get_finished_spans()
+    assert seen == [[("source", b"billing"), ("traceparent", _expected(first))],
+                    [("traceparent", _expected(second))]]
+    assert given["traceparent"] == STALE  # the caller's dict is untouched

@@ -30,6 +30,10 @@ CASES = {
         "await traced_publish(self._bus.publish, topic, envelope, headers=None)",
         "await self._bus.publish(topic, envelope, headers=None)",
     ),
+    "traced_publish of a dict-taking wrapper back to its own call": (
+        "await traced_publish(self._bus.publish, topic, envelope, key=k, headers_as=dict)",
+        "await self._bus.publish(topic, envelope, key=k)",
+    ),
     "an injection back to its carrier": (
         "inject_trace_context(headers)",
         "headers",

@@ -188,6 +188,36 @@ def test_a_configured_shared_location_holds_the_one_kit(tmp_path):
         assert "from common.tracekit import traced_send" in bus.read_text()
 
 
+CONSUMER = textwrap.dedent("""\
+    from aiokafka import AIOKafkaConsumer
+
+
+    async def run(handle):
+        consumer = AIOKafkaConsumer("essays", bootstrap_servers="kafka:9092")
+        async for msg in consumer:
+            await handle(msg)
+""")
+
+
+def test_a_script_beside_several_packages_is_left_alone_on_the_second_run_too(tmp_path, capsys):
+    """A consumer loop left alone the first time (no package to guess for the script) was
+    rewritten by the second run, because the first had vendored a kit into one of the
+    packages for that package's own rewrite."""
+    service = _service(tmp_path / "svc", "alpha", {"consumer.py": CONSUMER})
+    (service / "beta").mkdir()
+    (service / "beta" / "__init__.py").write_text("")
+    (service / "worker.py").write_text(CONSUMER)
+
+    assert _retrofit(service, "--no-tests") == 1
+    assert (service / "alpha" / "tracekit").is_dir()
+    assert (service / "worker.py").read_text() == CONSUMER
+    capsys.readouterr()
+
+    assert _retrofit(service, "--check") == 0
+    assert (service / "worker.py").read_text() == CONSUMER
+    assert "worker.py:6:5: kafka-consume no kit to call here" in capsys.readouterr().out
+
+
 def test_files_outside_the_package_use_the_kit_of_their_service(tmp_path):
     service = _service(tmp_path / "svc", "orders", {"bus.py": SENDER})
     (service / "tests").mkdir()

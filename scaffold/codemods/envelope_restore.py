@@ -50,6 +50,7 @@ current inside it change. The kit's ``restore_span`` reads malformed or missing 
 
 from __future__ import annotations
 
+import ast
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
@@ -110,10 +111,12 @@ def _tested_name(operand: cst.BaseExpression) -> str | None:
 
 
 def _same_code(first: Sequence[cst.BaseStatement], second: Sequence[cst.BaseStatement]) -> bool:
-    def text(statements: Sequence[cst.BaseStatement]) -> str:
-        return cst.Module(body=cast(Sequence[cst.SimpleStatementLine], statements)).code
+    """Whether two blocks do the same work: compared as code, not comments or layout."""
+    def tree(statements: Sequence[cst.BaseStatement]) -> str:
+        text = cst.Module(body=cast(Sequence[cst.SimpleStatementLine], statements)).code
+        return ast.dump(ast.parse(text))
 
-    return text(first) == text(second)
+    return tree(first) == tree(second)
 
 
 class _Guard:
@@ -369,6 +372,10 @@ class EnvelopeRestore(PropagationCodemod):
         body = node.body.body
         if any(s in self._before or s in self._replacements for s in body):
             return  # a guard of this body is being rewritten: one reshaping at a time
+        if any(self.calls_one_of(call, RESTORE_NAMES | {"attach"}) or (
+                self.calls_one_of(call, SPAN_STARTS) and keyword(call, "context") is not None)
+               for call in collect(node.body).calls):
+            return  # it restores a context already (another envelope's, the headers'...)
         mentions = code(node.body)
         for name, place in parsed.items():
             if len(place.chain) != 1 or f"{name}.metadata" in mentions:

@@ -232,9 +232,12 @@ class EnvelopeInject(PropagationCodemod):
             for inner in statement.body.body)
 
     def _published(self, call: cst.Call, names: set[str]) -> set[str]:
+        """The envelopes a publish call sends: passed whole or serialised, not one field."""
         receiver = code(call.func).split(".")[0]
-        used = collect(*(arg.value for arg in call.args)).names
-        return {name for name in names & used if name != receiver}
+        whole = _Whole()
+        for arg in call.args:
+            arg.value.visit(whole)
+        return {name for name in names & whole.names if name != receiver}
 
     # -- rewriting --
 
@@ -411,6 +414,38 @@ def _metadata_assignments(statement: cst.SimpleStatementLine,
                         and target.attr.value == "metadata"):
                     found.append((target.value.value, small.value))
     return found
+
+
+class _Whole(cst.CSTVisitor):
+    """Names an expression uses whole: ``envelope``, ``envelope.model_dump_json()``,
+    ``serialize(envelope)``; not ``envelope.event_type`` (one field is not the event)."""
+
+    def __init__(self) -> None:
+        self.names: set[str] = set()
+
+    def visit_Name(self, node: cst.Name) -> None:
+        self.names.add(node.value)
+
+    def visit_Call(self, node: cst.Call) -> bool:
+        func = node.func
+        if isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name):
+            self.names.add(func.value.value)  # a method of it: its serialised form
+            for arg in node.args:
+                arg.value.visit(self)
+            return False
+        return True
+
+    def visit_Attribute(self, node: cst.Attribute) -> bool:
+        if not isinstance(node.value, cst.Name):
+            node.value.visit(self)
+        return False
+
+    def visit_Arg(self, node: cst.Arg) -> bool:
+        node.value.visit(self)
+        return False
+
+    def visit_Lambda(self, node: cst.Lambda) -> bool:
+        return False
 
 
 class _Bindings:

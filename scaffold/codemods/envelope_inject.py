@@ -403,9 +403,30 @@ def _creates_line(statement: cst.BaseStatement, metadata: str, values: tuple[str
 
 def _metadata_assignments(statement: cst.SimpleStatementLine,
                           ) -> list[tuple[str, cst.BaseExpression]]:
-    """(X, value) for every ``X.metadata = value`` of a simple statement."""
+    """(X, value) for every ``X.metadata = value`` of a simple statement; also
+    ``X.metadata.update(value)``, and ``X.metadata["traceparent"] = ...`` as a carried value
+    (a context set by hand)."""
     found: list[tuple[str, cst.BaseExpression]] = []
     for small in statement.body:
+        if isinstance(small, cst.Expr) and isinstance(small.value, cst.Call):
+            func = small.value.func
+            if (isinstance(func, cst.Attribute) and func.attr.value == "update"
+                    and isinstance(func.value, cst.Attribute)
+                    and isinstance(func.value.value, cst.Name)
+                    and func.value.attr.value == "metadata"):
+                found.extend((func.value.value.value, arg.value) for arg in small.value.args
+                             if arg.keyword is None)
+        if isinstance(small, cst.Assign):
+            for assigned in small.targets:
+                target = assigned.target
+                if (isinstance(target, cst.Subscript) and isinstance(target.value, cst.Attribute)
+                        and isinstance(target.value.value, cst.Name)
+                        and target.value.attr.value == "metadata"
+                        and any(isinstance(element.slice, cst.Index)
+                                and isinstance(element.slice.value, cst.SimpleString)
+                                and element.slice.value.evaluated_value in _CONTEXT_KEYS
+                                for element in target.slice)):
+                    found.append((target.value.value.value, small.value))
         if isinstance(small, (cst.Assign, cst.AnnAssign)) and small.value is not None:
             targets = [t.target for t in small.targets] if isinstance(small, cst.Assign) \
                 else [small.target]

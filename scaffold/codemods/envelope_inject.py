@@ -8,9 +8,20 @@ through an outbox, the envelope itself or its serialised form), injects the curr
 into ``X.metadata`` just before the publish, creating the dict when it is ``None``. With the
 kit that is ``X.metadata = inject_metadata(X.metadata)``; with a configured ``helper-module``
 its ``inject_trace_context(X.metadata)``; with neither, OpenTelemetry's ``inject``. An
-injection that only runs ``if get_current_span():`` loses the guard. Reported, not rewritten:
-an envelope built inside the publish call, a publish in a one-line suite, and an injection
-behind a guard that tests more than the current span.
+injection that only runs ``if get_current_span():`` or ``if X.metadata:`` (with or without
+creating the dict first) loses the guard; it never gets a second injection. The envelope is
+published only when it is passed whole or serialised (``X``, ``X.model_dump_json()``), not
+when one field is (``X.event_type``).
+
+Left alone: an envelope whose metadata this function did not build, because it carries a
+context from elsewhere (a relay or replay that rebuilds it from a stored row:
+``metadata=row.get("metadata")``, ``Envelope(**row)``, a parameter, ``X.metadata.update
+(stored)``, a ``traceparent`` set by hand; a parsed ``Envelope.model_validate(...)`` is not
+built here at all); a dict injected into before the envelope is built from it; and
+``if X.metadata is not None: inject(X.metadata)`` after ``metadata={}`` (always true).
+Reported, not rewritten: an envelope built inside the publish call, a publish in a one-line
+suite, an injection behind a guard that tests more than the current span or the metadata,
+and an injection nested in a branch or loop on the way to the publish.
 
 Why: HuleEdu events carry their trace context in ``envelope.metadata``, inside the message
 body; an envelope published without it starts a new trace in every consumer. The guard
@@ -39,9 +50,10 @@ Use instead::
     inject_trace_context(result.metadata)
     await publish_to_outbox(session, topic, result)
 
-Fix safety: safe. Only ``metadata`` changes: stale ``traceparent``/``tracestate``/``baggage``
-keys are replaced by the context current at the publish, every other key is kept; without a
-span the injection writes nothing.
+Fix safety: safe. Only ``metadata`` changes, and only of an envelope built in the function
+from fresh values: stale ``traceparent``/``tracestate``/``baggage`` keys are replaced by the
+context current at the publish, every other key is kept; without a span the injection writes
+nothing. A context stored with an event is never overwritten.
 """
 
 from __future__ import annotations

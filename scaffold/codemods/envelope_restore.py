@@ -16,9 +16,11 @@ is there:
   configured ``helper-module``'s ``use_trace_context`` + ``trace_operation`` without the kit;
   OpenTelemetry's ``start_as_current_span(..., context=extract(...))`` with neither).
 
-Reported, not rewritten: a guard whose two branches do different work, a guard without an
-``else`` (without metadata the work does not run at all), and a guarded branch doing more
-than restoring the context and starting the span.
+Branches are compared as code: comments and layout do not count. A handler that already
+restores a context (``use_trace_context``, ``extract`` + ``attach``, a span started with
+``context=``) is left alone. Reported, not rewritten: a guard whose two branches do different
+work, a guard without an ``else`` (without metadata the work does not run at all), and a
+guarded branch doing more than restoring the context and starting the span.
 
 Why: HuleEdu handlers restore the producer's context from ``envelope.metadata`` only
 ``if envelope.metadata and tracer:``. An event without metadata (an old producer, a replay, a

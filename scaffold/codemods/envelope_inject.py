@@ -75,6 +75,7 @@ from scaffold.codemods._propagation import (
     header,
     header_comment,
     keyword,
+    last_name,
     parse_statements,
     positional,
     statements_of,
@@ -171,7 +172,7 @@ class EnvelopeInject(PropagationCodemod):
                 injected[guard[0]].append(place)
                 continue
             for call in collect(*header(statement)).calls:
-                if not self.calls_one_of(call, self.options["publish_methods"]):
+                if not self._publishes(call):
                     continue
                 for name in self._published(call, names):
                     if origins[name] in (_CARRIED, _INJECTED):
@@ -242,6 +243,16 @@ class EnvelopeInject(PropagationCodemod):
         return name, only and all(
             self._injection_target(inner, names) == name or _creates(inner, name)
             for inner in statement.body.body)
+
+    def _publishes(self, call: cst.Call) -> bool:
+        """A publish call, or a wrapper handed the publish method as its first argument
+        (``traced_publish(self._bus.publish, topic, envelope)``, as kafka-produce writes)."""
+        methods = self.options["publish_methods"]
+        if self.calls_one_of(call, methods):
+            return True
+        first = positional(call, 0)
+        return first is not None and isinstance(first.value, (cst.Name, cst.Attribute)) \
+            and last_name(first.value) in methods
 
     def _published(self, call: cst.Call, names: set[str]) -> set[str]:
         """The envelopes a publish call sends: passed whole or serialised, not one field."""

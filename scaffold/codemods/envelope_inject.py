@@ -177,6 +177,11 @@ class EnvelopeInject(PropagationCodemod):
                 for name in self._published(call, names):
                     if origins[name] in (_CARRIED, _INJECTED):
                         continue  # its metadata is not built here: keep what it carries
+                    if origins[name] == _GIVEN:
+                        self.report(call, f"{name} is published with metadata this function "
+                                    "did not build: a context it carries is kept, none is "
+                                    "injected; inject where that metadata is built")
+                        continue
                     self._publish(name, place, call, injected[name], guards, origins[name])
                 self._report_inline(call)
 
@@ -184,8 +189,9 @@ class EnvelopeInject(PropagationCodemod):
                 lookup: _Bindings) -> str:
         """Where the metadata of envelope ``name`` comes from, over every build of it.
 
-        ``_CARRIED``: from data this function did not build (a stored row, a parsed message,
-        a parameter, ``**row``): it holds someone else's trace context, which is kept.
+        ``_CARRIED``: read from data this function did not build (a stored row, a parsed
+        message, ``**row``): it holds someone else's trace context, which is kept.
+        ``_GIVEN``: handed in (a parameter, what a function returns): it may, so it is kept.
         ``_INJECTED``: a dict this function injected into before building the envelope.
         ``_DICT``: a dict built here (never None); ``_NONE``: not given, or may be None.
         """
@@ -202,12 +208,9 @@ class EnvelopeInject(PropagationCodemod):
             if f"{name}.metadata" in code(value):
                 continue  # ``X.metadata = X.metadata or {}``: still its own
             origin = lookup.origin(value, self)
-            if origin in (_CARRIED, _INJECTED):
+            if origin in (_CARRIED, _GIVEN, _INJECTED):
                 found.add(origin)
-        for origin in (_CARRIED, _INJECTED, _NONE):
-            if origin in found:
-                return origin
-        return _DICT
+        return _first(found)
 
     # -- what a statement does --
 
@@ -383,7 +386,14 @@ class EnvelopeInject(PropagationCodemod):
                         "context: bind it to a name, so its metadata can be injected")
 
 # where an envelope's metadata comes from (``EnvelopeInject._origin``)
-_CARRIED, _INJECTED, _DICT, _NONE = "carried", "injected", "dict", "none"
+_CARRIED, _GIVEN, _INJECTED, _DICT, _NONE = "carried", "given", "injected", "dict", "none"
+
+
+def _first(origins: set[str]) -> str:
+    """The origin that decides for several builds: a carried context wins, a dict built
+    here everywhere is the only way to ``_DICT``."""
+    return next((origin for origin in (_CARRIED, _GIVEN, _INJECTED, _NONE) if origin in origins),
+                _DICT)
 _CONTEXT_KEYS = frozenset({"traceparent", "tracestate", "baggage"})
 
 
@@ -506,18 +516,23 @@ class _Bindings:
             return _NONE
         if isinstance(value, cst.Dict):
             for element in value.elements:
-                if isinstance(element, cst.StarredDictElement) or (
-                    isinstance(element.key, cst.SimpleString)
-                    and element.key.evaluated_value in _CONTEXT_KEYS
-                ):
-                    return _CARRIED  # a copy of other metadata, or a context set by hand
+                if isinstance(element, cst.StarredDictElement):
+                    copied = self.origin(element.value, codemod, seen)
+                    if copied in (_CARRIED, _GIVEN):
+                        return copied  # a copy of other metadata
+                elif (isinstance(element.key, cst.SimpleString)
+                      and element.key.evaluated_value in _CONTEXT_KEYS):
+                    return _CARRIED  # a context set by hand
             return _DICT
         if isinstance(value, cst.Call):
             if codemod.calls_one_of(value, INJECT_NAMES):
                 return _INJECTED
-            if code(value.func) == "dict" and all(arg.keyword is not None for arg in value.args):
-                return _DICT
-            return _CARRIED
+            if code(value.func) == "dict":
+                copied = {self.origin(arg.value, codemod, seen) for arg in value.args
+                          if arg.keyword is None}
+                return _DICT if copied <= {_DICT, _NONE} else _first(copied)
+            # a method reads another object (``row.get("metadata")``); a function makes one
+            return _CARRIED if isinstance(value.func, cst.Attribute) else _GIVEN
         if isinstance(value, cst.BooleanOperation) and isinstance(value.operator, cst.Or):
             left = self.origin(value.left, codemod, seen)
             right = self.origin(value.right, codemod, seen)
@@ -526,11 +541,10 @@ class _Bindings:
             name = value.value
             if name in self.carriers:
                 return _INJECTED
-            if name in self.params or name not in self.bound or name in seen:
-                return _CARRIED
-            origins = {self.origin(bound, codemod, seen | {name}) for bound in self.bound[name]}
-            for origin in (_CARRIED, _INJECTED, _NONE):
-                if origin in origins:
-                    return origin
-            return _DICT
+            if name in self.params:
+                return _GIVEN
+            if name not in self.bound or name in seen:
+                return _CARRIED  # a loop or ``with`` target, a global: not built here
+            return _first({self.origin(bound, codemod, seen | {name})
+                           for bound in self.bound[name]})
         return _CARRIED  # an attribute, a subscript ...: read from data built elsewhere

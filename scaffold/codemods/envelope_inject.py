@@ -59,6 +59,7 @@ nothing. A context stored with an event is never overwritten.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import libcst as cst
@@ -130,7 +131,7 @@ class EnvelopeInject(PropagationCodemod):
         rebound: set[str] = set()
         bound: dict[str, list[cst.BaseExpression | None]] = {}
         carriers: set[str] = set()  # what this function passes to an inject call
-        reassigned: dict[str, list[cst.BaseExpression]] = {}  # X.metadata = <value>
+        reassigned: dict[str, list[cst.BaseExpression | _Merged]] = {}  # X.metadata = <value>
         for place in places:
             for name, value in assignments(place.statement):
                 bound.setdefault(name, []).append(value)
@@ -185,8 +186,8 @@ class EnvelopeInject(PropagationCodemod):
                     self._publish(name, place, call, injected[name], guards, origins[name])
                 self._report_inline(call)
 
-    def _origin(self, name: str, built: list[cst.Call], reassigned: list[cst.BaseExpression],
-                lookup: _Bindings) -> str:
+    def _origin(self, name: str, built: list[cst.Call],
+                reassigned: list[cst.BaseExpression | _Merged], lookup: _Bindings) -> str:
         """Where the metadata of envelope ``name`` comes from, over every build of it.
 
         ``_CARRIED``: read from data this function did not build (a stored row, a parsed
@@ -205,11 +206,13 @@ class EnvelopeInject(PropagationCodemod):
             else:
                 found.add(_NONE)
         for value in reassigned:
+            if isinstance(value, _Merged):
+                if lookup.origin(value.value, self) == _CARRIED:
+                    found.add(_CARRIED)  # a stored context merged in
+                continue
             if f"{name}.metadata" in code(value):
                 continue  # ``X.metadata = X.metadata or {}``: still its own
-            origin = lookup.origin(value, self)
-            if origin in (_CARRIED, _GIVEN, _INJECTED):
-                found.add(origin)
+            found.add(lookup.origin(value, self))  # ``X.metadata = None``: None again
         return _first(found)
 
     # -- what a statement does --
@@ -434,12 +437,19 @@ def _creates_line(statement: cst.BaseStatement, metadata: str, values: tuple[str
             and code(small.targets[0].target) == metadata and code(small.value) in values)
 
 
+@dataclass(frozen=True)
+class _Merged:
+    """What ``X.metadata.update(value)`` merges in: only stored data there counts."""
+
+    value: cst.BaseExpression
+
+
 def _metadata_assignments(statement: cst.SimpleStatementLine,
-                          ) -> list[tuple[str, cst.BaseExpression]]:
+                          ) -> list[tuple[str, cst.BaseExpression | _Merged]]:
     """(X, value) for every ``X.metadata = value`` of a simple statement; also
     ``X.metadata.update(value)``, and ``X.metadata["traceparent"] = ...`` as a carried value
     (a context set by hand)."""
-    found: list[tuple[str, cst.BaseExpression]] = []
+    found: list[tuple[str, cst.BaseExpression | _Merged]] = []
     for small in statement.body:
         if isinstance(small, cst.Expr) and isinstance(small.value, cst.Call):
             func = small.value.func
@@ -447,8 +457,8 @@ def _metadata_assignments(statement: cst.SimpleStatementLine,
                     and isinstance(func.value, cst.Attribute)
                     and isinstance(func.value.value, cst.Name)
                     and func.value.attr.value == "metadata"):
-                found.extend((func.value.value.value, arg.value) for arg in small.value.args
-                             if arg.keyword is None)
+                found.extend((func.value.value.value, _Merged(arg.value))
+                             for arg in small.value.args if arg.keyword is None)
         if isinstance(small, cst.Assign):
             for assigned in small.targets:
                 target = assigned.target

@@ -8,9 +8,20 @@ through an outbox, the envelope itself or its serialised form), injects the curr
 into ``X.metadata`` just before the publish, creating the dict when it is ``None``. With the
 kit that is ``X.metadata = inject_metadata(X.metadata)``; with a configured ``helper-module``
 its ``inject_trace_context(X.metadata)``; with neither, OpenTelemetry's ``inject``. An
-injection that only runs ``if get_current_span():`` loses the guard. Reported, not rewritten:
-an envelope built inside the publish call, a publish in a one-line suite, and an injection
-behind a guard that tests more than the current span.
+injection that only runs ``if get_current_span():`` or ``if X.metadata:`` (with or without
+creating the dict first) loses the guard; it never gets a second injection. The envelope is
+published only when it is passed whole or serialised (``X``, ``X.model_dump_json()``), not
+when one field is (``X.event_type``).
+
+Left alone: an envelope whose metadata this function did not build, because it carries a
+context from elsewhere (a relay or replay that rebuilds it from a stored row:
+``metadata=row.get("metadata")``, ``Envelope(**row)``, a parameter, ``X.metadata.update
+(stored)``, a ``traceparent`` set by hand; a parsed ``Envelope.model_validate(...)`` is not
+built here at all); a dict injected into before the envelope is built from it; and
+``if X.metadata is not None: inject(X.metadata)`` after ``metadata={}`` (always true).
+Reported, not rewritten: an envelope built inside the publish call, a publish in a one-line
+suite, an injection behind a guard that tests more than the current span or the metadata,
+and an injection nested in a branch or loop on the way to the publish.
 
 Why: HuleEdu events carry their trace context in ``envelope.metadata``, inside the message
 body; an envelope published without it starts a new trace in every consumer. The guard
@@ -39,14 +50,16 @@ Use instead::
     inject_trace_context(result.metadata)
     await publish_to_outbox(session, topic, result)
 
-Fix safety: safe. Only ``metadata`` changes: stale ``traceparent``/``tracestate``/``baggage``
-keys are replaced by the context current at the publish, every other key is kept; without a
-span the injection writes nothing.
+Fix safety: safe. Only ``metadata`` changes, and only of an envelope built in the function
+from fresh values: stale ``traceparent``/``tracestate``/``baggage`` keys are replaced by the
+context current at the publish, every other key is kept; without a span the injection writes
+nothing. A context stored with an event is never overwritten.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import libcst as cst
@@ -63,6 +76,7 @@ from scaffold.codemods._propagation import (
     header,
     header_comment,
     keyword,
+    last_name,
     parse_statements,
     positional,
     statements_of,
@@ -93,7 +107,9 @@ class EnvelopeInject(PropagationCodemod):
 
     def __init__(self, context, options=None) -> None:
         super().__init__(context, options)
-        self._guards_seen: set[cst.If] = set()
+        self._guards_seen: set[cst.BaseStatement] = set()
+        self._added: set[Place] = set()  # publishes this run injects before
+        self._statements: dict[tuple[tuple[int, int], ...], cst.BaseStatement] = {}
 
     def construction(self, expr: cst.CSTNode | None) -> cst.Call | None:
         """The call when ``expr`` builds an envelope: ``Envelope[T](...)``."""
@@ -110,18 +126,41 @@ class EnvelopeInject(PropagationCodemod):
 
     def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
         places = list(walk(node.body))
+        self._statements = {place.chain: place.statement for place in places}
         envelopes: dict[str, list[cst.Call]] = {}
         rebound: set[str] = set()
+        bound: dict[str, list[cst.BaseExpression | None]] = {}
+        carriers: set[str] = set()  # what this function passes to an inject call
+        reassigned: dict[str, list[cst.BaseExpression | _Merged]] = {}  # X.metadata = <value>
         for place in places:
             for name, value in assignments(place.statement):
+                bound.setdefault(name, []).append(value)
                 built = self.construction(value)
                 if built is None:
                     rebound.add(name)
                 else:
                     envelopes.setdefault(name, []).append(built)
+            if isinstance(place.statement, cst.SimpleStatementLine):
+                for call in collect(place.statement).calls:
+                    carrier = positional(call, 0, "carrier") \
+                        if self.calls_one_of(call, INJECT_NAMES) else None
+                    if carrier is not None:
+                        carriers.add(code(carrier.value))
+                for name, value in _metadata_assignments(place.statement):
+                    if not (isinstance(value, cst.Call) and self.calls_one_of(value, INJECT_NAMES)):
+                        reassigned.setdefault(name, []).append(value)
+        params = {param.name.value for param in (
+            *node.params.posonly_params, *node.params.params, *node.params.kwonly_params)}
+        if isinstance(node.params.star_arg, cst.Param):
+            params.add(node.params.star_arg.name.value)
+        if node.params.star_kwarg is not None:
+            params.add(node.params.star_kwarg.name.value)
+        lookup = _Bindings(bound, params, carriers)
         names = set(envelopes) - rebound
+        origins = {name: self._origin(name, envelopes[name], reassigned.get(name, []), lookup)
+                   for name in names}
         injected: dict[str, list[Place]] = {name: [] for name in names}
-        guards: dict[cst.If, str] = {}
+        guards: dict[cst.If, tuple[str, bool]] = {}
         for place in places:
             statement = place.statement
             target = self._injection_target(statement, names)
@@ -131,14 +170,50 @@ class EnvelopeInject(PropagationCodemod):
             guard = self._guarded_target(statement, names)
             if isinstance(statement, cst.If) and guard is not None:
                 guards[statement] = guard
-                injected[guard].append(place)
+                injected[guard[0]].append(place)
                 continue
             for call in collect(*header(statement)).calls:
-                if not self.calls_one_of(call, self.options["publish_methods"]):
+                if not self._publishes(call):
                     continue
                 for name in self._published(call, names):
-                    self._publish(name, place, call, injected[name], guards, envelopes[name])
+                    if origins[name] in (_CARRIED, _INJECTED):
+                        continue  # its metadata is not built here: keep what it carries
+                    if origins[name] == _GIVEN:
+                        self.report(call, f"{name} is published with metadata this function "
+                                    "did not build: a context it carries is kept, none is "
+                                    "injected; inject where that metadata is built")
+                        continue
+                    self._publish(name, place, call, injected[name], guards, origins[name])
                 self._report_inline(call)
+
+    def _origin(self, name: str, built: list[cst.Call],
+                reassigned: list[cst.BaseExpression | _Merged], lookup: _Bindings) -> str:
+        """Where the metadata of envelope ``name`` comes from, over every build of it.
+
+        ``_CARRIED``: read from data this function did not build (a stored row, a parsed
+        message, ``**row``): it holds someone else's trace context, which is kept.
+        ``_GIVEN``: handed in (a parameter, what a function returns): it may, so it is kept.
+        ``_INJECTED``: a dict this function injected into before building the envelope.
+        ``_DICT``: a dict built here (never None); ``_NONE``: not given, or may be None.
+        """
+        found: set[str] = set()
+        for call in built:
+            given = keyword(call, "metadata")
+            if given is not None:
+                found.add(lookup.origin(given.value, self))
+            elif any(arg.star == "**" for arg in call.args):
+                found.add(_CARRIED)  # Envelope(**row): metadata, if any, comes from the row
+            else:
+                found.add(_NONE)
+        for value in reassigned:
+            if isinstance(value, _Merged):
+                if lookup.origin(value.value, self) == _CARRIED:
+                    found.add(_CARRIED)  # a stored context merged in
+                continue
+            if f"{name}.metadata" in code(value):
+                continue  # ``X.metadata = X.metadata or {}``: still its own
+            found.add(lookup.origin(value, self))  # ``X.metadata = None``: None again
+        return _first(found)
 
     # -- what a statement does --
 
@@ -154,24 +229,49 @@ class EnvelopeInject(PropagationCodemod):
                         return name
         return None
 
-    def _guarded_target(self, statement: cst.BaseStatement, names: set[str]) -> str | None:
-        """The envelope of ``if <test>: inject(X.metadata)`` (a guard decides the injection)."""
+    def _guarded_target(self, statement: cst.BaseStatement,
+                        names: set[str]) -> tuple[str, bool] | None:
+        """``(X, only)`` for ``if <test>: ... inject(X.metadata) ...`` (a guard decides the
+        injection); ``only`` when the block does nothing but create and inject X.metadata."""
         if not isinstance(statement, cst.If) or not isinstance(statement.body, cst.IndentedBlock):
             return None
-        targets = {self._injection_target(inner, names) for inner in statement.body.body}
-        if len(targets) != 1 or None in targets:
+        targets: set[str] = set()
+        only = True
+        for inner in statement.body.body:
+            target = self._injection_target(inner, names)
+            if target is not None:
+                targets.add(target)
+            elif not any(_creates(inner, name) for name in names):
+                only = False
+        if len(targets) != 1:
             return None
-        return targets.pop()
+        name = targets.pop()
+        return name, only and all(
+            self._injection_target(inner, names) == name or _creates(inner, name)
+            for inner in statement.body.body)
+
+    def _publishes(self, call: cst.Call) -> bool:
+        """A publish call, or a wrapper handed the publish method as its first argument
+        (``traced_publish(self._bus.publish, topic, envelope)``, as kafka-produce writes)."""
+        methods = self.options["publish_methods"]
+        if self.calls_one_of(call, methods):
+            return True
+        first = positional(call, 0)
+        return first is not None and isinstance(first.value, (cst.Name, cst.Attribute)) \
+            and last_name(first.value) in methods
 
     def _published(self, call: cst.Call, names: set[str]) -> set[str]:
+        """The envelopes a publish call sends: passed whole or serialised, not one field."""
         receiver = code(call.func).split(".")[0]
-        used = collect(*(arg.value for arg in call.args)).names
-        return {name for name in names & used if name != receiver}
+        whole = _Whole()
+        for arg in call.args:
+            arg.value.visit(whole)
+        return {name for name in names & whole.names if name != receiver}
 
     # -- rewriting --
 
     def _publish(self, name: str, place: Place, call: cst.Call, injections: list[Place],
-                 guards: dict[cst.If, str], built: list[cst.Call]) -> None:
+                 guards: dict[cst.If, tuple[str, bool]], origin: str) -> None:
         before = [earlier for earlier in injections if earlier.dominates(place)]
         if before:
             for earlier in before:
@@ -179,7 +279,19 @@ class EnvelopeInject(PropagationCodemod):
                 if isinstance(guard, cst.If) and guard in guards \
                         and guard not in self._guards_seen:
                     self._guards_seen.add(guard)
-                    self._unguard(guard, name)
+                    self._settle(guard, name, guards[guard][1], origin)
+            return
+        earlier_ones = [earlier for earlier in injections
+                        if earlier not in self._added and _may_precede(earlier, place)]
+        if earlier_ones:  # injected before, nested: never inject a second time
+            for earlier in earlier_ones:
+                if not self._conditional(earlier, place):
+                    continue  # in a ``with`` or ``try`` block: it runs on the way there
+                if earlier.statement not in self._guards_seen:
+                    self._guards_seen.add(earlier.statement)
+                    self.report(earlier.statement, f"the injection into {name}.metadata does "
+                                "not run on every path to its publish; where it does not, the "
+                                "event starts a new trace")
             return
         if not place.in_block:
             self.report(call, f"{name} is published without trace context, in a "
@@ -188,27 +300,58 @@ class EnvelopeInject(PropagationCodemod):
         if not self.record_change(place.statement, f"{name} was published without trace "
                                   f"context: the current context now goes into {name}.metadata"):
             return
-        self.insert_before(place.statement, self._glue(name, built))
+        self.insert_before(place.statement, self._glue(name, origin))
         injections.append(place)
+        self._added.add(place)
 
-    def _glue(self, name: str, built: list[cst.Call]) -> list[cst.BaseStatement]:
+    def _conditional(self, earlier: Place, later: Place) -> bool:
+        """Whether a block between ``earlier`` and the statement shared with ``later`` may
+        be skipped: an ``if``, a loop, a handler; not a ``with`` or a ``try`` body."""
+        pairs = enumerate(zip(earlier.chain, later.chain, strict=False))
+        shared = next(level for level, (mine, theirs) in pairs if mine != theirs)
+        for level in range(shared + 1, len(earlier.chain)):
+            outer, block = self._statements[earlier.chain[:level]], earlier.chain[level][0]
+            if isinstance(outer, cst.With) or (isinstance(outer, cst.Try)
+                                               and block == id(outer.body)):
+                continue
+            return True
+        return False
+
+    def _glue(self, name: str, origin: str) -> list[cst.BaseStatement]:
         metadata = f"{name}.metadata"
         inject_metadata = self.kit_function("inject_metadata")
         if inject_metadata is not None:
             return parse_statements(f"{metadata} = {inject_metadata}({metadata})\n")
-        inject = self.helper("inject_trace_context") or self.otel("opentelemetry.propagate",
-                                                                 "inject")
-        always_a_dict = all(
-            (given := keyword(call, "metadata")) is not None
-            and (isinstance(given.value, cst.Dict)
-                 or (isinstance(given.value, cst.Call) and code(given.value.func) == "dict"))
-            for call in built
-        )
-        create = "" if always_a_dict else f"if {metadata} is None:\n    {metadata} = {{}}\n"
-        return parse_statements(f"{create}{inject}({metadata})\n")
+        return parse_statements(f"{self._creation(name, origin)}{self._inject()}({metadata})\n")
 
-    def _unguard(self, guard: cst.If, name: str) -> None:
-        if guard.orelse is not None or not self._is_span_probe(guard.test):
+    def _inject(self) -> str:
+        return self.helper("inject_trace_context") or self.otel("opentelemetry.propagate",
+                                                                "inject")
+
+    @staticmethod
+    def _creation(name: str, origin: str) -> str:
+        """The lines that make ``X.metadata`` a dict, unless it is built as one here."""
+        metadata = f"{name}.metadata"
+        return "" if origin == _DICT else f"if {metadata} is None:\n    {metadata} = {{}}\n"
+
+    def _operand_kind(self, operand: cst.BaseExpression, name: str, origin: str) -> str | None:
+        """What one ``and``-ed operand of a guard tests: the span, the metadata, or other."""
+        if self._is_span_probe(operand):
+            return "span"
+        text = code(operand)
+        if text == f"{name}.metadata is not None":
+            return "true" if origin == _DICT else "metadata"
+        if text in (f"{name}.metadata", f"bool({name}.metadata)"):
+            return "metadata"  # an empty dict is false: the injection is skipped
+        return None
+
+    def _settle(self, guard: cst.If, name: str, only: bool, origin: str) -> None:
+        """An injection behind ``guard``: left as it is, made unconditional, or reported."""
+        operands = _and_operands(guard.test)
+        kinds = {self._operand_kind(operand, name, origin) for operand in operands}
+        if guard.orelse is None and kinds == {"true"}:
+            return  # ``X.metadata is not None`` of a dict built here: it always injects
+        if guard.orelse is not None or None in kinds or not only:
             self.report(guard, f"injection into {name}.metadata depends on "
                         f"`{code(guard.test)}`; when that is false the event starts a new trace")
             return
@@ -217,9 +360,15 @@ class EnvelopeInject(PropagationCodemod):
             return
         RemoveImportsVisitor.remove_unused_import_by_node(self.context, guard.test)
         comment = header_comment(guard)
+        assert isinstance(guard.body, cst.IndentedBlock)
+        creates = any(_creates(inner, name) for inner in guard.body.body) or any(
+            self.calls_one_of(call, "inject_metadata")
+            for call in collect(guard.body).calls)
+        text = "" if creates else self._creation(name, origin)
+        creation = parse_statements(text) if text else []
 
         def unguarded(updated: cst.If) -> list[cst.BaseStatement]:
-            body = list(statements_of(updated.body))
+            body = [*creation, *statements_of(updated.body)]
             body[0] = with_comment(body[0].with_changes(leading_lines=updated.leading_lines),
                                    comment)
             return body
@@ -238,3 +387,174 @@ class EnvelopeInject(PropagationCodemod):
                 continue
             self.report(call, "an envelope built inside the publish call carries no trace "
                         "context: bind it to a name, so its metadata can be injected")
+
+# where an envelope's metadata comes from (``EnvelopeInject._origin``)
+_CARRIED, _GIVEN, _INJECTED, _DICT, _NONE = "carried", "given", "injected", "dict", "none"
+
+
+def _first(origins: set[str]) -> str:
+    """The origin that decides for several builds: a carried context wins, a dict built
+    here everywhere is the only way to ``_DICT``."""
+    return next((origin for origin in (_CARRIED, _GIVEN, _INJECTED, _NONE) if origin in origins),
+                _DICT)
+_CONTEXT_KEYS = frozenset({"traceparent", "tracestate", "baggage"})
+
+
+def _and_operands(test: cst.BaseExpression) -> list[cst.BaseExpression]:
+    if isinstance(test, cst.BooleanOperation) and isinstance(test.operator, cst.And):
+        return [*_and_operands(test.left), *_and_operands(test.right)]
+    return [test]
+
+
+def _may_precede(earlier: Place, later: Place) -> bool:
+    """True when ``earlier`` can run before ``later``: it is, or is nested in, a statement
+    that comes before ``later`` in a block both share (not in another branch of an ``if``)."""
+    for (block, index), (other_block, other_index) in zip(earlier.chain, later.chain,
+                                                              strict=False):
+        if (block, index) != (other_block, other_index):
+            return block == other_block and index < other_index
+    return False  # one holds the other
+
+
+def _creates(statement: cst.BaseStatement, name: str) -> bool:
+    """``if X.metadata is None: X.metadata = {}`` (or ``if not X.metadata``), or
+    ``X.metadata = X.metadata or {}``: makes the metadata a dict, changes nothing else."""
+    metadata = f"{name}.metadata"
+    if isinstance(statement, cst.If):
+        if statement.orelse is not None or code(statement.test) not in (
+                f"{metadata} is None", f"not {metadata}"):
+            return False
+        inner = statements_of(statement.body)
+        return len(inner) == 1 and _creates_line(inner[0], metadata, ("{}", "dict()"))
+    return _creates_line(statement, metadata, (f"{metadata} or {{}}", f"{metadata} or dict()"))
+
+
+def _creates_line(statement: cst.BaseStatement, metadata: str, values: tuple[str, ...]) -> bool:
+    if not (isinstance(statement, cst.SimpleStatementLine) and len(statement.body) == 1):
+        return False
+    small = statement.body[0]
+    return (isinstance(small, cst.Assign) and len(small.targets) == 1
+            and code(small.targets[0].target) == metadata and code(small.value) in values)
+
+
+@dataclass(frozen=True)
+class _Merged:
+    """What ``X.metadata.update(value)`` merges in: only stored data there counts."""
+
+    value: cst.BaseExpression
+
+
+def _metadata_assignments(statement: cst.SimpleStatementLine,
+                          ) -> list[tuple[str, cst.BaseExpression | _Merged]]:
+    """(X, value) for every ``X.metadata = value`` of a simple statement; also
+    ``X.metadata.update(value)``, and ``X.metadata["traceparent"] = ...`` as a carried value
+    (a context set by hand)."""
+    found: list[tuple[str, cst.BaseExpression | _Merged]] = []
+    for small in statement.body:
+        if isinstance(small, cst.Expr) and isinstance(small.value, cst.Call):
+            func = small.value.func
+            if (isinstance(func, cst.Attribute) and func.attr.value == "update"
+                    and isinstance(func.value, cst.Attribute)
+                    and isinstance(func.value.value, cst.Name)
+                    and func.value.attr.value == "metadata"):
+                found.extend((func.value.value.value, _Merged(arg.value))
+                             for arg in small.value.args if arg.keyword is None)
+        if isinstance(small, cst.Assign):
+            for assigned in small.targets:
+                target = assigned.target
+                if (isinstance(target, cst.Subscript) and isinstance(target.value, cst.Attribute)
+                        and isinstance(target.value.value, cst.Name)
+                        and target.value.attr.value == "metadata"
+                        and any(isinstance(element.slice, cst.Index)
+                                and isinstance(element.slice.value, cst.SimpleString)
+                                and element.slice.value.evaluated_value in _CONTEXT_KEYS
+                                for element in target.slice)):
+                    found.append((target.value.value.value, small.value))
+        if isinstance(small, (cst.Assign, cst.AnnAssign)) and small.value is not None:
+            targets = [t.target for t in small.targets] if isinstance(small, cst.Assign) \
+                else [small.target]
+            for target in targets:
+                if (isinstance(target, cst.Attribute) and isinstance(target.value, cst.Name)
+                        and target.attr.value == "metadata"):
+                    found.append((target.value.value, small.value))
+    return found
+
+
+class _Whole(cst.CSTVisitor):
+    """Names an expression uses whole: ``envelope``, ``envelope.model_dump_json()``,
+    ``serialize(envelope)``; not ``envelope.event_type`` (one field is not the event)."""
+
+    def __init__(self) -> None:
+        self.names: set[str] = set()
+
+    def visit_Name(self, node: cst.Name) -> None:
+        self.names.add(node.value)
+
+    def visit_Call(self, node: cst.Call) -> bool:
+        func = node.func
+        if isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name):
+            self.names.add(func.value.value)  # a method of it: its serialised form
+            for arg in node.args:
+                arg.value.visit(self)
+            return False
+        return True
+
+    def visit_Attribute(self, node: cst.Attribute) -> bool:
+        if not isinstance(node.value, cst.Name):
+            node.value.visit(self)
+        return False
+
+    def visit_Arg(self, node: cst.Arg) -> bool:
+        node.value.visit(self)
+        return False
+
+    def visit_Lambda(self, node: cst.Lambda) -> bool:
+        return False
+
+
+class _Bindings:
+    """What the local names of one function are bound to, for ``origin``."""
+
+    def __init__(self, bound: Mapping[str, list[cst.BaseExpression | None]],
+                 params: set[str], carriers: set[str]) -> None:
+        self.bound, self.params, self.carriers = bound, params, carriers
+
+    def origin(self, value: cst.BaseExpression | None, codemod: PropagationCodemod,
+               seen: frozenset[str] = frozenset()) -> str:
+        """Where a metadata value comes from: built here, injected here, or carried in."""
+        if value is None or (isinstance(value, cst.Name) and value.value == "None"):
+            return _NONE
+        if isinstance(value, cst.Dict):
+            for element in value.elements:
+                if isinstance(element, cst.StarredDictElement):
+                    copied = self.origin(element.value, codemod, seen)
+                    if copied in (_CARRIED, _GIVEN):
+                        return copied  # a copy of other metadata
+                elif (isinstance(element.key, cst.SimpleString)
+                      and element.key.evaluated_value in _CONTEXT_KEYS):
+                    return _CARRIED  # a context set by hand
+            return _DICT
+        if isinstance(value, cst.Call):
+            if codemod.calls_one_of(value, INJECT_NAMES):
+                return _INJECTED
+            if code(value.func) == "dict":
+                copied = {self.origin(arg.value, codemod, seen) for arg in value.args
+                          if arg.keyword is None}
+                return _DICT if copied <= {_DICT, _NONE} else _first(copied)
+            # a method reads another object (``row.get("metadata")``); a function makes one
+            return _CARRIED if isinstance(value.func, cst.Attribute) else _GIVEN
+        if isinstance(value, cst.BooleanOperation) and isinstance(value.operator, cst.Or):
+            left = self.origin(value.left, codemod, seen)
+            right = self.origin(value.right, codemod, seen)
+            return _DICT if left in (_NONE, _DICT) and right == _DICT else left
+        if isinstance(value, cst.Name):
+            name = value.value
+            if name in self.carriers:
+                return _INJECTED
+            if name in self.params:
+                return _GIVEN
+            if name not in self.bound or name in seen:
+                return _CARRIED  # a loop or ``with`` target, a global: not built here
+            return _first({self.origin(bound, codemod, seen | {name})
+                           for bound in self.bound[name]})
+        return _CARRIED  # an attribute, a subscript ...: read from data built elsewhere

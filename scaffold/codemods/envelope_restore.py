@@ -16,9 +16,11 @@ is there:
   configured ``helper-module``'s ``use_trace_context`` + ``trace_operation`` without the kit;
   OpenTelemetry's ``start_as_current_span(..., context=extract(...))`` with neither).
 
-Reported, not rewritten: a guard whose two branches do different work, a guard without an
-``else`` (without metadata the work does not run at all), and a guarded branch doing more
-than restoring the context and starting the span.
+Branches are compared as code: comments and layout do not count. A handler that already
+restores a context (``use_trace_context``, ``extract`` + ``attach``, a span started with
+``context=``) is left alone. Reported, not rewritten: a guard whose two branches do different
+work, a guard without an ``else`` (without metadata the work does not run at all), and a
+guarded branch doing more than restoring the context and starting the span.
 
 Why: HuleEdu handlers restore the producer's context from ``envelope.metadata`` only
 ``if envelope.metadata and tracer:``. An event without metadata (an old producer, a replay, a
@@ -50,6 +52,7 @@ current inside it change. The kit's ``restore_span`` reads malformed or missing 
 
 from __future__ import annotations
 
+import ast
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
@@ -110,10 +113,12 @@ def _tested_name(operand: cst.BaseExpression) -> str | None:
 
 
 def _same_code(first: Sequence[cst.BaseStatement], second: Sequence[cst.BaseStatement]) -> bool:
-    def text(statements: Sequence[cst.BaseStatement]) -> str:
-        return cst.Module(body=cast(Sequence[cst.SimpleStatementLine], statements)).code
+    """Whether two blocks do the same work: compared as code, not comments or layout."""
+    def tree(statements: Sequence[cst.BaseStatement]) -> str:
+        text = cst.Module(body=cast(Sequence[cst.SimpleStatementLine], statements)).code
+        return ast.dump(ast.parse(text))
 
-    return text(first) == text(second)
+    return tree(first) == tree(second)
 
 
 class _Guard:
@@ -369,6 +374,10 @@ class EnvelopeRestore(PropagationCodemod):
         body = node.body.body
         if any(s in self._before or s in self._replacements for s in body):
             return  # a guard of this body is being rewritten: one reshaping at a time
+        if any(self.calls_one_of(call, RESTORE_NAMES | {"attach"}) or (
+                self.calls_one_of(call, SPAN_STARTS) and keyword(call, "context") is not None)
+               for call in collect(node.body).calls):
+            return  # it restores a context already (another envelope's, the headers'...)
         mentions = code(node.body)
         for name, place in parsed.items():
             if len(place.chain) != 1 or f"{name}.metadata" in mentions:

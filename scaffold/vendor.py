@@ -164,14 +164,20 @@ class KitResolver:
         self._root_packages: dict[Path, Path | None] = {}
         self._kits: dict[Path, bool] = {}
         self._package_lists: dict[Path, list[Path]] = {}
-        self._outside: dict[Path, str | None] = {}
-        self._of_package: dict[Path, str | None] = {}
+        # (folder or package, whether a kit may be planned) -> the kit's import path
+        self._outside: dict[tuple[Path, bool], str | None] = {}
+        self._of_package: dict[tuple[Path, bool], str | None] = {}
         self._configured: dict[tuple[str, Path], KitLocation | None] = {}
 
     # -- per-file resolution --
 
     def kit_for(self, target: Target) -> str | None:
-        """The kit ``target``'s rewrites import: configured > existing > planned (None: none)."""
+        """The kit ``target``'s rewrites import: configured > existing > planned (None: none).
+
+        A test file (``Target.test``) gets only a kit that is already there (or a configured
+        one installed elsewhere): no kit is ever planned, so none is written, for a test's sake.
+        """
+        plan = not target.test
         configured = target.config.kit
         if configured:
             key = (configured, target.config.root)
@@ -179,17 +185,19 @@ class KitResolver:
                 self._configured[key] = self._configured_location(*key)
             location = self._configured[key]
             if location is not None and not self._is_kit(location.folder):
+                if not plan:
+                    return None
                 self._planned[configured] = location
             return configured
         package = self._root_package(target.path.parent)
         if package is not None and package.name not in _NOT_KIT_HOMES:
-            if package not in self._of_package:
-                self._of_package[package] = self._kit_of_import_root(package)
-            return self._of_package[package]
+            if (package, plan) not in self._of_package:
+                self._of_package[package, plan] = self._kit_of_import_root(package, plan=plan)
+            return self._of_package[package, plan]
         folder = target.path.parent
-        if folder not in self._outside:
-            self._outside[folder] = self._kit_outside_packages(folder)
-        return self._outside[folder]
+        if (folder, plan) not in self._outside:
+            self._outside[folder, plan] = self._kit_outside_packages(folder, plan=plan)
+        return self._outside[folder, plan]
 
     def _root_package(self, folder: Path) -> Path | None:
         """The outermost package folder holding ``folder`` (None outside packages)."""
@@ -228,21 +236,22 @@ class KitResolver:
         self._package_lists[folder] = found
         return found
 
-    def _kit_of_import_root(self, package: Path) -> str | None:
-        """The package's own kit, else one beside it in its import root, else the plan."""
+    def _kit_of_import_root(self, package: Path, *, plan: bool = True) -> str | None:
+        """The package's own kit, else one beside it in its import root, else the plan
+        (``plan`` False: None instead)."""
         own = package / KIT_PACKAGE
         if self._is_kit(own):
             return f"{package.name}.{KIT_PACKAGE}"
         for sibling in self._packages(package.parent):
             if sibling.parent == package.parent and self._is_kit(sibling / KIT_PACKAGE):
                 return f"{sibling.name}.{KIT_PACKAGE}"
-        if own.exists():
-            return None  # something else is called tracekit here: never vendor over it
+        if own.exists() or not plan:
+            return None  # (something else is called tracekit here: never vendor over it)
         import_path = f"{package.name}.{KIT_PACKAGE}"
         self._planned.setdefault(import_path, KitLocation(import_path, own))
         return import_path
 
-    def _kit_outside_packages(self, folder: Path) -> str | None:
+    def _kit_outside_packages(self, folder: Path, *, plan: bool = True) -> str | None:
         """A script or test outside any package: the kit of the one package of its service."""
         service_root = next(
             (above for above in (folder, *folder.parents) if (above / "pyproject.toml").is_file()),
@@ -254,7 +263,7 @@ class KitResolver:
             if kits:
                 return f"{kits[0].name}.{KIT_PACKAGE}"
             if len(packages) == 1:
-                return self._kit_of_import_root(packages[0])
+                return self._kit_of_import_root(packages[0], plan=plan)
             if packages or level == service_root:
                 return None  # several candidates, or the service ends here: no guess
         return None

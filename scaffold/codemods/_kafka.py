@@ -17,7 +17,7 @@ from typing import ClassVar
 import libcst as cst
 from libcst.metadata import QualifiedNameProvider
 
-from scaffold.checks.base import is_test_path
+from scaffold.checks.base import is_test_support
 from scaffold.codemods.base import Codemod, dotted_name
 from scaffold.engine.dispatch import FastVisitor
 
@@ -193,7 +193,7 @@ class KafkaCodemod(Codemod):
         raise NotImplementedError
 
     def visit_Module(self, node: cst.Module) -> bool:
-        if is_test_path(self.path):
+        if self.in_test_file or is_test_support(self.path):
             return False  # tests send and read records by hand to observe propagation
         self.bindings = collect(node, self.classify, self.DERIVED)
         return True

@@ -152,6 +152,11 @@ class Codemod(ContextAwareTransformer, FastTransformer):
         return self.context.scratch.get(SETTINGS) or Settings()
 
     @property
+    def in_test_file(self) -> bool:
+        """Whether the engine judged this file test code (``discovery.is_test_file``)."""
+        return self._state.test
+
+    @property
     def _state(self) -> FileState:
         state = self.context.scratch.get(FILE_STATE)
         if state is None:

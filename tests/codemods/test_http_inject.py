@@ -42,7 +42,7 @@ async def content_service() -> AsyncIterator[tuple[str, list[dict[str, str]]]]:
 
 async def _content_calls(module, base_url: str) -> None:
     async with httpx.AsyncClient(base_url=base_url) as http:
-        client = module.ContentServiceClient(http)
+        client = module.ContentServiceClient(http, base_url)
         await client.store("text", correlation_id="corr-1")
         await client.fetch("c-1")
         await client.delete("c-1", correlation_id="corr-1")
@@ -86,7 +86,7 @@ async def test_client_built_in_the_function_without_the_kit(version, content_ser
     base_url, received = content_service
     module = load_fixture("http-inject", "without_kit", version)
     caller = await _called_under_a_span(
-        lambda: module.fetch_all([f"{base_url}/a", f"{base_url}/b"]))
+        lambda: module.fetch_all(base_url, ["a", "b"]))
     expected = None if version == "before" else (caller.trace_id, caller.span_id)
     assert [_parent_of(headers) for headers in received] == [expected, expected]
 

@@ -36,7 +36,9 @@ Tests exercise the code with fakes and stubs, so trace context injected there pr
 and is noise in review; checks still read them. ``testing/`` and ``fixtures/`` folders are
 not test files: libraries ship them and production code may import them (exclude them with
 ``exclude`` if they are only for tests). Even with ``include-tests``, a rewritten test file
-only imports a kit that already exists: no kit is ever vendored for a test file's sake.
+only imports a kit that already exists: no kit is ever vendored for a test file's sake; and
+``tests-dir``, where retrofit writes the tests it generates, is never rewritten (retrofit's
+output is not its input).
 
 A key this module does not know is an error naming the key and the file (exit 2), so a typo
 never silently turns a setting off. Adding a key for a later feature is one line in ``_KEYS``.

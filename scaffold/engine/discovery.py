@@ -6,7 +6,8 @@ path); symlinked folders are not entered, so symlink loops cannot trap the walk.
 
 Test files: discovery marks each target that is test code (``Target.test``, decided by
 ``is_test_file`` on its path relative to the project root, the folder of the ``pyproject.toml``
-the config came from). The runner keeps codemods out of them unless ``include-tests`` asks,
+the config came from). The runner keeps codemods out of them unless ``include-tests`` asks
+(and out of ``tests-dir``, where retrofit writes its own tests, always: ``Target.generated``),
 and kit planning never counts them; checks still read them (a check that has nothing to say
 about test code leaves it alone itself).
 """
@@ -52,13 +53,21 @@ def is_test_file(relative: str | PurePath, tests_dir: str | None = None) -> bool
     (a checkout in ``~/test/``) never make its files tests.
     """
     pure = PurePosixPath(PurePath(relative).as_posix())
-    folders = [part for part in pure.parts[:-1] if part not in ("", ".", "..", "/")]
-    if _TEST_MODULE.match(pure.name) or TEST_FOLDERS.intersection(folders):
-        return True
-    if tests_dir:
-        owned = [part for part in PurePosixPath(tests_dir).parts if part not in ("", ".")]
-        return bool(owned) and folders[: len(owned)] == owned
-    return False
+    return bool(_TEST_MODULE.match(pure.name) or TEST_FOLDERS.intersection(_folders(pure))
+                or _under(relative, tests_dir))
+
+
+def _folders(pure: PurePosixPath) -> list[str]:
+    return [part for part in pure.parts[:-1] if part not in ("", ".", "..", "/")]
+
+
+def _under(relative: str | PurePath, folder: str | None) -> bool:
+    """Whether ``relative`` (to the project root) is inside ``folder`` (also relative to it)."""
+    if not folder:
+        return False
+    owned = [part for part in PurePosixPath(folder).parts if part not in ("", ".")]
+    folders = _folders(PurePosixPath(PurePath(relative).as_posix()))
+    return bool(owned) and folders[: len(owned)] == owned
 
 
 @dataclass(frozen=True)
@@ -71,6 +80,7 @@ class Target:
     python: bool = True  # False: a non-Python file some check reads (CONFIG_FILES)
     skip_reason: str | None = None  # set when discovery decided not to process it
     test: bool = False  # test code (is_test_file): codemods leave it alone unless include-tests
+    generated: bool = False  # under tests-dir, where retrofit writes its tests: never rewritten
 
 
 class PathNotFound(Exception):
@@ -229,7 +239,8 @@ def _target(
     relative = _anchored(full, config.root)
     if relative is None:  # a file outside its config's folder: judge it as it was named
         relative = display
-    return replace(target, test=is_test_file(relative, config.tests_dir))
+    return replace(target, test=is_test_file(relative, config.tests_dir),
+                   generated=_under(relative, config.tests_dir))
 
 
 def _located(

@@ -445,10 +445,11 @@ def _check_ids(ids: Iterable[str], known: set[str], where: str) -> None:
 
 def _plan(
     config: Config, rules: Sequence[Rule], options: Options, known_ids: set[str], *,
-    test: bool = False,
+    test: bool = False, generated: bool = False,
 ) -> tuple[tuple[Rule, ...], Settings]:
     """The rules that run under ``config`` (in the given order) and the settings they see,
-    for its test files (``test``: codemods only when include-tests asks) or its others."""
+    for its test files (``test``: codemods only when include-tests asks), the tests retrofit
+    generated (``generated``: its own output, never rewritten) or its others."""
     source = f"[tool.scaffold] of {config.where}"
     _check_ids(config.select, known_ids, f"'select' in {source}")
     _check_ids(config.ignore, known_ids, f"'ignore' in {source}")
@@ -460,7 +461,7 @@ def _plan(
     chosen = tuple(
         rule for rule in rules
         if (not select or rule.ID in select) and rule.ID not in ignore
-        and not (test and not include_tests and is_codemod(rule))
+        and not ((generated or (test and not include_tests)) and is_codemod(rule))
     )
     options_by_id: dict[str, dict[str, Any]] = {}
     for rule in rules:
@@ -517,7 +518,7 @@ def run(
     kits = vendor.KitResolver(targets)
     if options.vendor_kit:
         kits.refuse_edited(force=options.force)  # before anything is written
-    plans: dict[tuple[int, bool], tuple[tuple[Rule, ...], Settings]] = {}
+    plans: dict[tuple[int, bool, bool], tuple[tuple[Rule, ...], Settings]] = {}
     results: list[FileResult] = []
     python: list[tuple[_Task, Target]] = []
     tasks: list[_Task] = []  # what reaches _run_task: files some rule wants, config files
@@ -530,10 +531,11 @@ def run(
         if target.skip_reason:
             results.append(FileResult(target.display, Status.SKIPPED, reason=target.skip_reason))
             continue
-        key = (id(target.config), target.test)
+        key = (id(target.config), target.test, target.generated)
         plan = plans.get(key)
         if plan is None:
-            plan = plans[key] = _plan(target.config, rules, options, known, test=target.test)
+            plan = plans[key] = _plan(target.config, rules, options, known, test=target.test,
+                                      generated=target.generated)
         chosen, settings = plan
         if not chosen:  # a test file when only codemods run: nothing reads it
             if target.python:

@@ -353,3 +353,12 @@ def test_a_test_file_rewritten_on_request_never_gets_a_kit_vendored(tmp_path):
     test.write_text(THREADED)
     run([tmp_path], all_codemods(), options)
     assert "from orders.tracekit import" in test.read_text()
+
+
+def test_the_generated_tests_are_never_rewritten_even_with_include_tests(tmp_path):
+    _, test = _service_with_tests(tmp_path, '\n[tool.scaffold]\ntests-dir = "qa/tracing"\n')
+    generated = _write(tmp_path / "qa" / "tracing" / "test_trace_handler.py", UNGUARDED)
+    results = _retrofit(tmp_path, include_tests=True)
+    assert results["test_handler.py"].status is Status.CHANGED
+    assert results["test_trace_handler.py"].status is Status.UNCHANGED
+    assert generated.read_text() == UNGUARDED

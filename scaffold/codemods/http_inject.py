@@ -21,7 +21,10 @@ file pass. Then:
   request is left alone, silently;
 - a URL from a setting, parameter or variable is internal when every name it comes from
   matches ``internal-url-names`` (by default ``*_service_url`` and ``*_service_base_url``, any
-  case: ``settings.CONTENT_SERVICE_URL``, a ``content_service_url`` parameter);
+  case: ``settings.CONTENT_SERVICE_URL``, a ``content_service_url`` parameter); a path on a
+  client a class is given goes where that client's base_url points, set elsewhere: the class
+  name stands for it (``ContentServiceClient`` matches the default ``*ServiceClient``), the
+  same naming convention as a ``*_SERVICE_URL`` setting;
 - a request that sends an API key (a header or query key like ``x-api-key``, or a value read
   from a name like ``api_key``: ``f"Bearer {self.api_key}"``) goes to a third party's API and
   is left alone, unless its literal host is internal; an API key sent to a URL named like an
@@ -81,8 +84,9 @@ Options (``[tool.scaffold.options.http-inject]``):
 - ``internal-hosts`` (list of host globs, default none): literal hosts that are the platform's
   own beside the built-in ones, e.g. ``["*.svc.cluster.local", "*.corp.example.com"]``.
 - ``internal-url-names`` (list of name globs, default ``["*_service_url",
-  "*_service_base_url"]``): settings, parameters, variables or environment variables whose
-  URLs point at the platform's own services, e.g. add ``"BOS_URL"``.
+  "*_service_base_url", "*ServiceClient"]``, matched case-insensitively): settings,
+  parameters, variables or environment variables whose URLs point at the platform's own
+  services, and classes calling paths on a client they are given; e.g. add ``"BOS_URL"``.
 """
 
 from __future__ import annotations
@@ -266,8 +270,9 @@ class HttpInject(PropagationCodemod):
     OPTIONS = {
         # host globs (fnmatch, case-insensitive) that are the platform's own
         "internal_hosts": (),
-        # globs of the settings, parameters and variables a URL of an internal host comes from
-        "internal_url_names": ("*_service_url", "*_service_base_url"),
+        # globs of the settings, parameters and variables a URL of an internal host comes from,
+        # and of the classes that call paths on a client they are given
+        "internal_url_names": ("*_service_url", "*_service_base_url", "*ServiceClient"),
     }
 
     def __init__(self, context, options=None) -> None:
@@ -287,6 +292,7 @@ class HttpInject(PropagationCodemod):
         self._scopes: dict[int, _Scope] = {}
         self._module_scope = _Scope()
         self._enclosing: list[_Scope] = []  # the scopes of the functions being visited
+        self._classes: list[str] = []  # the classes being visited, innermost last
 
     def _is_client_class(self, node: cst.CSTNode) -> bool:
         """``node`` names (or, in an annotation, mentions) an HTTP client class."""
@@ -408,6 +414,14 @@ class HttpInject(PropagationCodemod):
     def leave_FunctionDef(self, original_node: cst.FunctionDef,
                           updated_node: cst.FunctionDef) -> cst.FunctionDef:
         self._enclosing.pop()
+        return updated_node
+
+    def visit_ClassDef(self, node: cst.ClassDef) -> None:
+        self._classes.append(node.name.value)
+
+    def leave_ClassDef(self, original_node: cst.ClassDef,
+                       updated_node: cst.ClassDef) -> cst.ClassDef:
+        self._classes.pop()
         return updated_node
 
     # -- finding requests --
@@ -645,7 +659,10 @@ class HttpInject(PropagationCodemod):
             if build is not None:
                 given = keyword(build, "base_url") or positional(build, 0)
                 base = given.value if given is not None else None
-            if base is None:
+            if base is None and self._classes:
+                # a client given to a class: what the class is named after is where it goes
+                where.names.add(self._classes[-1])
+            elif base is None:
                 where.opaque = where.elsewhere = True
             else:
                 where.add(self._where(base, _Scope()))

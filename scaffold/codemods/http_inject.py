@@ -94,6 +94,7 @@ from __future__ import annotations
 import fnmatch
 import ipaddress
 import re
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import cast
@@ -289,6 +290,7 @@ class HttpInject(PropagationCodemod):
         self._all_instrumented = False  # an instrumentor patches every client of the file
         # calls of the file's functions by name, with the function each is made in
         self._call_sites: dict[str, list[tuple[cst.Call, cst.FunctionDef | None]]] = {}
+        self._mentions: Counter[str] = Counter()  # every identifier of the file, counted
         self._scopes: dict[int, _Scope] = {}
         self._module_scope = _Scope()
         self._enclosing: list[_Scope] = []  # the scopes of the functions being visited
@@ -545,8 +547,8 @@ class HttpInject(PropagationCodemod):
         own = function.name.value
         private = (own.startswith("_") and not own.endswith("__")) or scope.outer is not None
         sites = self._call_sites.get(own, [])
-        if not private or not sites:
-            return None
+        if not private or not sites or self._mentions[own] > len(sites) + 1:
+            return None  # (mentioned otherwise too: passed as a callback, called elsewhere)
         params = _params(function)
         param = next(param for param in params if param.name.value == name)
         positional_params = [*function.params.posonly_params, *function.params.params]
@@ -836,6 +838,9 @@ class _Assigned(FastVisitor):
 
     def leave_FunctionDef(self, original_node: cst.FunctionDef) -> None:
         self.functions.pop()
+
+    def visit_Name(self, node: cst.Name) -> None:
+        self.codemod._mentions[node.value] += 1
 
     def _bind(self, target: cst.BaseExpression, value: cst.BaseExpression | None) -> None:
         name = dotted_name(target)

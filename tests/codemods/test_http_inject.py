@@ -184,3 +184,26 @@ def test_an_instrumented_client_is_left_alone(instrumentation):
     assert _rewrite(source.format(line="")).status is Status.CHANGED  # the control
     result = _rewrite(source.format(line=instrumentation))
     assert result.status is Status.UNCHANGED and not result.findings
+
+
+def test_a_private_function_s_parameter_is_followed_only_to_all_its_callers():
+    source = """\
+        import httpx
+
+        class Client:
+            def __init__(self, settings):
+                self.settings = settings
+
+            def _get(self, url):
+                return httpx.get(url)
+
+            def state(self):
+                return self._get(f"{{self.settings.CONTENT_SERVICE_URL}}/state")
+            {extra}
+    """
+    assert _rewrite(source.format(extra="")).status is Status.CHANGED
+    passed_on = "def later(self, retry):\n                return retry(self._get)"
+    result = _rewrite(source.format(extra=passed_on))  # called where this file cannot see
+    assert result.status is Status.UNCHANGED
+    assert [f.message.split(",")[1] for f in result.findings] == [
+        " and its host comes from `url`"]

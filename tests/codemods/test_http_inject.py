@@ -207,3 +207,25 @@ def test_a_private_function_s_parameter_is_followed_only_to_all_its_callers():
     assert result.status is Status.UNCHANGED
     assert [f.message.split(",")[1] for f in result.findings] == [
         " and its host comes from `url`"]
+
+
+def test_the_temporary_is_typed_for_mypy(tmp_path):
+    from mypy import api
+
+    result = _rewrite("""\
+        import aiohttp
+
+        async def fetch(session: aiohttp.ClientSession, content_service_url: str) -> int:
+            async with session.get(content_service_url) as response:
+                return response.status
+
+        def ping(content_service_url):  # untyped: checked under check_untyped_defs only
+            import httpx
+            return httpx.get(content_service_url, headers={"Accept": "text/plain"})
+    """)
+    assert result.updated.count("trace_headers: dict[str, str] =") == 2
+    module = tmp_path / "clients.py"
+    module.write_text(result.updated)
+    out, _, status = api.run(["--check-untyped-defs", "--no-incremental",
+                              "--cache-dir", str(tmp_path / ".mypy"), str(module)])
+    assert status == 0, out

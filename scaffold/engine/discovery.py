@@ -236,9 +236,9 @@ def _target(
     target = _located(full, display, config, wants_other_file, tree=tree, real=real)
     if target is None:
         return None
-    relative = _anchored(full, config.root)
-    if relative is None:  # a file outside its config's folder: judge it as it was named
-        relative = display
+    relative = _anchored(target.path, config.root) or _anchored(full, config.root)
+    if relative is None:  # outside its config's folder: only its name can tell
+        relative = full.name
     return replace(target, test=is_test_file(relative, config.tests_dir),
                    generated=_under(relative, config.tests_dir))
 

@@ -14,6 +14,7 @@ The table (every key optional)::
     service-name = "grading_service"  # service name the bootstrap codemod uses
     tests-dir = "tests/tracing"    # where retrofit writes the tests it generates (the default)
     generate-tests = true          # false: like --no-tests
+    include-tests = false          # true: codemods rewrite test files too (see below)
     kafka-producers = ["huleedu_service_libs.kafka_client.KafkaBus.publish"]  # see below
 
     [tool.scaffold.options.baggage-cardinality]   # per-rule options, validated by the rule
@@ -27,6 +28,17 @@ headers=...)`` that sends one record (a shared library's bus ``KafkaBus.publish`
 calls of it on instances of ``Class`` then run inside the kit's ``traced_publish``. List a
 wrapper only when the repo does not hold its producer; a wrapper whose producer is built in the
 repo is fixed inside, where it sends.
+
+Test files are not rewritten unless ``include-tests = true`` (or ``--include-tests``): a
+file under a ``tests`` or ``test`` folder, named ``test_*.py``, ``*_test.py`` or
+``conftest.py``, or under ``tests-dir`` (``scaffold.engine.discovery.is_test_file`` decides).
+Tests exercise the code with fakes and stubs, so trace context injected there proves nothing
+and is noise in review; checks still read them. ``testing/`` and ``fixtures/`` folders are
+not test files: libraries ship them and production code may import them (exclude them with
+``exclude`` if they are only for tests). Even with ``include-tests``, a rewritten test file
+only imports a kit that already exists: no kit is ever vendored for a test file's sake; and
+``tests-dir``, where retrofit writes the tests it generates, is never rewritten (retrofit's
+output is not its input).
 
 A key this module does not know is an error naming the key and the file (exit 2), so a typo
 never silently turns a setting off. Adding a key for a later feature is one line in ``_KEYS``.
@@ -71,6 +83,7 @@ class Config:
     service_name: str | None = None
     tests_dir: str = "tests/tracing"
     generate_tests: bool = True
+    include_tests: bool = False
     kafka_producers: tuple[str, ...] = ()
     options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     # what the repo's import sorter is told (ruff's or isort's settings in the same
@@ -97,6 +110,7 @@ _KEYS: dict[str, str] = {
     "service-name": "a string",
     "tests-dir": "a string",
     "generate-tests": "a boolean",
+    "include-tests": "a boolean",
     "kafka-producers": _LIST,
     "options": "a table of tables keyed by rule id",
 }

@@ -42,7 +42,7 @@ from pathlib import Path
 
 from scaffold import DISTRIBUTION, __version__
 from scaffold.engine.discovery import SKIPPED_DIRS, Target
-from scaffold.engine.model import FileResult, Finding, Kind, Status
+from scaffold.engine.model import NO_KIT_MESSAGE, FileResult, Finding, Kind, Status
 from scaffold.kit import KIT_PACKAGE, kit_sources
 from scaffold.repo.packaging import PROJECT_FILES, Packaging, subfolders
 
@@ -195,15 +195,22 @@ class KitResolver:
     # -- per-file resolution --
 
     def kit_for(self, target: Target) -> str | None:
-        """The kit ``target``'s rewrites import: configured > existing > planned (None: none)."""
+        """The kit ``target``'s rewrites import: configured > existing > planned (None: none).
+
+        A test file (``Target.test``) gets only a kit that is already there (or a configured
+        one installed elsewhere): no kit is ever planned, so none is written, for a test's sake.
+        """
+        plan = not target.test
         configured = target.config.kit
         if configured:
-            return self._configured_kit(target, configured)
+            return self._configured_kit(target, configured, plan=plan)
         folder = target.path.parent
         if folder not in self._placements:
             self._placements[folder] = self._place(folder)
         placement = self._placements[folder]
         if placement.location is not None:
+            if not plan:
+                return None  # a kit that is only planned is never written for a test
             self._use(placement.location, target.path)
         if placement.kit is None and placement.reason is not None:
             self._unplaced[target.path] = placement.reason
@@ -322,7 +329,7 @@ class KitResolver:
 
     # -- a configured kit --
 
-    def _configured_kit(self, target: Target, configured: str) -> str | None:
+    def _configured_kit(self, target: Target, configured: str, *, plan: bool) -> str | None:
         """A configured kit, unless it is in the tree where ``target`` cannot import it."""
         key = (configured, target.config.root)
         if key not in self._configured:
@@ -338,6 +345,8 @@ class KitResolver:
                 f"import root ({self._folder(own)}) does not reach")
             return None
         if not self._is_kit(location.folder):
+            if not plan:
+                return None
             self._use(location, target.path)
         return configured
 
@@ -455,13 +464,15 @@ class KitResolver:
                        for user in self._users.get(folder, ()))]
 
     def _unplaced_notes(self, results: Sequence[FileResult]) -> list[FileResult]:
-        """One finding per project whose files reported sites but have no safe place for a
-        kit: why, and the way out (``kit`` in [tool.scaffold])."""
+        """One finding per project whose files reported sites needing a kit but have no safe
+        place for one: why, and the way out (``kit`` in [tool.scaffold])."""
         reasons: dict[Path | None, dict[str, list[str]]] = {}
         for result in results:
             path = self._paths.get(result.path)
             reason = self._unplaced.get(path) if path is not None else None
-            if reason is None or not any(f.kind is Kind.FINDING for f in result.findings):
+            if reason is None or not any(f.kind is Kind.FINDING
+                                         and f.message.startswith(NO_KIT_MESSAGE)
+                                         for f in result.findings):
                 continue
             project = self._packaging.project_of(path) if path is not None else None
             reasons.setdefault(project, {}).setdefault(reason, []).append(result.path)

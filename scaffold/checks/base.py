@@ -11,7 +11,6 @@ other line any.
 from __future__ import annotations
 
 import fnmatch
-import re
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -23,10 +22,11 @@ import libcst as cst
 from libcst.codemod import CodemodContext, ContextAwareVisitor
 from libcst.metadata import PositionProvider, ProviderT
 
+from scaffold.engine.discovery import is_test_file
 from scaffold.engine.model import Finding, Settings, Status
 from scaffold.engine.options import resolve_options
 from scaffold.engine.runner import process_source
-from scaffold.engine.sites import SETTINGS, module_of, repo_of
+from scaffold.engine.sites import FILE_STATE, SETTINGS, module_of, repo_of
 from scaffold.repo import RepoModel
 
 EXPECTED_MARK = "# <-"
@@ -136,6 +136,14 @@ class Check(ContextAwareVisitor):
         return module_of(self.context.scratch, self.path,
                          getattr(settings, "helper_module", None))
 
+    @property
+    def in_test_code(self) -> bool:
+        """Test code as the engine judged it (``discovery.is_test_file``), or a test-support
+        module (``testing.py``, a ``testing`` package: where pytest plugins and fakes live)."""
+        state = self.context.scratch.get(FILE_STATE)
+        test = state.test if state is not None else is_test_file(self.path)
+        return test or is_test_support(self.path)
+
     def report(self, node: cst.CSTNode, message: str) -> None:
         """Record a finding at ``node``'s position (columns are 1-based, as editors count)."""
         where = self.get_metadata(PositionProvider, node)
@@ -164,18 +172,19 @@ class Check(ContextAwareVisitor):
         return any(fnmatch.fnmatch(name, pattern) for pattern in cls.CONFIG_FILES)
 
 
-_TEST_NAME = re.compile(r"^(test_.*|.*_test|conftest|testing)\.py$")
+def is_test_support(path: str | PurePath) -> bool:
+    """A ``testing.py`` module or one in a ``testing`` package: shipped code that serves tests
+    (pytest plugins such as the kit's, fakes). Retrofit's scope counts them as code
+    (``discovery.is_test_file``); checks about test-only tricks exempt them too."""
+    pure = PurePath(path)
+    return pure.name == "testing.py" or "testing" in pure.parts[:-1]
 
 
 def is_test_path(path: str | PurePath) -> bool:
-    """Whether a file is test code: in a ``tests`` folder, ``test_*.py``, ``conftest.py``...
-
-    ``testing.py`` counts too: it is where pytest plugins such as the kit's live.
-    """
-    pure = PurePath(path)
-    return bool(_TEST_NAME.match(pure.name)) or any(
-        part in {"tests", "test", "testing"} for part in pure.parts[:-1]
-    )
+    """Test code (``discovery.is_test_file``) or a test-support module (``is_test_support``),
+    judged from ``path`` alone; inside a visit ask ``Check.in_test_code``, which reads the
+    engine's decision for the file."""
+    return is_test_file(path) or is_test_support(path)
 
 
 def check_source(

@@ -13,7 +13,7 @@ import libcst as cst
 import libcst.matchers as m
 
 from scaffold.checks._syntax import call_name
-from scaffold.checks.base import Check, Invalid, Valid, is_test_path
+from scaffold.checks.base import Check, Invalid, Valid
 
 
 def _is_main(literal: str) -> bool:
@@ -95,7 +95,7 @@ class InitAtImport(Check):
         self._function_depth = 0
 
     def visit_Module(self, node: cst.Module) -> bool:
-        return not is_test_path(self.path)
+        return not self.in_test_code
 
     def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
         self._function_depth += 1

@@ -14,7 +14,7 @@ import libcst as cst
 from libcst.metadata import QualifiedNameProvider
 
 from scaffold.checks._syntax import dotted_name
-from scaffold.checks.base import Check, Valid, is_test_path
+from scaffold.checks.base import Check, Valid
 
 
 def _is_private(segment: str) -> bool:
@@ -67,7 +67,7 @@ class PrivateContextApi(Check):
     )
 
     def visit_Module(self, node: cst.Module) -> bool:
-        return not is_test_path(self.path)
+        return not self.in_test_code
 
     def visit_ImportFrom(self, node: cst.ImportFrom) -> None:
         module = dotted_name(node.module) if node.module else None

@@ -20,7 +20,7 @@ from libcst.metadata import ParentNodeProvider, ScopeProvider
 
 from scaffold.checks._envfiles import ENV_FILES, env_values
 from scaffold.checks._syntax import call_name, dotted_name, positional
-from scaffold.checks.base import Check, Valid, is_test_path
+from scaffold.checks.base import Check, Valid
 from scaffold.engine.model import Finding
 
 _RATIO = "TraceIdRatioBased"
@@ -127,7 +127,7 @@ class SamplerRoot(Check):
     )
 
     def visit_Module(self, node: cst.Module) -> None:
-        self._ratio_checked = not is_test_path(self.path)
+        self._ratio_checked = not self.in_test_code
 
     def visit_Call(self, node: cst.Call) -> None:
         if self._ratio_checked and call_name(node) == _RATIO and not self._under_parent_based(node):

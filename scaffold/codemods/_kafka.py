@@ -17,9 +17,10 @@ from typing import ClassVar
 import libcst as cst
 from libcst.metadata import QualifiedNameProvider
 
-from scaffold.checks.base import is_test_path
+from scaffold.checks.base import is_test_support
 from scaffold.codemods.base import Codemod, dotted_name
 from scaffold.engine.dispatch import FastVisitor
+from scaffold.engine.model import NO_KIT_MESSAGE
 
 PRODUCER_CLASSES = frozenset({
     "aiokafka.AIOKafkaProducer",
@@ -194,7 +195,7 @@ class KafkaCodemod(Codemod):
         raise NotImplementedError
 
     def visit_Module(self, node: cst.Module) -> bool:
-        if is_test_path(self.path):
+        if self.in_test_file or is_test_support(self.path):
             return False  # tests send and read records by hand to observe propagation
         self.bindings = collect(node, self.classify, self.DERIVED)
         return True
@@ -246,7 +247,7 @@ class KafkaCodemod(Codemod):
         """Can this file import the kit? If not, ``node`` is reported."""
         if self.settings.kit:
             return True
-        self.report(node, "no kit to call here: retrofit found no safe place to vendor one "
+        self.report(node, f"{NO_KIT_MESSAGE}: retrofit found no safe place to vendor one "
                     "for this file; set kit = \"<package>.tracekit\" in [tool.scaffold]")
         return False
 

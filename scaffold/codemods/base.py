@@ -165,6 +165,11 @@ class Codemod(ContextAwareTransformer, FastTransformer):
         return module_of(self.context.scratch, self.path, self.settings.helper_module)
 
     @property
+    def in_test_file(self) -> bool:
+        """Whether the engine judged this file test code (``discovery.is_test_file``)."""
+        return self._state.test
+
+    @property
     def _state(self) -> FileState:
         state = self.context.scratch.get(FILE_STATE)
         if state is None:

@@ -95,7 +95,7 @@ import libcst as cst
 import libcst.matchers as m
 from libcst.codemod.visitors import AddImportsVisitor, RemoveImportsVisitor
 
-from scaffold.checks.base import is_test_path
+from scaffold.checks.base import is_test_support
 from scaffold.codemods._propagation import (
     PropagationCodemod,
     Statement,
@@ -222,7 +222,7 @@ class Bootstrap(PropagationCodemod):
 
     def visit_Module(self, node: cst.Module) -> bool:
         parts = PurePath(self.path).parts
-        if is_test_path(self.path) or "tracekit" in parts[:-1]:
+        if self.in_test_file or is_test_support(self.path) or "tracekit" in parts[:-1]:
             return False
         moved = [statement for statement in node.body
                  if isinstance(statement, cst.SimpleStatementLine)

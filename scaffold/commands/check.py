@@ -28,5 +28,5 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     # vendor_kit without write: the kit files retrofit would write are reported, as --check does
     options = Options(write=False, select=args.select, ignore=args.ignore, jobs=args.jobs,
-                      vendor_kit=True)
+                      include_tests=args.include_tests, vendor_kit=True)
     return execute(args, (*all_codemods(), *all_checks()), options).exit_code

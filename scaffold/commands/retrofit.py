@@ -34,6 +34,7 @@ def run(args: argparse.Namespace) -> int:
         ignore=args.ignore,
         jobs=args.jobs,
         unsafe_fixes=args.unsafe_fixes,
+        include_tests=args.include_tests,
         generate_tests=not args.no_tests,
         vendor_kit=True,
         force=args.force,

@@ -43,6 +43,9 @@ def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
                         help="processes to use (default: 0 = all cores)")
     parser.add_argument("--format", choices=FORMATS, default="text",
                         help="output format (default: text)")
+    parser.add_argument("--include-tests", action="store_true", default=None,
+                        help="let codemods rewrite test files too (tests/, test_*.py, "
+                             "*_test.py, conftest.py; default: the config's include-tests)")
 
 
 def execute(

@@ -3,16 +3,24 @@
 Never descends into virtualenvs, build or cache folders, and never follows a symlink out of the
 tree: a symlinked file is taken only if it resolves inside the tree (and then once, by its real
 path); symlinked folders are not entered, so symlink loops cannot trap the walk.
+
+Test files: discovery marks each target that is test code (``Target.test``, decided by
+``is_test_file`` on its path relative to the project root, the folder of the ``pyproject.toml``
+the config came from). The runner keeps codemods out of them unless ``include-tests`` asks
+(and out of ``tests-dir``, where retrofit writes its own tests, always: ``Target.generated``),
+and kit planning never counts them; checks still read them (a check that has nothing to say
+about test code leaves it alone itself).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import stat
 import subprocess
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, replace
+from pathlib import Path, PurePath, PurePosixPath
 
 import pathspec
 
@@ -27,6 +35,41 @@ SKIPPED_DIRS = frozenset(
 )
 
 
+# Folders that hold tests only (pytest's and unittest's conventions; nothing imports them at
+# run time). ``testing/`` and ``fixtures/`` are not among them: they are packages a library
+# ships and production code may import (a ``testing`` module of helpers re-exported by its
+# package, fixture data a service loads), so they are code retrofit may need to fix.
+TEST_FOLDERS = frozenset({"tests", "test"})
+# pytest's default ``python_files`` (``test_*.py``, ``*_test.py``) and its plugin files
+_TEST_MODULE = re.compile(r"^(test_.*|.*_test|conftest)\.py$")
+
+
+def is_test_file(relative: str | PurePath, tests_dir: str | None = None) -> bool:
+    """Whether a file is test code: under a ``tests``/``test`` folder, ``test_*.py``,
+    ``*_test.py`` or ``conftest.py``, or under ``tests_dir`` (where retrofit writes the tests
+    it generates, ``[tool.scaffold] tests-dir``).
+
+    ``relative`` is the path relative to the project root, so the folders above the project
+    (a checkout in ``~/test/``) never make its files tests.
+    """
+    pure = PurePosixPath(PurePath(relative).as_posix())
+    return bool(_TEST_MODULE.match(pure.name) or TEST_FOLDERS.intersection(_folders(pure))
+                or _under(relative, tests_dir))
+
+
+def _folders(pure: PurePosixPath) -> list[str]:
+    return [part for part in pure.parts[:-1] if part not in ("", ".", "..", "/")]
+
+
+def _under(relative: str | PurePath, folder: str | None) -> bool:
+    """Whether ``relative`` (to the project root) is inside ``folder`` (also relative to it)."""
+    if not folder:
+        return False
+    owned = [part for part in PurePosixPath(folder).parts if part not in ("", ".")]
+    folders = _folders(PurePosixPath(PurePath(relative).as_posix()))
+    return bool(owned) and folders[: len(owned)] == owned
+
+
 @dataclass(frozen=True)
 class Target:
     """One file to process: where it really is, how to show it, the config it falls under."""
@@ -36,6 +79,8 @@ class Target:
     config: Config
     python: bool = True  # False: a non-Python file some check reads (CONFIG_FILES)
     skip_reason: str | None = None  # set when discovery decided not to process it
+    test: bool = False  # test code (is_test_file): codemods leave it alone unless include-tests
+    generated: bool = False  # under tests-dir, where retrofit writes its tests: never rewritten
 
 
 class PathNotFound(Exception):
@@ -179,6 +224,26 @@ def _anchored(full: Path, base: Path) -> str | None:
 
 
 def _target(
+    full: Path,
+    display: str,
+    config: Config,
+    wants_other_file: Callable[[str], bool],
+    *,
+    tree: Path | None,
+    real: Path | None = None,
+) -> Target | None:
+    """The Target for one path (see ``_located``), marked when it is test code."""
+    target = _located(full, display, config, wants_other_file, tree=tree, real=real)
+    if target is None:
+        return None
+    relative = _anchored(target.path, config.root) or _anchored(full, config.root)
+    if relative is None:  # outside its config's folder: only its name can tell
+        relative = full.name
+    return replace(target, test=is_test_file(relative, config.tests_dir),
+                   generated=_under(relative, config.tests_dir))
+
+
+def _located(
     full: Path,
     display: str,
     config: Config,

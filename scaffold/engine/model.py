@@ -9,6 +9,10 @@ from typing import Any
 
 from scaffold.config import ImportSorting
 
+# How a site that needs the kit, in a file retrofit found no place to vendor one for, is
+# reported: vendoring reads it to explain why, once per project.
+NO_KIT_MESSAGE = "no kit to call here"
+
 
 class Kind(StrEnum):
     """What a reported site is: a rewrite made (or that would be made), or a finding not fixed."""

@@ -25,7 +25,7 @@ from libcst.codemod.visitors import AddImportsVisitor, RemoveImportsVisitor
 
 from scaffold import vendor  # a module import: scaffold.vendor imports this package back
 from scaffold.config import Config, ConfigError
-from scaffold.engine.discovery import Target, discover
+from scaffold.engine.discovery import Target, discover, is_test_file
 from scaffold.engine.gates import SourceSyntax, SyntaxGate
 from scaffold.engine.imports import TopImportsAdder, place_in_sections
 from scaffold.engine.metadata import Metadata
@@ -62,6 +62,7 @@ class Options:
     ignore: tuple[str, ...] = ()  # rule ids; added to the config's ignore
     jobs: int = 0  # processes; 0 = one per core
     unsafe_fixes: bool | None = None  # None: the config decides
+    include_tests: bool | None = None  # codemods rewrite test files too; None: the config decides
     generate_tests: bool = True  # hook for the test generator of a later issue (--no-tests)
     vendor_kit: bool = False  # retrofit: write the kit where rewritten files import it
     force: bool = False  # with vendor_kit: overwrite a vendored kit someone edited
@@ -176,16 +177,19 @@ def _reason_for_parse_error(exc: Exception) -> str:
 
 def process_source(
     source: bytes, path: str, rules: Sequence[Rule], settings: Settings | None = None, *,
-    repo: RepoModel | None = None, module: str | None = None,
+    repo: RepoModel | None = None, module: str | None = None, test: bool | None = None,
 ) -> FileResult:
     """Run ``rules`` (codemods in the given order, checks first) over one file's bytes.
 
     Pure: reads and writes nothing, so tests, fixtures and workers all go through it.
     ``repo`` is the model of the repo the file is ``module`` of; without one, rules that ask
-    get a model of this file alone.
+    get a model of this file alone. ``test`` tells the rules the file is test code (None:
+    ``is_test_file(path)``); choosing which rules run on a test file is the caller's (``run``
+    keeps codemods out unless include-tests).
     """
+    test = is_test_file(path) if test is None else test
     return _transform(source, path, rules, settings or Settings(), repo=repo,
-                      dotted=module)[0]
+                      dotted=module, test=test)[0]
 
 
 def _syntax_gate(rule: Rule, settings: Settings) -> SyntaxGate | None:
@@ -262,6 +266,7 @@ def libcst_input(source: bytes, rules: Sequence[Rule], settings: Settings) -> by
 def _transform(
     source: bytes, path: str, rules: Sequence[Rule], settings: Settings, *,
     slicing: bool = True, repo: RepoModel | None = None, dotted: str | None = None,
+    test: bool = False,
 ) -> tuple[FileResult, bytes | None, int]:
     """``process_source``, plus the new bytes (in the file's own encoding) when it changed,
     and how many gates the file passed (0, 1: the text prefilter, 2: the syntax gate too).
@@ -289,11 +294,11 @@ def _transform(
     except (cst.ParserSyntaxError, SyntaxError, UnicodeError, LookupError, RecursionError) as exc:
         if sliced is not None:
             return _transform(source, path, rules, settings, slicing=False, repo=repo,
-                              dotted=dotted)
+                              dotted=dotted, test=test)
         return FileResult(path, Status.FAILED, reason=_reason_for_parse_error(exc)), None, 2
     parsed_text = sliced.source.decode(module.encoding) if sliced is not None else text
     syntax.tree = module
-    state = FileState(path)
+    state = FileState(path, test=test)
     if sliced is not None:
         state.sliced_lines, state.left_out_uses = sliced.original_line, sliced.uses_name
     if SUPPRESSION_MARK in probe:
@@ -365,11 +370,11 @@ def _transform(
                 _RemoveUnusedImports(replace(context, wrapper=removal_wrapper)))
     except _WholeFileNeeded:
         return _transform(source, path, rules, settings, slicing=False, repo=repo,
-                          dotted=dotted)
+                          dotted=dotted, test=test)
     except Exception as exc:  # a rule crashed on this file: report it, leave the file alone
         if sliced is not None:  # (as it crashes on the whole file: stubs must not be why)
             return _transform(source, path, rules, settings, slicing=False, repo=repo,
-                              dotted=dotted)
+                              dotted=dotted, test=test)
         where = f"rule {current.ID}" if current is not None else "the engine"
         failure = FileResult(path, Status.FAILED, reason=f"internal error in {where}: {exc!r}")
         return failure, None, 2
@@ -379,7 +384,7 @@ def _transform(
         restored = sliced.restore(updated)
         if restored is None:
             return _transform(source, path, rules, settings, slicing=False, repo=repo,
-                              dotted=dotted)
+                              dotted=dotted, test=test)
         updated, code = restored, restored.decode(tree.encoding)
     ordered = tuple(sorted(findings))
     if updated == source:
@@ -431,6 +436,7 @@ class _Task:
     settings: Settings
     write: bool
     size: int = 0  # bytes, when read ahead: the largest files go to the workers first
+    test: bool = False  # test code (Target.test)
 
 
 def _read(task: _Task) -> bytes | FileResult:
@@ -470,7 +476,7 @@ def _run_task(task: _Task) -> tuple[FileResult, int]:
     repo = _REPO
     module = repo.module_of(task.path) if repo is not None else None
     result, updated, passed = _transform(data, task.display, task.rules, task.settings,
-                                         repo=repo, dotted=module)
+                                         repo=repo, dotted=module, test=task.test)
     if updated is not None and task.write:
         try:
             atomic_write(task.path, updated)
@@ -488,18 +494,24 @@ def _check_ids(ids: Iterable[str], known: set[str], where: str) -> None:
 
 
 def _plan(
-    config: Config, rules: Sequence[Rule], options: Options, known_ids: set[str]
+    config: Config, rules: Sequence[Rule], options: Options, known_ids: set[str], *,
+    test: bool = False, generated: bool = False,
 ) -> tuple[tuple[Rule, ...], Settings]:
-    """The rules that run under ``config`` (in the given order) and the settings they see."""
+    """The rules that run under ``config`` (in the given order) and the settings they see,
+    for its test files (``test``: codemods only when include-tests asks), the tests retrofit
+    generated (``generated``: its own output, never rewritten) or its others."""
     source = f"[tool.scaffold] of {config.where}"
     _check_ids(config.select, known_ids, f"'select' in {source}")
     _check_ids(config.ignore, known_ids, f"'ignore' in {source}")
     _check_ids(config.options, known_ids, f"'options' in {source}")
     select = set(options.select or config.select)
     ignore = set(options.ignore) | set(config.ignore)
+    include_tests = (config.include_tests if options.include_tests is None
+                     else options.include_tests)
     chosen = tuple(
         rule for rule in rules
         if (not select or rule.ID in select) and rule.ID not in ignore
+        and not ((generated or (test and not include_tests)) and is_codemod(rule))
     )
     options_by_id: dict[str, dict[str, Any]] = {}
     for rule in rules:
@@ -557,7 +569,7 @@ def run(
     kits = vendor.KitResolver(targets)
     if options.vendor_kit:
         kits.refuse_edited(force=options.force)  # before anything is written
-    plans: dict[int, tuple[tuple[Rule, ...], Settings]] = {}
+    plans: dict[tuple[int, bool, bool], tuple[tuple[Rule, ...], Settings]] = {}
     results: list[FileResult] = []
     python: list[tuple[_Task, Target]] = []
     tasks: list[_Task] = []  # what reaches _run_task: files some rule wants, config files
@@ -570,11 +582,18 @@ def run(
         if target.skip_reason:
             results.append(FileResult(target.display, Status.SKIPPED, reason=target.skip_reason))
             continue
-        plan = plans.get(id(target.config))
+        key = (id(target.config), target.test, target.generated)
+        plan = plans.get(key)
         if plan is None:
-            plan = plans[id(target.config)] = _plan(target.config, rules, options, known)
+            plan = plans[key] = _plan(target.config, rules, options, known, test=target.test,
+                                      generated=target.generated)
         chosen, settings = plan
-        task = _Task(target.path, target.display, target.python, chosen, settings, options.write)
+        if not chosen:  # a test file when only codemods run: nothing reads it
+            if target.python:
+                results.append(FileResult(target.display, Status.UNCHANGED))
+            continue
+        task = _Task(target.path, target.display, target.python, chosen, settings, options.write,
+                     test=target.test)
         if target.python:
             python.append((task, target))
         elif any(getattr(rule, "reads_config_file", None) and rule.reads_config_file(

@@ -70,6 +70,7 @@ class FileState:
 
     path: str
     suppressions: dict[int, frozenset[str]] = field(default_factory=dict)
+    test: bool = False  # test code, as discovery decided (scaffold.engine.discovery.is_test_file)
     lines: list[int] | None = None  # current line -> original line, once the tree has changed
     # computes ``lines`` when a site is first recorded on a changed tree (a diff is not free)
     pending_lines: Callable[[], list[int]] | None = None

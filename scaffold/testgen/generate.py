@@ -11,7 +11,6 @@ source module with instrumented sites. Every file but the samples carries the he
 from __future__ import annotations
 
 import os
-import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -33,7 +32,6 @@ SAMPLES = "tracing_samples.py"
 SUPPORT = "tracing_support.py"
 CONTRACT = "test_tracing_contract.py"
 MODULE_PREFIX = "test_trace_"
-_TEST_FILE = re.compile(r"(^test_.*|.*_test|^conftest)\.py$")
 
 
 @dataclass
@@ -109,12 +107,6 @@ def _tidy(text: str) -> str:
     return "\n".join(out).rstrip("\n") + "\n"
 
 
-def _is_test_file(relative: PurePosixPath) -> bool:
-    return bool({"tests", "test"} & set(relative.parts[:-1])) or bool(
-        _TEST_FILE.match(relative.name)
-    )
-
-
 def _module_name(root: Path, relative: PurePosixPath) -> tuple[str, Path]:
     """Dotted import name of a file, and the folder it is importable from."""
     folder = root.joinpath(*relative.parts[:-1])
@@ -154,7 +146,7 @@ def find_sites(root: Path, config: Config | None = None) -> tuple[list[ModuleTes
             relative = PurePosixPath(target.path.relative_to(root).as_posix())
         except ValueError:
             continue
-        if _is_test_file(relative) or target.path.is_relative_to(tests_dir):
+        if target.test or target.path.is_relative_to(tests_dir):
             continue
         module, import_root = _module_name(root, relative)
         sources.append((relative, module, import_root))

@@ -7,6 +7,7 @@ unrewritten clients, called the same way, send no ``traceparent`` (the control).
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -15,6 +16,8 @@ import pytest
 from aiohttp import web
 from opentelemetry import trace
 
+from scaffold.codemods import codemods_by_id
+from scaffold.engine import FileResult, Settings, Status, process_source
 from tests.codemods.conftest import load_fixture
 
 
@@ -42,7 +45,7 @@ async def content_service() -> AsyncIterator[tuple[str, list[dict[str, str]]]]:
 
 async def _content_calls(module, base_url: str) -> None:
     async with httpx.AsyncClient(base_url=base_url) as http:
-        client = module.ContentServiceClient(http)
+        client = module.ContentServiceClient(http, base_url)
         await client.store("text", correlation_id="corr-1")
         await client.fetch("c-1")
         await client.delete("c-1", correlation_id="corr-1")
@@ -86,7 +89,7 @@ async def test_client_built_in_the_function_without_the_kit(version, content_ser
     base_url, received = content_service
     module = load_fixture("http-inject", "without_kit", version)
     caller = await _called_under_a_span(
-        lambda: module.fetch_all([f"{base_url}/a", f"{base_url}/b"]))
+        lambda: module.fetch_all(base_url, ["a", "b"]))
     expected = None if version == "before" else (caller.trace_id, caller.span_id)
     assert [_parent_of(headers) for headers in received] == [expected, expected]
 
@@ -96,3 +99,133 @@ async def test_without_a_current_span_nothing_is_sent(content_service, span_expo
     module = load_fixture("http-inject", "clients_kit", "after")
     await _content_calls(module, base_url)
     assert [_parent_of(headers) for headers in received] == [None] * 4
+
+
+def _rewrite(source: str, **options) -> FileResult:
+    settings = Settings(options={"http-inject": options}) if options else Settings()
+    return process_source(textwrap.dedent(source).encode(), "service/clients.py",
+                          [codemods_by_id()["http-inject"]], settings)
+
+
+@pytest.mark.parametrize(
+    ("url", "internal"),
+    [
+        ('"http://content_service:8000/v1"', True),  # one label: a compose or cluster service
+        ('"http://localhost:9000"', True),
+        ('f"http://127.0.0.1:{port}/x"', True),
+        ('"http://10.1.2.3/v1"', True),
+        ('"http://search.prod.svc.cluster.local/q"', True),
+        ('"http://vault.internal/v1"', True),
+        ('"https://api.openai.com/v1/chat/completions"', False),
+        ('f"https://api.openai.com/v1/{model}"', False),
+        ('"https://8.8.8.8/dns"', False),
+        ("settings.CONTENT_SERVICE_URL", True),
+        ('f"{settings.content_service_base_url}/x"', True),
+        ('os.getenv("FILE_SERVICE_URL") + "/files"', True),
+        ("settings.BOS_URL", False),  # reported: no name says it is internal
+        ('f"https://{tenant}.example.com/x"', False),  # the host is built: reported
+    ],
+)
+def test_only_hosts_the_code_shows_internal_get_the_context(url, internal):
+    result = _rewrite(f"""\
+        import os
+        import httpx
+
+        def call(settings, port, model, tenant):
+            return httpx.get({url})
+    """)
+    assert (result.status is Status.CHANGED) is internal, result.findings
+
+
+def test_internal_hosts_and_names_are_options():
+    source = """\
+        import httpx
+
+        def call(settings):
+            httpx.get("https://essays.corp.example.com/v1")
+            httpx.get(settings.BOS_URL)
+    """
+    assert _rewrite(source).status is Status.UNCHANGED
+    result = _rewrite(source, **{"internal-hosts": ["*.corp.example.com"],
+                                 "internal-url-names": ["bos_url"]})
+    assert result.updated.count("inject(trace_headers") == 2
+
+
+def test_a_wrong_option_is_a_configuration_error(tmp_path):
+    from scaffold.config import ConfigError
+    from scaffold.engine import Options, run
+
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.scaffold.options.http-inject]\ninternal-hosts = "*.svc"\n')
+    (tmp_path / "app.py").write_text("import httpx\n")
+    with pytest.raises(ConfigError, match="internal-hosts"):
+        run([tmp_path], [codemods_by_id()["http-inject"]], Options(jobs=1))
+
+
+@pytest.mark.parametrize(
+    "instrumentation",
+    [
+        "HTTPXClientInstrumentor.instrument_client(client)",
+        "HTTPXClientInstrumentor().instrument_client(client)",
+        "HTTPXClientInstrumentor().instrument()",
+    ],
+)
+def test_an_instrumented_client_is_left_alone(instrumentation):
+    source = """\
+        import httpx
+        from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+
+        client = httpx.Client()
+        {line}
+
+        def call(content_service_url):
+            return client.get(content_service_url)
+    """
+    assert _rewrite(source.format(line="")).status is Status.CHANGED  # the control
+    result = _rewrite(source.format(line=instrumentation))
+    assert result.status is Status.UNCHANGED and not result.findings
+
+
+def test_a_private_function_s_parameter_is_followed_only_to_all_its_callers():
+    source = """\
+        import httpx
+
+        class Client:
+            def __init__(self, settings):
+                self.settings = settings
+
+            def _get(self, url):
+                return httpx.get(url)
+
+            def state(self):
+                return self._get(f"{{self.settings.CONTENT_SERVICE_URL}}/state")
+            {extra}
+    """
+    assert _rewrite(source.format(extra="")).status is Status.CHANGED
+    passed_on = "def later(self, retry):\n                return retry(self._get)"
+    result = _rewrite(source.format(extra=passed_on))  # called where this file cannot see
+    assert result.status is Status.UNCHANGED
+    assert [f.message.split(",")[1] for f in result.findings] == [
+        " and its host comes from `url`"]
+
+
+def test_the_temporary_is_typed_for_mypy(tmp_path):
+    from mypy import api
+
+    result = _rewrite("""\
+        import aiohttp
+
+        async def fetch(session: aiohttp.ClientSession, content_service_url: str) -> int:
+            async with session.get(content_service_url) as response:
+                return response.status
+
+        def ping(content_service_url):  # untyped: checked under check_untyped_defs only
+            import httpx
+            return httpx.get(content_service_url, headers={"Accept": "text/plain"})
+    """)
+    assert result.updated.count("trace_headers: dict[str, str] =") == 2
+    module = tmp_path / "clients.py"
+    module.write_text(result.updated)
+    out, _, status = api.run(["--check-untyped-defs", "--no-incremental",
+                              "--cache-dir", str(tmp_path / ".mypy"), str(module)])
+    assert status == 0, out

@@ -10,6 +10,7 @@ import pytest
 
 from scaffold.config import ConfigError, find_config
 from scaffold.engine import discover
+from scaffold.engine.discovery import is_test_file
 from scaffold.vendor import KitResolver
 
 
@@ -136,3 +137,40 @@ def test_explicit_files_are_taken_even_if_excluded(tmp_path):
     assert discover([tmp_path]) == []
     (target,) = discover([tmp_path / "one.py"])
     assert target.display == os.fspath(tmp_path / "one.py")
+
+
+@pytest.mark.parametrize(
+    ("relative", "test"),
+    [
+        ("services/orders/tests/unit/test_bus.py", True),
+        ("services/orders/tests/helpers.py", True),  # anything under tests/
+        ("test/fakes.py", True),
+        ("orders/test_bus.py", True),
+        ("orders/bus_test.py", True),
+        ("orders/conftest.py", True),
+        ("orders/testing/fakes.py", False),  # shipped helpers production may import
+        ("orders/testing.py", False),
+        ("orders/fixtures/sample.py", False),  # fixture data a service may load
+        ("orders/contest.py", False),
+        ("orders/latest_test_run.py", False),
+        ("orders/attestation.py", False),
+        ("qa/tracing/test_trace_bus.py", True),
+        ("qa/tracing/tracing_support.py", True),  # under tests-dir
+        ("qa/other/support.py", False),
+    ],
+)
+def test_test_files_are_told_by_folder_and_pytest_names(relative, test):
+    assert is_test_file(relative, "qa/tracing") is test
+
+
+def test_the_folders_above_the_project_do_not_make_its_files_tests(tmp_path):
+    project = tmp_path / "test" / "orders"
+    (project).mkdir(parents=True)
+    _touch(project, "orders/bus.py", "orders/tests/test_bus.py", "tracing/support.py")
+    (project / "pyproject.toml").write_text('[tool.scaffold]\ntests-dir = "tracing"\n')
+    marked = {Path(t.display).relative_to(project).as_posix(): t.test
+              for t in discover([project])}
+    assert marked == {"orders/bus.py": False, "orders/tests/test_bus.py": True,
+                      "tracing/support.py": True}
+    (single,) = discover([project / "orders" / "bus.py"])  # a file named on its own too
+    assert single.test is False

@@ -271,3 +271,94 @@ def test_prefiltered_files_are_never_parsed(monkeypatch):
     process_source(b"from opentelemetry import context\ncontext.attach(x)\n", "b.py",
                    [codemods_by_id()["token-finally"]])
     assert len(parsed) == 1
+
+
+DISCARDED = (
+    "from opentelemetry import propagate\n"
+    "\n"
+    "\n"
+    "def on_message(message):\n"
+    "    ctx = propagate.extract(message.headers)\n"
+)
+
+
+def _service_with_tests(root: Path, config: str = "") -> tuple[Path, Path]:
+    """A service whose code and whose test both hold a site: (the code, the test)."""
+    _write(root / "pyproject.toml", f'[project]\nname = "orders"\n{config}')
+    code = _write(root / "orders" / "handler.py", UNGUARDED)
+    _write(root / "orders" / "__init__.py", "")
+    test = _write(root / "tests" / "unit" / "test_handler.py", UNGUARDED)
+    return code, test
+
+
+def test_test_files_are_left_alone_by_codemods_by_default(tmp_path):
+    code, test = _service_with_tests(tmp_path)
+    results = _retrofit(tmp_path)
+    assert results["handler.py"].status is Status.CHANGED
+    assert GUARDED_BODY in code.read_text()
+    assert results["test_handler.py"].status is Status.UNCHANGED
+    assert not results["test_handler.py"].findings
+    assert test.read_text() == UNGUARDED
+
+
+@pytest.mark.parametrize("how", ["config", "option"])
+def test_include_tests_lets_codemods_rewrite_test_files(tmp_path, how):
+    config = "\n[tool.scaffold]\ninclude-tests = true\n" if how == "config" else ""
+    _, test = _service_with_tests(tmp_path, config)
+    results = _retrofit(tmp_path, **({"include_tests": True} if how == "option" else {}))
+    assert results["test_handler.py"].status is Status.CHANGED
+    assert GUARDED_BODY in test.read_text()
+
+
+def test_the_command_line_flag_overrides_the_config(tmp_path, capsys):
+    from scaffold.cli import main
+
+    _, test = _service_with_tests(tmp_path, "\n[tool.scaffold]\ninclude-tests = false\n")
+    assert main(["retrofit", "--check", str(tmp_path)]) == 1  # the service code
+    assert "test_handler.py" not in capsys.readouterr().out
+    assert main(["retrofit", "--check", "--include-tests", str(tmp_path)]) == 1
+    assert "test_handler.py" in capsys.readouterr().out
+    assert test.read_text() == UNGUARDED
+
+
+def test_checks_still_read_test_files(tmp_path):
+    from scaffold.checks import all_checks
+
+    _, test = _service_with_tests(tmp_path)
+    test.write_text(DISCARDED)
+    result = run([tmp_path], (*all_codemods(), *all_checks()), Options(jobs=1))
+    by_file = {Path(r.path).name: {f.rule_id for f in r.findings} for r in result.results}
+    assert by_file["test_handler.py"] == {"extract-discarded"}
+    assert "token-finally" in by_file["handler.py"]
+
+
+THREADED = "import threading\n\n\ndef run():\n    threading.Thread(target=work).start()\n"
+
+
+def test_a_test_file_rewritten_on_request_never_gets_a_kit_vendored(tmp_path):
+    from scaffold.vendor import KitLocation, write_vendored_kit
+
+    _write(tmp_path / "pyproject.toml", '[project]\nname = "orders"\n')
+    _write(tmp_path / "orders" / "__init__.py", "")
+    _write(tmp_path / "orders" / "tests" / "__init__.py", "")
+    test = _write(tmp_path / "orders" / "tests" / "test_threads.py", THREADED)
+    options = Options(write=True, jobs=1, include_tests=True, vendor_kit=True)
+    run([tmp_path], all_codemods(), options)
+    assert not list(tmp_path.rglob("tracekit"))
+    assert "copy_context" in test.read_text()  # the standard library's way instead
+    assert run([tmp_path], all_codemods(), options).changed == []
+
+    # a kit that is there already is one a test may import
+    write_vendored_kit(KitLocation("orders.tracekit", tmp_path / "orders" / "tracekit"))
+    test.write_text(THREADED)
+    run([tmp_path], all_codemods(), options)
+    assert "from orders.tracekit import" in test.read_text()
+
+
+def test_the_generated_tests_are_never_rewritten_even_with_include_tests(tmp_path):
+    _, test = _service_with_tests(tmp_path, '\n[tool.scaffold]\ntests-dir = "qa/tracing"\n')
+    generated = _write(tmp_path / "qa" / "tracing" / "test_trace_handler.py", UNGUARDED)
+    results = _retrofit(tmp_path, include_tests=True)
+    assert results["test_handler.py"].status is Status.CHANGED
+    assert results["test_trace_handler.py"].status is Status.UNCHANGED
+    assert generated.read_text() == UNGUARDED

@@ -166,7 +166,9 @@ def test_a_test_package_never_holds_the_kit(tmp_path):
     assert _kits(repo) == []
 
 
-def test_a_test_beside_the_service_package_uses_the_service_kit(tmp_path):
+def test_a_test_beside_the_service_package_never_plans_a_kit_and_never_its_own(tmp_path):
+    """The old bug was a kit planned at ``unit.tracekit``; a test file now only ever gets a kit
+    that exists (test files are out of the codemods' scope unless include-tests)."""
     repo = _write(tmp_path / "repo", {
         "pyproject.toml": '[project]\nname = "orders"\n',
         "orders/__init__.py": "",
@@ -178,7 +180,7 @@ def test_a_test_beside_the_service_package_uses_the_service_kit(tmp_path):
     targets = discover([repo])
     kits = {t.path.name: KitResolver(targets).kit_for(t) for t in targets}
 
-    assert (kits["bus.py"], kits["test_bus.py"]) == ("orders.tracekit", "orders.tracekit")
+    assert (kits["bus.py"], kits["test_bus.py"]) == ("orders.tracekit", None)
 
 
 def test_a_file_outside_any_package_is_reported_not_vendored(tmp_path, capsys):

@@ -15,7 +15,7 @@ import pytest
 from scaffold import __version__
 from scaffold.cli import main
 from scaffold.codemods.thread_context import ThreadContext
-from scaffold.engine import Settings, Status, discover, process_source
+from scaffold.engine import FileResult, Settings, Status, discover, process_source
 from scaffold.vendor import (
     HEADER_PREFIX,
     KitLocation,
@@ -228,8 +228,29 @@ def test_files_outside_the_package_use_the_kit_of_their_service(tmp_path):
     kits = KitResolver(targets)
 
     assert {t.path.name: kits.kit_for(t) for t in targets if t.path.name != "__init__.py"} == {
-        "bus.py": "orders.tracekit", "test_bus.py": "orders.tracekit",
-        "manage.py": "orders.tracekit"}
+        "bus.py": "orders.tracekit", "test_bus.py": None, "manage.py": "orders.tracekit"}
+
+
+def test_a_test_file_gets_only_a_kit_that_exists(tmp_path):
+    service = _service(tmp_path / "svc", "orders", {"bus.py": SENDER})
+    (service / "tests").mkdir()
+    (service / "tests" / "test_bus.py").write_text(SENDER)
+    (service / "orders" / "test_helpers.py").write_text(SENDER)
+    test_files = [t for t in discover([service]) if t.test]
+    assert sorted(t.path.name for t in test_files) == ["test_bus.py", "test_helpers.py"]
+
+    planning = KitResolver(discover([service]))
+    assert [planning.kit_for(t) for t in test_files] == [None, None]
+    # nothing was planned for them: a result importing the would-be kit writes none
+    importing = FileResult("svc/tests/test_bus.py", Status.CHANGED, original="",
+                           updated="from orders.tracekit import traced_send\n")
+    assert planning.vendor([importing], write=True) == []
+    assert not (service / "orders" / "tracekit").exists()
+
+    write_vendored_kit(KitLocation("orders.tracekit", service / "orders" / "tracekit"))
+    existing = KitResolver(discover([service]))
+    assert [existing.kit_for(t) for t in discover([service]) if t.test] == [
+        "orders.tracekit", "orders.tracekit"]
 
 
 def test_a_file_with_no_package_to_hold_the_kit_has_none(tmp_path):

@@ -49,6 +49,7 @@ from collections.abc import Callable
 
 import libcst as cst
 
+from scaffold.codemods._layout import append_arg
 from scaffold.codemods._propagation import (
     INJECT_NAMES,
     Place,
@@ -317,11 +318,4 @@ def _with_headers(call: cst.Call, value: cst.BaseExpression) -> cst.Call:
     new = cst.Arg(value=value, keyword=cst.Name("headers"),
                   equal=cst.AssignEqual(whitespace_before=cst.SimpleWhitespace(""),
                                         whitespace_after=cst.SimpleWhitespace("")))
-    if args and isinstance(args[-1].comma, cst.Comma):
-        # a trailing comma: the new argument goes on a line of its own, like the last one
-        before_last = args[-2].comma.whitespace_after if len(args) > 1 and isinstance(
-            args[-2].comma, cst.Comma) else call.whitespace_before_args
-        new = new.with_changes(comma=args[-1].comma)
-        args[-1] = args[-1].with_changes(
-            comma=args[-1].comma.with_changes(whitespace_after=before_last))
-    return call.with_changes(args=[*args, new])
+    return append_arg(call, new)

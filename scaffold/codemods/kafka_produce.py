@@ -244,4 +244,5 @@ class KafkaProduce(KafkaCodemod):
         topic_arg = updated.args[index].with_changes(keyword=None, equal=cst.MaybeSentinel.DEFAULT)
         rest = [arg for i, arg in enumerate(updated.args) if i != index]
         args = [cst.Arg(updated.func), topic_arg, *rest]
-        return cst.Call(func=cst.Name(traced_publish), args=with_separators(args))
+        return cst.Call(func=cst.Name(traced_publish), args=with_separators(args),
+                        whitespace_before_args=updated.whitespace_before_args)

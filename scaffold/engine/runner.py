@@ -24,7 +24,7 @@ from libcst.codemod import CodemodContext
 from libcst.codemod.visitors import AddImportsVisitor, RemoveImportsVisitor
 
 from scaffold import vendor  # a module import: scaffold.vendor imports this package back
-from scaffold.config import Config, ConfigError
+from scaffold.config import Config, ConfigError, ruff_settings_for
 from scaffold.engine.discovery import Target, discover
 from scaffold.engine.gates import SourceSyntax, SyntaxGate
 from scaffold.engine.imports import TopImportsAdder, place_in_sections
@@ -111,6 +111,18 @@ class RunResult:
         return EXIT_OK
 
 
+def _joined(removed: Sequence[cst.EmptyLine],
+            kept: Sequence[cst.EmptyLine]) -> list[cst.EmptyLine]:
+    """The lines above a removed statement joined to those of the one after it: blank lines
+    do not add up (one blank line around a removed section stays one)."""
+    if any(line.comment is not None for line in removed):
+        return [*removed, *kept]
+    blank = 0
+    while blank < len(kept) and kept[blank].comment is None:
+        blank += 1
+    return [*removed[:max(0, len(removed) - blank)], *kept]
+
+
 class _RemoveUnusedImports(RemoveImportsVisitor):
     """LibCST's removal of unreferenced imports, keeping the lines above a removed statement.
 
@@ -142,7 +154,7 @@ class _RemoveUnusedImports(RemoveImportsVisitor):
             statement = next(survivors)
             if pending:
                 statement = statement.with_changes(
-                    leading_lines=[*pending, *statement.leading_lines])
+                    leading_lines=_joined(pending, statement.leading_lines))
                 pending = []
             kept.append(statement)
         return kept
@@ -512,7 +524,9 @@ def run(
 
     def with_kit(task: _Task, target: Target) -> _Task:
         # asked only of files that get this far: the prefilter never reads the kit
-        return replace(task, settings=replace(task.settings, kit=kits.kit_for(target)))
+        return replace(task, settings=replace(
+            task.settings, kit=kits.kit_for(target),
+            import_sorting=ruff_settings_for(target.path, task.settings.import_sorting)))
 
     for target in targets:
         if target.skip_reason:

@@ -153,6 +153,19 @@ _ORDER_DEFAULTS: dict[str, Any] = {
 
 
 def _import_sorting(data: Mapping[str, Any]) -> ImportSorting:
+    """The isort settings of a pyproject.toml (``_isort_settings``), with black's line length
+    when it configures black."""
+    sorting = _isort_settings(data)
+    tool = data.get("tool", {})
+    black = tool.get("black") if isinstance(tool, dict) else None
+    if isinstance(black, dict):
+        length = black.get("line-length", black.get("line_length", 88))
+        if isinstance(length, int):
+            sorting = replace(sorting, line_length=length)
+    return sorting
+
+
+def _isort_settings(data: Mapping[str, Any]) -> ImportSorting:
     """The isort settings of a pyproject.toml: ruff's (``[tool.ruff.lint.isort]``, the older
     ``[tool.ruff.isort]``) or isort's own (``[tool.isort]``, underscores)."""
     tool = data.get("tool", {})
@@ -286,7 +299,7 @@ def ruff_settings_for(path: Path, fallback: ImportSorting) -> ImportSorting:
         if found is None:
             continue
         config, table = found
-        sorting = _import_sorting({"tool": {"ruff": table}})
+        sorting = _isort_settings({"tool": {"ruff": table}})
         line_length = table.get("line-length", _RUFF_DEFAULT_LINE_LENGTH)
         src = table.get("src", list(_RUFF_DEFAULT_SRC))
         if not (isinstance(src, list) and all(isinstance(item, str) for item in src)):

@@ -28,6 +28,7 @@ from scaffold.config import Config, ConfigError, ruff_settings_for
 from scaffold.engine.discovery import Target, discover
 from scaffold.engine.gates import SourceSyntax, SyntaxGate
 from scaffold.engine.imports import TopImportsAdder, place_in_sections
+from scaffold.engine.layout import fit_changed_lines
 from scaffold.engine.metadata import Metadata
 from scaffold.engine.model import FileResult, Finding, Kind, Settings, Status
 from scaffold.engine.positions import place_sites
@@ -379,6 +380,11 @@ def _transform(
         if restored is None:
             return _transform(source, path, rules, settings, slicing=False)
         updated, code = restored, restored.decode(tree.encoding)
+    limit = settings.import_sorting.line_length
+    if limit is not None and updated != source:
+        fitted = fit_changed_lines(text, code, limit)
+        if fitted != code:
+            code, updated = fitted, fitted.encode(tree.encoding)
     ordered = tuple(sorted(findings))
     if updated == source:
         return FileResult(path, Status.UNCHANGED, ordered), None, 2

@@ -185,6 +185,7 @@ def test_an_order_it_does_not_model_keeps_libcsts_placement(tmp_path):
     from scaffold.engine import Options, run
 
     (tmp_path / "pyproject.toml").write_text(
+        "[tool.ruff]\nline-length = 120\n\n"  # the rewritten line stays one line
         '[tool.ruff.lint.isort]\nknown-first-party = ["common_core"]\n'
         "force-sort-within-sections = true\n")
     (tmp_path / "app.py").write_text(RUFF_CONFIGURED)

@@ -46,9 +46,10 @@ never silently turns a setting off. Adding a key for a later feature is one line
 
 from __future__ import annotations
 
+import functools
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -60,11 +61,30 @@ class ConfigError(Exception):
 @dataclass(frozen=True)
 class ImportSorting:
     """What the repo tells its import sorter (ruff's isort rules, or isort), as far as placing
-    an added import needs it."""
+    an added import needs it, and the line length its linter holds lines to."""
 
     first_party: tuple[str, ...] = ()  # known-first-party
     combine_as: bool = False  # combine-as-imports: ``a, b as c`` on one line
     placeable: bool = True  # False: an order this does not model; LibCST's placement stands
+    # Set from the ruff configuration that governs the file (``ruff_settings_for``): ruff's
+    # ``src`` folders (absolute), whose top-level folders and modules are first party, and the
+    # top-level package the file is in (``detect-same-package``). Empty: not known.
+    src: tuple[str, ...] = ()
+    package: str | None = None
+    line_length: int | None = None  # ruff's or black's line-length; None: nothing configured
+
+    def is_first_party(self, top: str) -> bool:
+        """ruff's answer for a top-level module name (``src`` known), as ``categorize`` has it:
+        known-first-party, then the file's own package, then a match in a ``src`` folder."""
+        return top in self.first_party or top == self.package or any(
+            _in_source_folder(folder, top) for folder in self.src)
+
+
+@functools.lru_cache(maxsize=4096)
+def _in_source_folder(folder: str, top: str) -> bool:
+    base = Path(folder) / top
+    return base.is_dir() or base.with_name(f"{top}.py").is_file() or base.with_name(
+        f"{top}.pyi").is_file()
 
 
 @dataclass(frozen=True)
@@ -150,6 +170,19 @@ _ORDER_DEFAULTS: dict[str, Any] = {
 
 
 def _import_sorting(data: Mapping[str, Any]) -> ImportSorting:
+    """The isort settings of a pyproject.toml (``_isort_settings``), with black's line length
+    when it configures black."""
+    sorting = _isort_settings(data)
+    tool = data.get("tool", {})
+    black = tool.get("black") if isinstance(tool, dict) else None
+    if isinstance(black, dict):
+        length = black.get("line-length", black.get("line_length", 88))
+        if isinstance(length, int):
+            sorting = replace(sorting, line_length=length)
+    return sorting
+
+
+def _isort_settings(data: Mapping[str, Any]) -> ImportSorting:
     """The isort settings of a pyproject.toml: ruff's (``[tool.ruff.lint.isort]``, the older
     ``[tool.ruff.isort]``) or isort's own (``[tool.isort]``, underscores)."""
     tool = data.get("tool", {})
@@ -224,3 +257,93 @@ def find_config(start: Path) -> Config:
                 sorting, line_length = _import_sorting(data), _line_length(data)
     return Config(root=folder, import_sorting=sorting or ImportSorting(),
                   line_length=line_length)
+
+
+# -- the ruff configuration that governs one file --------------------------------------------
+
+_RUFF_DEFAULT_LINE_LENGTH = 88
+_RUFF_DEFAULT_SRC = (".", "src")
+
+
+def _read_toml(path: Path) -> dict[str, Any] | None:
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return None
+
+
+@functools.lru_cache(maxsize=1024)
+def _ruff_table_in(folder: Path) -> tuple[Path, dict[str, Any]] | None:
+    """The ruff settings a folder holds, as ruff finds them: ``.ruff.toml``, ``ruff.toml``,
+    then a ``pyproject.toml`` with a ``[tool.ruff]`` table (``extend`` followed)."""
+    for name in (".ruff.toml", "ruff.toml"):
+        path = folder / name
+        if path.is_file():
+            data = _read_toml(path)
+            return (path, _extended(path, data)) if data is not None else None
+    path = folder / "pyproject.toml"
+    if path.is_file():
+        data = _read_toml(path) or {}
+        table = data.get("tool", {}).get("ruff") if isinstance(data.get("tool"), dict) else None
+        if isinstance(table, dict):
+            return path, _extended(path, table)
+    return None
+
+
+def _extended(path: Path, table: dict[str, Any], depth: int = 0) -> dict[str, Any]:
+    """``table`` over the settings its ``extend`` names (as ruff merges them)."""
+    extend = table.get("extend")
+    if not isinstance(extend, str) or depth > 8:
+        return table
+    base_path = (path.parent / extend).resolve()
+    data = _read_toml(base_path) or {}
+    if base_path.name == "pyproject.toml":
+        data = data.get("tool", {}).get("ruff", {}) if isinstance(data.get("tool"), dict) else {}
+    base = _extended(base_path, data, depth + 1) if isinstance(data, dict) else {}
+    return _merged(base, table)
+
+
+def _merged(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merged(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _package_of(path: Path) -> str | None:
+    """The top-level package a file is in: its folder's name, up the ``__init__.py`` chain."""
+    top = None
+    folder = path.parent
+    while (folder / "__init__.py").is_file():
+        top, folder = folder.name, folder.parent
+    return top
+
+
+def ruff_settings_for(path: Path, fallback: ImportSorting) -> ImportSorting:
+    """The import sorting and line length ruff applies to ``path``: from the nearest ruff
+    configuration at or above its folder (ruff reads one config per file, the closest), or
+    ``fallback`` (the project's isort/black settings) when no ruff configuration is found."""
+    path = path.resolve()
+    for folder in path.parents:
+        found = _ruff_table_in(folder)
+        if found is None:
+            continue
+        config, table = found
+        sorting = _isort_settings({"tool": {"ruff": table}})
+        line_length = table.get("line-length", _RUFF_DEFAULT_LINE_LENGTH)
+        src = table.get("src", list(_RUFF_DEFAULT_SRC))
+        if not (isinstance(src, list) and all(isinstance(item, str) for item in src)):
+            src = list(_RUFF_DEFAULT_SRC)
+        lint = table.get("lint") if isinstance(table.get("lint"), dict) else {}
+        isort = lint.get("isort") or table.get("isort") or {}
+        same_package = not isinstance(isort, dict) or isort.get("detect-same-package", True)
+        return replace(
+            sorting,
+            src=tuple(str((config.parent / item).resolve()) for item in src),
+            package=_package_of(path) if same_package else None,
+            line_length=line_length if isinstance(line_length, int) else None,
+        )
+    return fallback

@@ -18,6 +18,7 @@ import libcst as cst
 from libcst.metadata import QualifiedNameProvider
 
 from scaffold.checks.base import is_test_support
+from scaffold.codemods._arguments import with_separators as with_separators
 from scaffold.codemods.base import Codemod, dotted_name
 from scaffold.engine.dispatch import FastVisitor
 from scaffold.engine.model import NO_KIT_MESSAGE
@@ -292,17 +293,6 @@ def keyword(call: cst.Call, name: str) -> cst.Arg | None:
 def keyword_arg(name: str, value: cst.BaseExpression) -> cst.Arg:
     return cst.Arg(value=value, keyword=cst.Name(name),
                    equal=cst.AssignEqual(cst.SimpleWhitespace(""), cst.SimpleWhitespace("")))
-
-
-def with_separators(args: Sequence[cst.Arg]) -> list[cst.Arg]:
-    """``args`` with a comma after every argument but the last (a trailing comma is kept)."""
-    result = list(args)
-    separator = next((a.comma for a in result[:-1] if isinstance(a.comma, cst.Comma)),
-                     cst.Comma(whitespace_after=cst.SimpleWhitespace(" ")))
-    for index, arg in enumerate(result[:-1]):
-        if not isinstance(arg.comma, cst.Comma):
-            result[index] = arg.with_changes(comma=separator)
-    return result
 
 
 def appended(args: Sequence[cst.Arg], extra: Sequence[cst.Arg]) -> list[cst.Arg]:

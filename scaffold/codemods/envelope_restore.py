@@ -74,6 +74,7 @@ from scaffold.codemods._propagation import (
     walk,
     with_comment,
 )
+from scaffold.codemods._tasks import unawaited_task
 from scaffold.codemods.base import dotted_name
 
 PARSE_NAMES = frozenset({"model_validate_json", "model_validate", "parse_raw", "parse_obj"})
@@ -390,6 +391,12 @@ class EnvelopeRestore(PropagationCodemod):
             from_message = collect(*(arg.value for arg in value.args)).names & params
             if not from_message or not any(collect(s).calls for s in rest):
                 continue
+            task = unawaited_task(rest)
+            if task is not None:
+                self.report(place.statement, f"the work after parsing {name} starts a task "
+                            f"({code(task.func)}()) that would outlive a span restored from "
+                            f"{name}.metadata around it; restore the context inside the task")
+                return
             if self.record_change(place.statement, f"the work after parsing {name} now runs "
                                   f"in the context restored from {name}.metadata, under a span"):
                 self._wrap[node] = (index, self._restoring_with(name, node))

@@ -102,6 +102,7 @@ from urllib.parse import urlsplit
 
 import libcst as cst
 
+from scaffold.codemods._arguments import append_arg
 from scaffold.codemods._propagation import (
     INJECT_NAMES,
     Place,
@@ -805,23 +806,7 @@ def _with_headers(call: cst.Call, value: cst.BaseExpression) -> cst.Call:
     new = cst.Arg(value=value, keyword=cst.Name("headers"),
                   equal=cst.AssignEqual(whitespace_before=cst.SimpleWhitespace(""),
                                         whitespace_after=cst.SimpleWhitespace("")))
-    if args and not isinstance(args[-1].comma, cst.Comma):
-        # the line break before ``)`` stays after the last argument, now the new one; when the
-        # arguments start on a line of their own, so does the new one
-        new = new.with_changes(whitespace_after_arg=args[-1].whitespace_after_arg)
-        comma = args[-1].comma
-        if isinstance(call.whitespace_before_args, cst.ParenthesizedWhitespace):
-            comma = cst.Comma(whitespace_after=call.whitespace_before_args)
-        args[-1] = args[-1].with_changes(whitespace_after_arg=cst.SimpleWhitespace(""),
-                                         comma=comma)
-    elif args and isinstance(args[-1].comma, cst.Comma):
-        # a trailing comma: the new argument goes on a line of its own, like the last one
-        before_last = args[-2].comma.whitespace_after if len(args) > 1 and isinstance(
-            args[-2].comma, cst.Comma) else call.whitespace_before_args
-        new = new.with_changes(comma=args[-1].comma)
-        args[-1] = args[-1].with_changes(
-            comma=args[-1].comma.with_changes(whitespace_after=before_last))
-    return call.with_changes(args=[*args, new])
+    return append_arg(call, new)
 
 
 class _Assigned(FastVisitor):

@@ -55,6 +55,7 @@ cancellation is not recorded as an error.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
 import libcst as cst
 
@@ -70,6 +71,7 @@ from scaffold.codemods._kafka import (
     with_separators,
 )
 from scaffold.codemods._layout import fit, split_call
+from scaffold.codemods._tasks import unawaited_task
 from scaffold.codemods.base import dotted_name
 from scaffold.engine.dispatch import FastVisitor
 from scaffold.engine.gates import SyntaxGate
@@ -244,6 +246,17 @@ class KafkaConsume(KafkaCodemod):
                          leading_lines=leading)
         return [*before, block, *after]
 
+    def _hands_off(self, statements: Sequence[cst.BaseStatement], site: cst.CSTNode) -> bool:
+        """Report handling that starts a task it does not wait for: a CONSUMER span around
+        it would end while the task still handles the record."""
+        task = unawaited_task(statements)
+        if task is None:
+            return False
+        self.report(site, f"the record is handled in a task started by {code(task.func)}() "
+                    "that outlives a CONSUMER span around this code: open "
+                    "'with consume_span(record):' inside the coroutine the task runs")
+        return True
+
     # -- async for msg in consumer --
 
     def leave_For(self, original_node: cst.For, updated_node: cst.For) -> cst.BaseStatement:
@@ -262,6 +275,8 @@ class KafkaConsume(KafkaCodemod):
         if dotted_name(original.target) is None:
             self.report(original, "the loop unpacks the record: wrap its handling in "
                         "'with consume_span(record):' by hand")
+            return updated
+        if self._hands_off(cast(cst.IndentedBlock, original.body).body, original):
             return updated
         if not self.has_kit(original) or not self.record_change(
             original, f"each record of 'async for' over {code(original.iter)} {MESSAGE}"
@@ -303,7 +318,8 @@ class KafkaConsume(KafkaCodemod):
             if not following:
                 continue  # handled out of sight: reported at the end
             self._settled.add(call)
-            if _in_span(following, frozenset({assigned[0]})):
+            if (_in_span(following, frozenset({assigned[0]}))
+                    or self._hands_off(original_node.body[index + 1:], call)):
                 continue
             if not self.has_kit(call) or not self.record_change(
                 call, f"the record from {code(call.func)}() {MESSAGE}"
@@ -352,6 +368,9 @@ class KafkaConsume(KafkaCodemod):
                 self._settled.add(call)
                 continue
             if consumer is None or not self.has_kit(call):
+                continue
+            if call not in self._settled and self._hands_off(statement.body.body, call):
+                self._settled.add(call)
                 continue
             if call not in self._settled and not self.record_change(
                 call, f"each record of {code(call.func)}() {MESSAGE}"

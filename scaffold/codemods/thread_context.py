@@ -44,6 +44,7 @@ from pathlib import PurePath
 from typing import TypeVar, cast
 
 import libcst as cst
+from libcst.codemod.visitors import RemoveImportsVisitor
 from libcst.helpers import get_full_name_for_node
 from libcst.metadata import QualifiedNameProvider, ScopeProvider
 
@@ -387,6 +388,8 @@ class ThreadContext(Codemod):
                                   "context current where it was created"):
             return updated
         if self._kit:
+            # the Thread/Timer import may now be unused: removed unless something else uses it
+            RemoveImportsVisitor.remove_unused_import_by_node(self.context, original.func)
             return updated.with_changes(func=self._kit_helper(kit_class))
         position, arg = found
         args = list(updated.args)
@@ -463,6 +466,8 @@ class ThreadContext(Codemod):
                                   "in the context current at start()"):
             return updated_node
         if self._kit:
+            RemoveImportsVisitor.remove_unused_import_by_node(
+                self.context, original_node.bases[bases[0]].value)
             new_bases = list(updated_node.bases)
             new_bases[bases[0]] = new_bases[bases[0]].with_changes(
                 value=self._kit_helper("TracedThread"))

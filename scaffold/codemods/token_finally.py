@@ -138,6 +138,23 @@ class TokenFinally(Codemod):
             return args[0].value.value
         return None
 
+    def _finally_detaches(self, finally_: cst.Finally) -> set[str]:
+        """The tokens a finally detaches: ``detach(token)``, also under ``if token:`` or
+        ``if token is not None:`` (the guard of ``token = None; try: token = attach()``)."""
+        tokens = set()
+        for statement in finally_.body.body:
+            token = self._detached_token(statement)
+            if token is None and isinstance(statement, cst.If) and statement.orelse is None:
+                guarded = _guarded_name(statement.test)
+                body = statement.body.body if isinstance(statement.body, cst.IndentedBlock) \
+                    else ()
+                detached = {self._detached_token(inner) for inner in body}
+                if guarded is not None and detached == {guarded}:
+                    token = guarded
+            if token is not None:
+                tokens.add(token)
+        return tokens
+
     # -- gathering, on the original tree --
 
     def visit_Module(self, node: cst.Module) -> bool:
@@ -214,7 +231,7 @@ class TokenFinally(Codemod):
         """Attaches inside a try whose finally detaches their token are already right."""
         if node.finalbody is None:
             return
-        detached = {self._detached_token(s) for s in node.finalbody.body.body} - {None}
+        detached = self._finally_detaches(node.finalbody)
         codemod = self
 
         class _Scan(FastVisitor):
@@ -242,8 +259,7 @@ class TokenFinally(Codemod):
                 after += 1
             following = body[after] if after < len(body) else None
             if isinstance(following, cst.Try) and following.finalbody is not None:
-                tokens = {self._detached_token(s) for s in following.finalbody.body.body}
-                if found.token in tokens:
+                if found.token in self._finally_detaches(following.finalbody):
                     self._guaranteed.add(found.call)
 
     # -- rewriting, bottom-up --
@@ -352,6 +368,19 @@ class TokenFinally(Codemod):
                 if call in self._guaranteed or call in self._settled:
                     continue
                 self.report(call, _reason(found, scope))
+
+
+def _guarded_name(test: cst.BaseExpression) -> str | None:
+    """``token`` for the test ``token`` or ``token is not None``."""
+    if isinstance(test, cst.Name):
+        return test.value
+    if isinstance(test, cst.Comparison) and isinstance(test.left, cst.Name) \
+            and len(test.comparisons) == 1:
+        target = test.comparisons[0]
+        if isinstance(target.operator, cst.IsNot) and isinstance(
+                target.comparator, cst.Name) and target.comparator.value == "None":
+            return test.left.value
+    return None
 
 
 def _reason(found: _Attach | None, scope: _Scope) -> str:

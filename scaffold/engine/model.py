@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -77,8 +77,28 @@ class Settings:
     line_length: int | None = None  # the repo's ruff/black line-length (None: not known)
 
     @property
-    def first_party(self) -> frozenset[str]:
-        """Top-level packages of the repo itself, for import sections: the kit's, and those
-        the repo's ruff/isort settings name."""
+    def first_party(self) -> Collection[str]:
+        """Top-level packages of the repo itself, for import sections: under a ruff
+        configuration, what ruff counts as first party for this file; otherwise the kit's and
+        those the repo's isort settings name."""
+        if self.import_sorting.src:
+            return _FirstParty(self.import_sorting)
         kit = {self.kit.split(".")[0]} if self.kit else set()
         return frozenset(kit | {name.split(".")[0] for name in self.import_sorting.first_party})
+
+
+class _FirstParty(Collection[str]):
+    """ruff's first-party test for one file (``ImportSorting.is_first_party``); iterating
+    gives only the names its settings list."""
+
+    def __init__(self, sorting: ImportSorting) -> None:
+        self.sorting = sorting
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and self.sorting.is_first_party(name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.sorting.first_party)
+
+    def __len__(self) -> int:
+        return len(self.sorting.first_party)

@@ -24,10 +24,11 @@ from libcst.codemod import CodemodContext
 from libcst.codemod.visitors import AddImportsVisitor, RemoveImportsVisitor
 
 from scaffold import vendor  # a module import: scaffold.vendor imports this package back
-from scaffold.config import Config, ConfigError
+from scaffold.config import Config, ConfigError, ruff_settings_for
 from scaffold.engine.discovery import Target, discover, is_test_file
 from scaffold.engine.gates import SourceSyntax, SyntaxGate
 from scaffold.engine.imports import TopImportsAdder, place_in_sections
+from scaffold.engine.layout import fit_changed_lines
 from scaffold.engine.metadata import Metadata
 from scaffold.engine.model import FileResult, Finding, Kind, Settings, Status
 from scaffold.engine.positions import place_sites
@@ -115,6 +116,18 @@ class RunResult:
         return EXIT_OK
 
 
+def _joined(removed: Sequence[cst.EmptyLine],
+            kept: Sequence[cst.EmptyLine]) -> list[cst.EmptyLine]:
+    """The lines above a removed statement joined to those of the one after it: blank lines
+    do not add up (one blank line around a removed section stays one)."""
+    if any(line.comment is not None for line in removed):
+        return [*removed, *kept]
+    blank = 0
+    while blank < len(kept) and kept[blank].comment is None:
+        blank += 1
+    return [*removed[:max(0, len(removed) - blank)], *kept]
+
+
 class _RemoveUnusedImports(RemoveImportsVisitor):
     """LibCST's removal of unreferenced imports, keeping the lines above a removed statement.
 
@@ -146,7 +159,7 @@ class _RemoveUnusedImports(RemoveImportsVisitor):
             statement = next(survivors)
             if pending:
                 statement = statement.with_changes(
-                    leading_lines=[*pending, *statement.leading_lines])
+                    leading_lines=_joined(pending, statement.leading_lines))
                 pending = []
             kept.append(statement)
         return kept
@@ -386,6 +399,11 @@ def _transform(
             return _transform(source, path, rules, settings, slicing=False, repo=repo,
                               dotted=dotted, test=test)
         updated, code = restored, restored.decode(tree.encoding)
+    limit = settings.import_sorting.line_length
+    if limit is not None and updated != source:
+        fitted = fit_changed_lines(text, code, limit)
+        if fitted != code:
+            code, updated = fitted, fitted.encode(tree.encoding)
     ordered = tuple(sorted(findings))
     if updated == source:
         return FileResult(path, Status.UNCHANGED, ordered), None, 2
@@ -576,7 +594,12 @@ def run(
 
     def with_kit(task: _Task, target: Target) -> _Task:
         # asked only of files that get this far: the prefilter never reads the kit
-        return replace(task, settings=replace(task.settings, kit=kits.kit_for(target)))
+        # ruff reads the configuration nearest to each file: so do import placement and the
+        # line length the codemods and the layout pass keep to
+        sorting = ruff_settings_for(target.path, task.settings.import_sorting)
+        return replace(task, settings=replace(
+            task.settings, kit=kits.kit_for(target), import_sorting=sorting,
+            line_length=sorting.line_length or task.settings.line_length))
 
     for target in targets:
         if target.skip_reason:

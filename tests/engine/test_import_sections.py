@@ -185,6 +185,7 @@ def test_an_order_it_does_not_model_keeps_libcsts_placement(tmp_path):
     from scaffold.engine import Options, run
 
     (tmp_path / "pyproject.toml").write_text(
+        "[tool.ruff]\nline-length = 120\n\n"  # the rewritten line stays one line
         '[tool.ruff.lint.isort]\nknown-first-party = ["common_core"]\n'
         "force-sort-within-sections = true\n")
     (tmp_path / "app.py").write_text(RUFF_CONFIGURED)
@@ -208,3 +209,75 @@ def test_combine_as_imports_keeps_an_aliased_name_on_the_line():
                                 ImportSorting(combine_as=True)).code
     assert ("from service.tracekit import restore_span, threads as tracekit_threads\n\n"
             "from .config import Settings\n") in updated
+
+
+SERVICE_MODULE = '''"""A service module."""
+
+import threading
+
+from quart import Quart
+
+from common_core.events import ESSAY_SUBMITTED
+from services.grading.config import settings
+
+from .protocols import Grader
+
+app = Quart(__name__)
+
+
+def start(work):
+    threading.Thread(target=work).start()
+    return ESSAY_SUBMITTED, settings, Grader
+'''
+
+
+def _ruff_in(repo: Path, path: Path) -> str:
+    """ruff's import-sorting findings for a file of ``repo`` under the repo's own settings."""
+    done = subprocess.run(
+        [sys.executable, "-m", "ruff", "check", "--no-cache", "--select", "I",
+         "--output-format", "concise", str(path)],
+        cwd=repo, capture_output=True, text=True,
+    )
+    return done.stdout if done.returncode else ""
+
+
+def test_a_file_is_sorted_by_the_ruff_settings_that_govern_it(tmp_path):
+    """A monorepo: [tool.scaffold] at the root, a service whose own pyproject.toml has the
+    ruff settings (``common_core`` first party there only); ruff reads the nearest one, and so
+    does the placement of added imports."""
+    from scaffold.engine import Options, run
+
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.scaffold]\nselect = ["thread-context"]\n\n[tool.ruff]\nline-length = 100\n')
+    service = tmp_path / "services" / "grading"  # no package: no kit, the stdlib's helpers
+    service.mkdir(parents=True)
+    (service / "pyproject.toml").write_text(
+        '[tool.ruff.lint.isort]\nknown-first-party = ["services", "common_core"]\n')
+    (service / "app.py").write_text(SERVICE_MODULE)
+    assert _ruff_in(tmp_path, service / "app.py") == ""
+    codemods = [rule for rule in all_codemods() if rule.ID == "thread-context"]
+    result = run([tmp_path], codemods, Options(write=True, jobs=1))
+    assert len(result.changed) == 1, result
+    updated = (service / "app.py").read_text()
+    assert "import contextvars\nimport functools\nimport threading\n" in updated
+    assert _ruff_in(tmp_path, service / "app.py") == "", updated
+
+
+def test_ruffs_source_folders_and_own_package_count_as_first_party(tmp_path):
+    from scaffold.config import ImportSorting, ruff_settings_for
+
+    (tmp_path / "pyproject.toml").write_text('[tool.ruff]\nsrc = [".", "lib"]\n')
+    (tmp_path / "services" / "grading").mkdir(parents=True)
+    (tmp_path / "services" / "__init__.py").write_text("")
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib" / "shared.py").write_text("")
+    (tmp_path / "vendor" / "helperlib").mkdir(parents=True)
+    app = tmp_path / "services" / "grading" / "app.py"
+    app.write_text("")
+    sorting = ruff_settings_for(app, ImportSorting())
+    assert sorting.line_length == 88  # ruff's default
+    assert [sorting.is_first_party(name) for name in ("services", "shared", "helperlib",
+                                                       "vendor", "grading")] == [
+        True, True, False, True, False]
+    outside = tmp_path.parent / "elsewhere.py"
+    assert ruff_settings_for(outside, ImportSorting(combine_as=True)).combine_as

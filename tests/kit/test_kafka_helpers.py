@@ -317,3 +317,19 @@ def test_breaking_out_of_a_batch_leaves_no_context_behind(kit_package, make_reco
             break
     assert context.get_current() is before
     assert len(span_exporter.get_finished_spans()) == 1
+
+
+def test_the_spelled_out_messaging_keys_are_the_semantic_conventions(kit_package):
+    """kafka.py writes the keys as strings (it needs only the API); they are semconv's."""
+    from opentelemetry.semconv._incubating.attributes import messaging_attributes as semconv
+
+    kafka = kit_package.kafka
+    names = [name for name in vars(kafka) if name.startswith("MESSAGING_")]
+
+    assert len(names) == 8
+    assert {name: getattr(kafka, name) for name in names} == {
+        name: getattr(semconv, name) for name in names}
+    assert (kafka._KAFKA, kafka._SEND, kafka._PROCESS) == (
+        semconv.MessagingSystemValues.KAFKA.value,
+        semconv.MessagingOperationTypeValues.SEND.value,
+        semconv.MessagingOperationTypeValues.PROCESS.value)

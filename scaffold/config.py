@@ -15,6 +15,7 @@ The table (every key optional)::
     tests-dir = "tests/tracing"    # where retrofit writes the tests it generates (the default)
     generate-tests = true          # false: like --no-tests
     kafka-producers = ["huleedu_service_libs.kafka_client.KafkaBus.publish"]  # see below
+    add-dependencies = true        # false: like --no-deps (report what to declare, edit nothing)
 
     [tool.scaffold.options.baggage-cardinality]   # per-rule options, validated by the rule
     allowed-keys = ["correlation_id"]
@@ -72,6 +73,7 @@ class Config:
     tests_dir: str = "tests/tracing"
     generate_tests: bool = True
     kafka_producers: tuple[str, ...] = ()
+    add_dependencies: bool = True  # retrofit adds what rewritten code imports to the manifest
     options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     # what the repo's import sorter is told (ruff's or isort's settings in the same
     # pyproject.toml): added imports are placed the way it would place them
@@ -95,6 +97,7 @@ _KEYS: dict[str, str] = {
     "tests-dir": "a string",
     "generate-tests": "a boolean",
     "kafka-producers": _LIST,
+    "add-dependencies": "a boolean",
     "options": "a table of tables keyed by rule id",
 }
 

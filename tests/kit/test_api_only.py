@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from scaffold.vendor import kit_requirements
+from scaffold.dependencies import kit_requirements
 
 pytestmark = pytest.mark.slow
 

@@ -541,8 +541,14 @@ def _orphan(display: str, needed: set[str]) -> FileResult:
 
 
 def _repo_root(folder: Path) -> Path:
+    """The repository holding ``folder``: its git root, else the highest folder above it with a
+    manifest or a lock (a monorepo's root project), else ``folder`` itself."""
     levels = list(_above(folder))
-    return levels[-1] if (levels[-1] / ".git").exists() else folder
+    if (levels[-1] / ".git").exists():
+        return levels[-1]
+    marks = ("pyproject.toml", *(name for name, _ in _LOCKS))
+    tops = [level for level in levels if any((level / mark).is_file() for mark in marks)]
+    return tops[-1] if tops else folder
 
 
 def _settle(group: _Group, targets: Sequence[Target], repos: dict[Path, _Repo],

@@ -3,7 +3,8 @@
 Retrofit rewrites library code to call ``threads``, ``tokens``, ``envelope`` and ``kafka``; a
 library declares at most the API, so importing and using those modules must not pull in the
 SDK, the exporters, the semantic conventions or the baggage processor (only ``init_tracing``
-does). Proved in a fresh venv holding nothing but the API at the kit's pinned version.
+does). Proved in fresh venvs holding nothing but the API: at the kit's pinned version, and at
+the floor retrofit declares.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from scaffold.dependencies import kit_requirements
+from scaffold.dependencies import API_FLOOR, kit_requirements
 
 pytestmark = pytest.mark.slow
 
@@ -28,18 +29,27 @@ def _api_pin() -> str:
     return next(spec for spec in kit_requirements() if spec.startswith(f"{API}=="))
 
 
-@pytest.fixture(scope="session")
-def api_only_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The interpreter of a new venv where ``pip install opentelemetry-api==<pin>`` is all."""
+# The version the kit is tested with, and the floor retrofit declares in a repo that lacks the
+# API (scaffold.dependencies.API_FLOOR): the kit's library modules must work on both.
+@pytest.fixture(scope="session", params=[_api_pin(), f"{API}=={API_FLOOR}"],
+                ids=["pinned api", "floor api"])
+def api_only_python(request: pytest.FixtureRequest,
+                    tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The interpreter of a new venv where ``pip install opentelemetry-api==<version>`` is all."""
     folder = tmp_path_factory.mktemp("api-only-venv")
     venv.EnvBuilder(with_pip=True, symlinks=sys.platform != "win32").create(folder)
     python = folder / ("Scripts" if sys.platform == "win32" else "bin") / "python"
     installed = subprocess.run(
         [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-         _api_pin()],
+         request.param],
         capture_output=True, text=True, timeout=600,
     )
     assert installed.returncode == 0, installed.stderr
+    version = subprocess.run(
+        [str(python), "-c", f"import importlib.metadata as m; print(m.version({API!r}))"],
+        capture_output=True, text=True, timeout=60,
+    ).stdout.strip()
+    assert version == request.param.partition("==")[2]
     return python
 
 

@@ -219,10 +219,15 @@ def test_a_project_that_already_gets_the_api_is_left_alone(tmp_path, capsys, dec
     assert (project / "pyproject.toml").read_text() == manifest
 
 
-def test_a_first_party_library_declaring_the_api_counts(tmp_path, capsys):
+@pytest.mark.parametrize("root_mark", [".git", "pdm.lock"],
+                         ids=["a git repository", "a monorepo root without git"])
+def test_a_first_party_library_declaring_the_api_counts(tmp_path, capsys, root_mark):
     repo = tmp_path / "repo"
-    (repo / ".git").mkdir(parents=True)
     (repo / "libs" / "shared").mkdir(parents=True)
+    if root_mark == ".git":
+        (repo / ".git").mkdir()
+    else:
+        (repo / root_mark).write_text("")
     (repo / "libs" / "shared" / "pyproject.toml").write_text(
         '[project]\nname = "acme_shared"\ndependencies = ["opentelemetry-api"]\n')
     manifest = '[project]\nname = "orders"\ndependencies = [\n    "acme-shared",\n]\n'

@@ -61,7 +61,9 @@ API = "opentelemetry-api"
 API_FLOOR = "1.20.0"
 # Tracing set-up (init_tracing) needs what it builds the provider from. 1.27.0 / 0.48b0 is
 # the release (semantic conventions 1.27) that brought deployment.environment.name, which
-# build_resource writes; the SDK and contrib lines move in lockstep from there.
+# build_resource writes; the SDK and contrib lines move in lockstep from there, so a project
+# that sets tracing up needs the API from that line too (SETUP_API_FLOOR).
+SETUP_API_FLOOR = "1.27.0"
 SETUP_FLOORS: Mapping[str, str] = {
     "opentelemetry-sdk": "1.27.0",
     "opentelemetry-exporter-otlp-proto-grpc": "1.27.0",
@@ -69,6 +71,16 @@ SETUP_FLOORS: Mapping[str, str] = {
     "opentelemetry-processor-baggage": "0.48b0",
 }
 FLOORS: Mapping[str, str] = {API: API_FLOOR, **SETUP_FLOORS}
+
+
+def floors_for(needed: Iterable[str]) -> dict[str, str]:
+    """The lower bound of each needed distribution: the API's is raised to the set-up line
+    when the SDK is needed as well (the SDK requires its own API version)."""
+    needed = set(needed)
+    floors = {name: FLOORS[name] for name in needed}
+    if API in floors and needed & set(SETUP_FLOORS):
+        floors[API] = SETUP_API_FLOOR
+    return floors
 _SETUP_NAMES = frozenset({"init_tracing"})
 _STDLIB_KIT_MODULES = frozenset({"threads"})
 _SETUP_KIT_MODULES = frozenset({"testing"})  # test support builds an SDK provider
@@ -434,13 +446,12 @@ def _locked(manifest: Manifest) -> tuple[dict[str, str], str | None, str | None]
     return versions, lock_name, relock
 
 
-def _conflicts(missing: Sequence[str], locked: Mapping[str, str],
+def _conflicts(floors: Mapping[str, str], locked: Mapping[str, str],
                declared: Sequence[str]) -> list[str]:
-    """Why the floors of ``missing`` clash with what the project locks or pins (empty: none)."""
+    """Why ``floors`` clash with what the project locks or pins (empty: none)."""
     problems = []
     api_pins = {_pinned(spec) for spec in declared if _name_of(spec) in _LOCKSTEP} - {None}
-    for name in missing:
-        floor = FLOORS[name]
+    for name, floor in sorted(floors.items()):
         versions = {locked[name]} if name in locked else set()
         if name == API:
             versions |= {version for version in api_pins if version}
@@ -453,8 +464,8 @@ def _conflicts(missing: Sequence[str], locked: Mapping[str, str],
 # -- editing a manifest --
 
 
-def _spec(name: str) -> str:
-    return f"{name}>={FLOORS[name]}"
+def _specs(floors: Mapping[str, str]) -> list[str]:
+    return [f"{name}>={floor}" for name, floor in sorted(floors.items())]
 
 
 def _edited(manifest: Manifest, text: str, specs: Sequence[str]) -> str:
@@ -532,7 +543,7 @@ def declare(results: Iterable[FileResult], targets: Sequence[Target], *, write: 
 
 
 def _orphan(display: str, needed: set[str]) -> FileResult:
-    specs = ", ".join(_spec(name) for name in sorted(needed))
+    specs = ", ".join(_specs(floors_for(needed)))
     finding = Finding(display, 1, 1, RULE,
                       f"the rewritten code imports what {specs} provide, and no project "
                       "declaring dependencies (pyproject.toml, requirements.txt) was found above "
@@ -559,7 +570,7 @@ def _settle(group: _Group, targets: Sequence[Target], repos: dict[Path, _Repo],
     needed = set().union(*group.files.values())
     users = ", ".join(sorted(group.files))
     if manifest.problem is not None:
-        specs = ", ".join(_spec(name) for name in sorted(needed))
+        specs = ", ".join(_specs(floors_for(needed)))
         return _finding(display, 1, f"the rewritten {users} import what {specs} provide; "
                         f"{manifest.path.name} cannot be edited ({manifest.problem}): declare "
                         "them where this project lists its dependencies")
@@ -577,9 +588,14 @@ def _settle(group: _Group, targets: Sequence[Target], repos: dict[Path, _Repo],
     except (OSError, UnicodeDecodeError) as exc:
         return FileResult(display, Status.FAILED, reason=f"cannot read the dependencies: {exc}")
     line = _key_line(manifest, text)
-    specs = [_spec(name) for name in missing]
+    every = floors_for(needed)
+    floors = {name: every[name] for name in missing}
+    specs = _specs(floors)
+    # the SDK added means its API line: a lock or pin of an older API conflicts too
+    checked = {name: floor for name, floor in every.items()
+               if name in floors or (name == API and floors.keys() & SETUP_FLOORS.keys())}
     locked, lock_name, relock = _locked(manifest)
-    problems = _conflicts(missing, locked, declared)
+    problems = _conflicts(checked, locked, declared)
     if problems:
         return _finding(display, line, f"the rewritten {users} import what {', '.join(specs)} "
                         f"provide; not added to {manifest.where}: {'; '.join(problems)}")

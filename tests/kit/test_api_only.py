@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from scaffold.dependencies import API_FLOOR, kit_requirements
+from scaffold.dependencies import API_FLOOR, SETUP_FLOORS, floors_for, kit_requirements
 
 pytestmark = pytest.mark.slow
 
@@ -139,3 +139,39 @@ def test_the_package_exposes_its_names_without_loading_them(api_only_python, kit
 
     assert result == {"threads_only": ["threads"], "missing": [],
                       "setup": "opentelemetry.sdk"}
+
+
+def test_tracing_set_up_runs_on_the_floors_retrofit_declares(tmp_path, kit_root):
+    """What a set-up file gets declared (scaffold.dependencies.floors_for) runs init_tracing."""
+    folder = tmp_path / "set-up-venv"
+    venv.EnvBuilder(with_pip=True, symlinks=sys.platform != "win32").create(folder)
+    python = folder / ("Scripts" if sys.platform == "win32" else "bin") / "python"
+    floors = [f"{name}=={version}" for name, version in floors_for({API, *SETUP_FLOORS}).items()]
+    installed = subprocess.run(
+        [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+         *floors], capture_output=True, text=True, timeout=600)
+    assert installed.returncode == 0, installed.stderr
+
+    result = _run(python, kit_root, """
+        import json
+        from kitpkg.tracekit import correlation_context, init_tracing, shutdown_tracing
+        from kitpkg.tracekit.tracing import build_otlp_exporter
+        from opentelemetry.sdk.trace.export.in_memory_span_exporter import (
+            InMemorySpanExporter,
+        )
+
+        exporter = InMemorySpanExporter()
+        tracer = init_tracing("svc", environment="dev", exporter=exporter)
+        with correlation_context("c-1"), tracer.start_as_current_span("work"):
+            pass
+        shutdown_tracing()
+        span, = exporter.get_finished_spans()
+        print(json.dumps({
+            "attributes": dict(span.attributes),
+            "environment": span.resource.attributes["deployment.environment.name"],
+            "exporter": type(build_otlp_exporter()).__module__,
+        }))
+    """)
+
+    assert result == {"attributes": {"correlation_id": "c-1"}, "environment": "dev",
+                      "exporter": "opentelemetry.exporter.otlp.proto.grpc.trace_exporter"}

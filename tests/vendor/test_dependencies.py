@@ -19,7 +19,9 @@ from scaffold.dependencies import (
     API,
     API_FLOOR,
     RULE,
+    SETUP_API_FLOOR,
     SETUP_FLOORS,
+    floors_for,
     needed_distributions,
     version_key,
 )
@@ -313,3 +315,51 @@ def test_imports_the_file_already_had_need_nothing_new():
     original = "from opentelemetry import trace\n"
     assert needed_distributions(original, original + "from opentelemetry import context\n") \
         == set()
+
+
+APP = textwrap.dedent("""\
+    import fastapi
+
+    SERVICE_NAME = "grading_service"
+
+
+    def create_app():
+        app = fastapi.FastAPI()
+
+        @app.on_event("startup")
+        async def connect() -> None:
+            app.state.ready = True
+
+        return app
+""")
+
+
+def test_tracing_set_up_adds_the_sdk_line_the_kit_sets_up_with(tmp_path, capsys):
+    manifest = '[project]\nname = "orders"\ndependencies = [\n    "fastapi",\n]\n'
+    project = _project(tmp_path / "svc", {"pyproject.toml": manifest}, module=APP)
+
+    _, sites = _run(capsys, project)
+
+    assert "init_tracing(SERVICE_NAME)" in (project / "orders" / "bus.py").read_text()
+    added = {API: SETUP_API_FLOOR, **SETUP_FLOORS}
+    assert (project / "pyproject.toml").read_text() == manifest.replace(
+        '    "fastapi",\n',
+        '    "fastapi",\n' + "".join(f'    "{name}>={added[name]}",\n' for name in sorted(added)))
+    assert [site["kind"] for site in sites] == ["change"]
+
+
+def test_tracing_set_up_over_an_older_pinned_line_is_a_finding(tmp_path, capsys):
+    manifest = ('[project]\nname = "orders"\n'
+                'dependencies = ["fastapi", "opentelemetry-api==1.22.0"]\n')
+    project = _project(tmp_path / "svc", {"pyproject.toml": manifest}, module=APP)
+
+    _, sites = _run(capsys, project)
+
+    assert (project / "pyproject.toml").read_text() == manifest
+    assert [site["kind"] for site in sites] == ["finding"]
+    assert f"opentelemetry-api 1.22.0, older than the {SETUP_API_FLOOR}" in sites[0]["message"]
+
+
+def test_the_api_floor_rises_only_with_the_sdk():
+    assert floors_for({API}) == {API: API_FLOOR}
+    assert floors_for({API, *SETUP_FLOORS}) == {API: SETUP_API_FLOOR, **SETUP_FLOORS}

@@ -368,16 +368,35 @@ def _poetry_pin(value: object) -> str:
 
 
 def _requirement_lines(path: Path) -> list[str]:
+    """The requirements ``path`` lists, with those of the files it includes (``-r``)."""
+    return _requirements_file(path, set())[0]
+
+
+def _requirements_file(path: Path, seen: set[Path]) -> tuple[list[str], list[str]]:
+    """Requirements of a requirements file and its ``-r`` includes, and the pins of its
+    ``-c`` constraint files."""
+    if path in seen:
+        return [], []
+    seen.add(path)
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError):
-        return []
-    specs = []
+        return [], []
+    specs: list[str] = []
+    constraints: list[str] = []
     for line in lines:
         line = line.split(" #", 1)[0].strip()
-        if line and not line.startswith(("#", "-")):
+        option = re.match(r"(-r|--requirement|-c|--constraint)[ =]\s*(\S+)", line)
+        if option:
+            included, pinned = _requirements_file(path.parent / option.group(2), seen)
+            if option.group(1) in ("-r", "--requirement"):
+                specs += included
+                constraints += pinned
+            else:
+                constraints += included + pinned
+        elif line and not line.startswith(("#", "-")):
             specs.append(line)
-    return specs
+    return specs, constraints
 
 
 @dataclass
@@ -434,6 +453,8 @@ def _locked(manifest: Manifest) -> tuple[dict[str, str], str | None, str | None]
         if lock_name:
             break
     pinned = _declared(manifest)
+    if manifest.kind == "requirements":
+        pinned += _requirements_file(manifest.path, set())[1]
     if manifest.kind == "requirements" and manifest.path.name == "requirements.in":
         compiled = manifest.path.with_suffix(".txt")
         pinned += _requirement_lines(compiled)

@@ -363,3 +363,18 @@ def test_tracing_set_up_over_an_older_pinned_line_is_a_finding(tmp_path, capsys)
 def test_the_api_floor_rises_only_with_the_sdk():
     assert floors_for({API}) == {API: API_FLOOR}
     assert floors_for({API, *SETUP_FLOORS}) == {API: SETUP_API_FLOOR, **SETUP_FLOORS}
+
+
+def test_requirements_included_with_r_count_and_constraints_are_pins(tmp_path, capsys):
+    files = {"requirements.txt": "-r common.txt\n-c constraints.txt\naiokafka\n",
+             "common.txt": "opentelemetry-api\n"}
+    project = _project(tmp_path / "svc", files)
+    assert _run(capsys, project)[1] == [], "common.txt declares the API"
+
+    files = {"requirements.txt": "-c constraints.txt\naiokafka\n",
+             "constraints.txt": "opentelemetry-api==1.9.0\n"}
+    project = _project(tmp_path / "other", files)
+    _, sites = _run(capsys, project)
+    assert [site["kind"] for site in sites] == ["finding"]
+    assert "opentelemetry-api 1.9.0, older than" in sites[0]["message"]
+    assert (project / "requirements.txt").read_text() == files["requirements.txt"]

@@ -16,6 +16,7 @@ The table (every key optional)::
     generate-tests = true          # false: like --no-tests
     include-tests = false          # true: codemods rewrite test files too (see below)
     kafka-producers = ["huleedu_service_libs.kafka_client.KafkaBus.publish"]  # see below
+    add-dependencies = true        # false: like --no-deps (report what to declare, edit nothing)
 
     [tool.scaffold.options.baggage-cardinality]   # per-rule options, validated by the rule
     allowed-keys = ["correlation_id"]
@@ -105,6 +106,7 @@ class Config:
     generate_tests: bool = True
     include_tests: bool = False
     kafka_producers: tuple[str, ...] = ()
+    add_dependencies: bool = True  # retrofit adds what rewritten code imports to the manifest
     options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     # what the repo's import sorter is told (ruff's or isort's settings in the same
     # pyproject.toml): added imports are placed the way it would place them
@@ -132,6 +134,7 @@ _KEYS: dict[str, str] = {
     "generate-tests": "a boolean",
     "include-tests": "a boolean",
     "kafka-producers": _LIST,
+    "add-dependencies": "a boolean",
     "options": "a table of tables keyed by rule id",
 }
 

@@ -21,26 +21,21 @@ exit 2) to overwrite a copy someone edited unless forced, and leaves an edited c
 while there is nothing new to deliver. The engine never rewrites or reports inside a file
 with that header.
 
-The kit imports OpenTelemetry packages the repo may not declare. Whenever a run vendors (or
-would vendor) a kit, it reports the pinned requirements (``kit_requirements``: scaffold's own
-``kit`` extra) that the service's ``pyproject.toml`` lacks, as a ``vendored-kit`` finding on
-that file; it never edits the file.
+What the rewritten code then imports is added to the project's declared dependencies by
+``scaffold.dependencies``.
 """
 
 from __future__ import annotations
 
 import hashlib
-import importlib.metadata
 import os
 import re
 import tempfile
-import tomllib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 
-from scaffold import DISTRIBUTION, __version__
+from scaffold import __version__
 from scaffold.engine.discovery import SKIPPED_DIRS, Target
 from scaffold.engine.model import NO_KIT_MESSAGE, FileResult, Finding, Kind, Status
 from scaffold.kit import KIT_PACKAGE, kit_sources
@@ -429,9 +424,7 @@ class KitResolver:
         """
         results = list(results)
         written: list[FileResult] = []
-        kits: set[Path] = set()  # folders of the kits written, or that would be
         for location in self._needed(results):
-            kits.add(location.folder)
             for name, text in vendored_sources(location, self._kit_version).items():
                 written.append(self._emit(location.folder / name, None, text,
                                           "new: imported by the rewritten code", write))
@@ -447,10 +440,9 @@ class KitResolver:
                     note = "replaces local edits (--force)"
                 else:
                     note = f"update from kit {state.version}"
-                kits.add(location.folder)
                 written.append(self._emit(location.folder / state.name, state.current,
                                           state.fresh, note, write))
-        return written + self._requirement_notes(kits) + self._unplaced_notes(results)
+        return written + self._unplaced_notes(results)
 
     def _needed(self, results: Sequence[FileResult]) -> list[KitLocation]:
         """The planned kits that a CHANGED file using them imports."""
@@ -489,24 +481,6 @@ class KitResolver:
                        "[tool.scaffold] to a package they import")
             finding = Finding(where, 1, 1, VENDORED_KIT_RULE, message)
             notes.append(FileResult(where, Status.UNCHANGED, (finding,)))
-        return notes
-
-    def _requirement_notes(self, kits: Iterable[Path]) -> list[FileResult]:
-        """A finding on each vendoring service's pyproject.toml naming the requirements it lacks.
-
-        Without a pyproject.toml, the finding goes on the kit's ``__init__.py``.
-        """
-        notes: list[FileResult] = []
-        where = {_manifest_of(kit) or kit / "__init__.py" for kit in kits}
-        for path in sorted(where):
-            missing = _undeclared(path, kit_requirements())
-            if missing:
-                message = (f"the vendored kit imports packages this project does not declare: "
-                           f"add {', '.join(missing)} to its dependencies (the versions the kit "
-                           "is tested with)")
-                finding = Finding(self._display(path), _dependencies_line(path), 1,
-                                  VENDORED_KIT_RULE, message)
-                notes.append(FileResult(finding.path, Status.UNCHANGED, (finding,)))
         return notes
 
     def _emit(self, path: Path, current: str | None, text: str, note: str,
@@ -591,59 +565,3 @@ def _starts_vendored(path: Path) -> bool:
             return is_vendored(handle.read(len(HEADER_PREFIX)))
     except OSError:
         return False
-
-
-@cache
-def kit_requirements() -> tuple[str, ...]:
-    """What the kit imports, pinned at the versions it is tested with: scaffold's ``kit`` extra.
-
-    Read from scaffold's own pyproject.toml in a source checkout (never stale), else from the
-    installed distribution's metadata, which the same file generated.
-    """
-    checkout = Path(__file__).resolve().parents[1] / "pyproject.toml"
-    if checkout.is_file():
-        project = tomllib.loads(checkout.read_text(encoding="utf-8")).get("project", {})
-        if project.get("name") == DISTRIBUTION:
-            return tuple(project["optional-dependencies"]["kit"])
-    return installed_kit_requirements()
-
-
-def installed_kit_requirements() -> tuple[str, ...]:
-    """The ``kit`` extra in the installed scaffold's metadata (a wheel has no pyproject)."""
-    in_kit_extra = re.compile(r";\s*extra\s*==\s*[\"']kit[\"']\s*$")
-    return tuple(
-        requirement.partition(";")[0].strip()
-        for requirement in importlib.metadata.requires(DISTRIBUTION) or ()
-        if in_kit_extra.search(requirement)
-    )
-
-
-def _manifest_of(folder: Path) -> Path | None:
-    """The pyproject.toml of the service holding ``folder``: the nearest above it."""
-    return next((above / "pyproject.toml" for above in folder.parents
-                 if (above / "pyproject.toml").is_file()), None)
-
-
-def _distribution(requirement: str) -> str:
-    """A requirement's distribution name, normalised as PEP 503 compares them."""
-    name = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", requirement)
-    return re.sub(r"[-_.]+", "-", name.group(1)).lower() if name else ""
-
-
-def _undeclared(manifest: Path, requirements: Iterable[str]) -> list[str]:
-    """The requirements whose distribution ``manifest`` does not list as a dependency."""
-    try:
-        data = tomllib.loads(_read(manifest) or "") if manifest.name == "pyproject.toml" else {}
-    except tomllib.TOMLDecodeError:
-        data = {}
-    declared = {_distribution(spec) for spec in data.get("project", {}).get("dependencies", [])}
-    declared |= {_distribution(name)
-                 for name in data.get("tool", {}).get("poetry", {}).get("dependencies", {})}
-    return [spec for spec in requirements if _distribution(spec) not in declared]
-
-
-def _dependencies_line(manifest: Path) -> int:
-    """The line of the ``dependencies`` key (1 when there is none)."""
-    text = _read(manifest) or ""
-    found = re.search(r"(?m)^[ \t]*dependencies[ \t]*=", text)
-    return text.count("\n", 0, found.start()) + 1 if found else 1

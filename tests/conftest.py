@@ -38,7 +38,9 @@ def kit_package(kit_root: Path) -> Iterator[ModuleType]:
     sys.path.insert(0, str(kit_root))
     try:
         kit = importlib.import_module(f"{KIT_TEST_PACKAGE}.tracekit")
-        importlib.import_module(f"{KIT_TEST_PACKAGE}.tracekit.testing")
+        # the package loads its modules lazily; tests reach them as attributes
+        for module in sorted((kit_root / KIT_TEST_PACKAGE / "tracekit").glob("[!_]*.py")):
+            importlib.import_module(f"{KIT_TEST_PACKAGE}.tracekit.{module.stem}")
         yield kit
     finally:
         sys.path.remove(str(kit_root))

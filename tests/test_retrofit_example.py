@@ -30,7 +30,8 @@ from example.service import EXAMPLE_DIR, PACKAGE, copy_service, run_service_test
 
 from scaffold import __version__
 from scaffold.checks import all_checks
-from scaffold.vendor import HEADER_PREFIX, KitLocation, kit_requirements, vendored_sources
+from scaffold.dependencies import FLOORS
+from scaffold.vendor import HEADER_PREFIX, KitLocation, vendored_sources
 
 pytestmark = pytest.mark.slow
 
@@ -281,18 +282,16 @@ def test_the_kit_is_vendored_with_its_header(retrofitted):
                for text in written.values())
 
 
-def test_retrofit_names_the_kit_requirements_the_example_does_not_declare(retrofitted):
-    pyproject = tomllib.loads((EXAMPLE_DIR / "pyproject.toml").read_text())
-    declared = {re.split(r"[=<>~!; \[]", spec, maxsplit=1)[0].lower()
-                for spec in pyproject["project"]["dependencies"]}
-    missing = [spec for spec in kit_requirements() if spec.split("==")[0] not in declared]
+def test_retrofit_declares_what_the_kits_tracing_set_up_needs(retrofitted):
+    """The example declares the API, SDK and OTLP exporter; the kit's init_tracing, which
+    bootstrap now calls, also needs the baggage processor: added as a lower bound."""
     notes = [site for site in retrofitted.run.report["sites"]
-             if site["rule_id"] == "vendored-kit" and site["kind"] == "finding"]
+             if site["rule_id"] == "declared-dependencies"]
+    diff = _git(retrofitted.service, "diff", "HEAD", "--", "pyproject.toml")
 
-    assert missing, "the example should lack some of the kit's requirements"
-    assert [(note["path"], re.findall(r"[a-z-]+==[0-9a-z.]+", note["message"]))
-            for note in notes] == [("pyproject.toml", missing)]
-    assert _git(retrofitted.service, "diff", "HEAD", "--", "pyproject.toml") == "", "edited"
+    assert [(note["path"], note["kind"]) for note in notes] == [("pyproject.toml", "change")]
+    assert [line for line in diff.splitlines() if line.startswith(("+ ", "- "))] == [
+        f'+    "{name}>={FLOORS[name]}",' for name in ["opentelemetry-processor-baggage"]]
 
 
 def test_scaffold_check_reports_exactly_the_planted_check_sites(retrofitted):

@@ -23,6 +23,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also apply codemods whose fix safety is 'unsafe'")
     parser.add_argument("--no-tests", action="store_true",
                         help="do not generate the tests that prove the retrofit")
+    parser.add_argument("--no-deps", action="store_true",
+                        help="do not add what the rewritten code imports to the project's "
+                             "declared dependencies; report it instead")
     parser.add_argument("--force", action="store_true",
                         help="overwrite a vendored kit even if it was edited by hand")
 
@@ -38,6 +41,7 @@ def run(args: argparse.Namespace) -> int:
         generate_tests=not args.no_tests,
         vendor_kit=True,
         force=args.force,
+        add_dependencies=not args.no_deps,
         findings_fail=False,
     )
     exit_code = execute(args, all_codemods(), options, diff=args.diff).exit_code

@@ -23,7 +23,7 @@ import libcst as cst
 from libcst.codemod import CodemodContext
 from libcst.codemod.visitors import AddImportsVisitor, RemoveImportsVisitor
 
-from scaffold import vendor  # a module import: scaffold.vendor imports this package back
+from scaffold import dependencies, vendor  # module imports: both import this package back
 from scaffold.config import Config, ConfigError, ruff_settings_for
 from scaffold.engine.discovery import Target, discover, is_test_file
 from scaffold.engine.gates import SourceSyntax, SyntaxGate
@@ -67,6 +67,9 @@ class Options:
     generate_tests: bool = True  # hook for the test generator of a later issue (--no-tests)
     vendor_kit: bool = False  # retrofit: write the kit where rewritten files import it
     force: bool = False  # with vendor_kit: overwrite a vendored kit someone edited
+    # with vendor_kit: add what rewritten files now import to their project's dependency list
+    # (False, --no-deps: report it as a finding)
+    add_dependencies: bool = True
     # check: a finding alone exits 1; retrofit: only changes do (findings are printed), so
     # `retrofit --check` exits 0 once nothing is left to change
     findings_fail: bool = True
@@ -645,6 +648,8 @@ def run(
         _REPO = None
     if options.vendor_kit:
         results.extend(kits.vendor(results, write=options.write, force=options.force))
+        results.extend(dependencies.declare(results, targets, write=options.write,
+                                            add=options.add_dependencies))
     results.sort(key=lambda result: result.path)
     gates = GateCounts(len(python), passed[1] + passed[2], passed[2], tuple(sorted(parsed)))
     return RunResult(tuple(results), rules, options, gates)

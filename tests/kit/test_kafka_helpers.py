@@ -350,3 +350,19 @@ async def test_traced_publish_hands_a_dict_wrapper_a_new_dict_of_strings(
     assert seen == [[("source", b"billing"), ("traceparent", _expected(first))],
                     [("traceparent", _expected(second))]]
     assert given["traceparent"] == STALE  # the caller's dict is untouched
+
+
+def test_the_spelled_out_messaging_keys_are_the_semantic_conventions(kit_package):
+    """kafka.py writes the keys as strings (it needs only the API); they are semconv's."""
+    from opentelemetry.semconv._incubating.attributes import messaging_attributes as semconv
+
+    kafka = kit_package.kafka
+    names = [name for name in vars(kafka) if name.startswith("MESSAGING_")]
+
+    assert len(names) == 8
+    assert {name: getattr(kafka, name) for name in names} == {
+        name: getattr(semconv, name) for name in names}
+    assert (kafka._KAFKA, kafka._SEND, kafka._PROCESS) == (
+        semconv.MessagingSystemValues.KAFKA.value,
+        semconv.MessagingOperationTypeValues.SEND.value,
+        semconv.MessagingOperationTypeValues.PROCESS.value)

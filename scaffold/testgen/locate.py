@@ -646,9 +646,9 @@ def _validated_attributes(entry: _Entry, name: str) -> tuple[tuple[str, Value], 
 def _model_path(entry: _Entry, dotted: str) -> str:
     """``dotted`` as the test reaches it: as is when the module binds its first name, else
     the absolute import path of a class the function imports itself."""
-    root, _, rest = dotted.partition(".")
-    if entry.module.binding(root) is not None:
+    if "[" in dotted or entry.module.binding(dotted.partition(".")[0]) is not None:
         return dotted
+    root, _, rest = dotted.partition(".")
     for statement in _simple_statements(entry.node.body):
         if not isinstance(statement, cst.ImportFrom) or statement.relative or isinstance(
             statement.names, cst.ImportStar
@@ -663,17 +663,27 @@ def _model_path(entry: _Entry, dotted: str) -> str:
 
 
 def _validator_model(func: cst.BaseExpression, methods: set[str]) -> str | None:
-    if isinstance(func, cst.Attribute) and func.attr.value in methods:
-        return dotted_name(func.value)
-    return None
+    """``M`` of ``M.model_validate(...)``; ``M[X]`` for a generic model's parametrisation."""
+    if not (isinstance(func, cst.Attribute) and func.attr.value in methods):
+        return None
+    model = func.value
+    if isinstance(model, cst.Subscript):
+        outer = dotted_name(model.value)
+        inner = [dotted_name(element.slice.value) for element in model.slice
+                 if isinstance(element.slice, cst.Index)]
+        if outer is None or not inner or None in inner:
+            return None
+        return f"{outer}[{', '.join(str(name) for name in inner)}]"
+    return dotted_name(model)
 
 
 def _envelope_model(entry: _Entry, record: str, qualified: _Qualified) -> str | None:
-    """``M`` of ``M.model_validate_json(record.value)`` (or from ``json.loads(record.value)``)."""
+    """``M`` of ``M.model_validate_json(record.value)`` (or from ``json.loads(record.value)``,
+    or through a local: ``raw = record.value.decode(); M.model_validate_json(raw)``)."""
     for call in _calls_in([entry.node.body]):
         if not call.args:
             continue
-        argument = _unwrap_decode(call.args[0].value)
+        argument = _unwrap_decode(_through_locals(entry, call.args[0].value))
         json_model = _validator_model(call.func, _JSON_VALIDATORS)
         if json_model is not None and _is_value_of(argument, record):
             return json_model
@@ -683,10 +693,23 @@ def _envelope_model(entry: _Entry, record: str, qualified: _Qualified) -> str | 
             and isinstance(argument, cst.Call)
             and qualified.of(argument.func) & JSON_LOADS
             and argument.args
-            and _is_value_of(_unwrap_decode(argument.args[0].value), record)
+            and _is_value_of(
+                _unwrap_decode(_through_locals(entry, argument.args[0].value)), record)
         ):
             return model
     return None
+
+
+def _through_locals(entry: _Entry, node: cst.BaseExpression, depth: int = 0
+                    ) -> cst.BaseExpression:
+    """What a local name was first bound to (``raw`` of ``raw = msg.value.decode()``)."""
+    while isinstance(node, cst.Name) and node.value in entry.locals and depth < 3:
+        values = [value for value in entry.locals[node.value] if value is not None]
+        if not values:
+            break
+        node = _unwrap_await(values[0]) or node
+        depth += 1
+    return node
 
 
 def _unwrap_decode(node: cst.BaseExpression) -> cst.BaseExpression:
@@ -1424,7 +1447,7 @@ class _Planner:
         model = _model_path(entry, model) if model is not None else None
         overrides: tuple[tuple[str, Value], ...] = ()
         for holder, values in entry.locals.items():
-            if any(self._record_feeding_value(value) == name for value in values):
+            if any(self._record_feeding_value(value, entry) == name for value in values):
                 overrides = _keyed_attributes(entry, holder)
         return Value("record", label=name, model=model, attribute="metadata" if model else None,
                      overrides=overrides)
@@ -1503,16 +1526,21 @@ class _Planner:
                      stops=self._stops(found, patches, entry))
 
     def _record_feeding(self, entry: _Entry, holder: str) -> str | None:
-        """``msg`` of ``holder = M.model_validate_json(msg.value)``."""
-        return self._record_feeding_value(entry.only_value(holder))
+        """``msg`` of ``holder = M.model_validate_json(msg.value)`` (its first binding)."""
+        values = [value for value in entry.locals.get(holder, []) if value is not None]
+        return self._record_feeding_value(values[0] if values else None, entry)
 
-    def _record_feeding_value(self, value: cst.BaseExpression | None) -> str | None:
+    def _record_feeding_value(self, value: cst.BaseExpression | None,
+                              entry: _Entry | None = None) -> str | None:
         value = _unwrap_await(value)
         if not isinstance(value, cst.Call) or not value.args:
             return None
-        argument = _unwrap_decode(value.args[0].value)
+        argument = value.args[0].value
+        argument = _unwrap_decode(_through_locals(entry, argument) if entry else argument)
         if isinstance(argument, cst.Call) and self.qualified.of(argument.func) & JSON_LOADS:
             argument = _unwrap_decode(argument.args[0].value) if argument.args else argument
+            if entry is not None:
+                argument = _unwrap_decode(_through_locals(entry, argument))
         if isinstance(argument, cst.Attribute) and argument.attr.value == "value" and isinstance(
             argument.value, cst.Name
         ):

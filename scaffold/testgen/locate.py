@@ -1333,7 +1333,11 @@ class _Planner:
                 skip is not None and any(arg.value is skip for arg in call.args))
             if call is skip or not carries:
                 continue
-            if self.kit.kind(self.qualified.of(call.func)) is not None:
+            kit = self.kit.kind(self.qualified.of(call.func))
+            if kit is not None:
+                caught = self._through_kit_send(call, kit[1], entry)
+                if caught is not None:
+                    return caught
                 continue
             if _builds(call.func):  # a class builds a value (an enum, a model): not a send
                 continue
@@ -1342,6 +1346,20 @@ class _Planner:
             caught = self._catch(call.func, entry)
             if caught is not None:
                 return caught
+        return None
+
+    def _through_kit_send(
+        self, call: cst.Call, name: str, entry: _Entry
+    ) -> tuple[_Target, str, str | None] | None:
+        """The carrier handed to the kit's own send (``traced_publish(bus.publish, topic,
+        envelope)``, ``traced_send(producer, ...)``) reaches the publish callable or producer."""
+        if name == "traced_publish":
+            publish = _argument(call, 0, "publish")
+            return self._catch(publish, entry) if publish is not None else None
+        if name == "traced_send":
+            producer = _argument(call, 0, "producer")
+            target = _resolve_target(producer, entry) if producer is not None else None
+            return (target, "value", "send") if target is not None else None
         return None
 
     def _catch(
@@ -1448,7 +1466,8 @@ class _Planner:
         overrides: tuple[tuple[str, Value], ...] = ()
         for holder, values in entry.locals.items():
             if any(self._record_feeding_value(value, entry) == name for value in values):
-                overrides = _keyed_attributes(entry, holder)
+                overrides = _validated_attributes(entry, holder) + _keyed_attributes(
+                    entry, holder)
         return Value("record", label=name, model=model, attribute="metadata" if model else None,
                      overrides=overrides)
 

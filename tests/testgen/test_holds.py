@@ -404,3 +404,89 @@ def test_two_files_that_import_under_one_name_get_their_own_skipped_tests(tmp_pa
     assert len(apps) == 2 and len({module.test_file for module in apps}) == 2
     assert all("2 files import as `app`" in (case.skip or "")
                for module in apps for case in module.cases)
+
+
+PROTOCOLS = """\
+from typing import Protocol
+
+
+class TopicNamingProtocol(Protocol):
+    def get_topic_name(self, event: str) -> str:
+        ...
+"""
+# essay_lifecycle_service/implementations/batch_lifecycle_publisher.py: its collaborators'
+# types are imported under TYPE_CHECKING, the topic comes from a Protocol's method; the
+# envelope refused the recorder standing in for that method's str.
+LIFECYCLE_PUBLISHER = """\
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from helpers.observability import inject_trace_context
+from svc.events import EventEnvelope
+
+if TYPE_CHECKING:
+    from svc.protocols import TopicNamingProtocol
+
+
+class BatchLifecyclePublisher:
+    def __init__(self, outbox_manager: Any, topic_naming: TopicNamingProtocol) -> None:
+        self.outbox_manager = outbox_manager
+        self.topic_naming = topic_naming
+
+    async def publish_batch_essays_ready(self, batch_id: str, correlation_id: str) -> None:
+        envelope = EventEnvelope(
+            event_type=self.topic_naming.get_topic_name("batch.essays.ready"),
+            correlation_id=correlation_id,
+            data={"batch_id": batch_id},
+        )
+        if envelope.metadata is None:
+            envelope.metadata = {}
+        inject_trace_context(envelope.metadata)
+        await self.outbox_manager.publish_to_outbox(
+            aggregate_id=batch_id, event_data=envelope, topic=envelope.event_type)
+"""
+# llm_provider_service/implementations/event_publisher_impl.py: the injected envelope goes
+# out through the kit's traced_publish; the inject site was generated skipped.
+LLM_PUBLISHER = """\
+from typing import Any
+
+from helpers.observability import inject_trace_context
+from svc.events import EventEnvelope
+from svc.tracekit import traced_publish
+
+
+class LLMEventPublisherImpl:
+    def __init__(self, kafka_bus: Any) -> None:
+        self.kafka_bus = kafka_bus
+
+    async def publish_llm_request_started(self, correlation_id: str) -> None:
+        envelope = EventEnvelope(
+            event_type="llm_provider.request_started.v1", correlation_id=correlation_id, data={})
+        if envelope.metadata is None:
+            envelope.metadata = {}
+        inject_trace_context(envelope.metadata)
+        await traced_publish(self.kafka_bus.publish, "llm.topic", envelope)
+"""
+
+
+def test_a_protocol_collaborator_returns_what_its_method_declares(tmp_path):
+    repo = make_repo(tmp_path, {"lifecycle": LIFECYCLE_PUBLISHER})
+    (repo / "svc" / "protocols.py").write_text(PROTOCOLS)
+    generate_tests(repo)
+    outcomes = _outcomes(repo)
+    test = ("test_trace_svc_lifecycle::"
+            "test_inject_batch_lifecycle_publisher_publish_batch_essays_ready")
+    assert outcomes[test] == "passed", outcomes["__output__"]
+
+
+def test_an_envelope_sent_through_the_kits_traced_publish_is_judged_there(tmp_path):
+    repo = make_repo(tmp_path, {"llm": LLM_PUBLISHER})
+    result = generate_tests(repo)
+    inject = next(case for module in result.modules for case in module.cases
+                  if case.site.kind == "inject")
+    assert inject.skip is None and (inject.label, inject.sends) == ("self.kafka_bus",
+                                                                   ("publish",))
+    outcomes = _outcomes(repo)
+    test = f"test_trace_svc_llm::{inject.name}"
+    assert outcomes[test] == "passed", outcomes["__output__"]

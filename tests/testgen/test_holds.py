@@ -490,3 +490,44 @@ def test_an_envelope_sent_through_the_kits_traced_publish_is_judged_there(tmp_pa
     outcomes = _outcomes(repo)
     test = f"test_trace_svc_llm::{inject.name}"
     assert outcomes[test] == "passed", outcomes["__output__"]
+
+
+# identity_service/implementations/event_publisher_impl.py: the dict's values were their own
+# keys ("id", "registered_at"), which the event model refused.
+IDENTITY_PUBLISHER = """\
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from pydantic import BaseModel
+
+from helpers.observability import inject_trace_context
+from svc.events import EventEnvelope
+
+
+class UserRegisteredV1(BaseModel):
+    user_id: UUID
+    registered_at: datetime
+
+
+class DefaultIdentityEventPublisher:
+    def __init__(self, outbox_manager: Any) -> None:
+        self.outbox_manager = outbox_manager
+
+    async def publish_user_registered(self, user: dict, correlation_id: str) -> None:
+        payload = UserRegisteredV1(user_id=user["id"], registered_at=user["registered_at"])
+        envelope = EventEnvelope(event_type="identity.user.registered.v1",
+                                 correlation_id=correlation_id, data=payload.model_dump())
+        envelope.metadata = {}
+        inject_trace_context(envelope.metadata)
+        await self.outbox_manager.publish_to_outbox(event_data=envelope, topic="identity")
+"""
+
+
+def test_the_keys_a_function_reads_hold_values_shaped_by_their_names(tmp_path):
+    repo = make_repo(tmp_path, {"identity": IDENTITY_PUBLISHER})
+    generate_tests(repo)
+    outcomes = _outcomes(repo)
+    test = ("test_trace_svc_identity::"
+            "test_inject_default_identity_event_publisher_publish_user_registered")
+    assert outcomes[test] == "passed", outcomes["__output__"]

@@ -1106,6 +1106,7 @@ class _Planner:
         self.kit = kit
         self.qualified = qualified
         self.attach_aliases = attach_aliases
+        self._guards: set[str] = set()
 
     def plan(self, found: _Found, site: Site) -> Case:
         entry = found.entry
@@ -1129,6 +1130,11 @@ class _Planner:
             CONSUME: self._consume, RESTORE: self._restore, PRODUCE: self._produce,
             INJECT: self._inject, THREAD: self._thread, TOKEN: self._token,
         }[found.kind]
+        # parameters with defaults that decide whether the site runs (``if ... and tracer:``)
+        self._guards = {
+            name for node in found.ancestors if isinstance(node, (cst.If, cst.While))
+            for name in _names_in(node.test)
+        }
         try:
             return planner(case, found, entry)
         except _CannotDrive as reason:
@@ -1137,12 +1143,14 @@ class _Planner:
     def _arguments(
         self, entry: _Entry, given: dict[str, Value], *, before: int | None = None
     ) -> tuple[Argument, ...]:
-        """Every required parameter, plus those the plan fills in, in signature order."""
+        """Every required parameter, plus those the plan fills in and those with defaults
+        that the conditions around the site read, in signature order."""
         arguments = []
+        guards = self._guards
         for param in entry.params:
             if param.name in given:
                 arguments.append(Argument(param.name, given[param.name]))
-            elif not param.has_default:
+            elif not param.has_default or param.name in guards:
                 arguments.append(Argument(param.name,
                                           _parameter_value(entry, param, self.qualified)))
         return tuple(arguments)

@@ -531,3 +531,37 @@ def test_the_keys_a_function_reads_hold_values_shaped_by_their_names(tmp_path):
     test = ("test_trace_svc_identity::"
             "test_inject_default_identity_event_publisher_publish_user_registered")
     assert outcomes[test] == "passed", outcomes["__output__"]
+
+
+# spellchecker_service/event_processor.py: the context is restored only `if ... and tracer:`,
+# a parameter with a default of None; left out, the test judged the other branch.
+GUARDED_HANDLER = """\
+from typing import Any
+
+from opentelemetry.trace import Tracer
+
+from helpers.observability import use_trace_context
+from svc.events import EventEnvelope
+
+
+async def _process_single_message_impl(msg: Any, envelope: EventEnvelope) -> bool:
+    return True
+
+
+async def process_single_message(msg: Any, tracer: "Tracer | None" = None) -> bool:
+    request_envelope = EventEnvelope.model_validate_json(msg.value.decode("utf-8"))
+    if request_envelope.metadata and tracer:
+        with use_trace_context(request_envelope.metadata):
+            return await _process_single_message_impl(msg, request_envelope)
+    return await _process_single_message_impl(msg, request_envelope)
+"""
+
+
+def test_a_defaulted_parameter_that_guards_the_site_is_given_a_value(tmp_path):
+    repo = make_repo(tmp_path, {"handler": GUARDED_HANDLER})
+    generate_tests(repo)
+    text = (repo / "tests" / "tracing" / "test_trace_svc_handler.py").read_text()
+    assert "'tracer': harness.argument(subject.process_single_message, 'tracer')" in text
+    outcomes = _outcomes(repo)
+    results = {k: v for k, v in outcomes.items() if k.startswith("test_trace_svc_handler")}
+    assert results and set(results.values()) == {"passed"}, outcomes["__output__"]

@@ -1667,10 +1667,10 @@ def _carries(node: cst.CSTNode, tokens: set[str], carriers: set[str]) -> bool:
         def visit_Call(self, call: cst.Call) -> bool:
             func = call.func
             if isinstance(func, cst.Attribute) and dotted_name(func.value) in tokens:
-                # a method of the holder serialises or copies it; of the carrier itself
-                # (``carrier.keys()``), only a copy is the carrier again
+                # a method of the holder serialises or copies it; of the carrier itself,
+                # anything but its key names (``carrier.get("traceparent")``, ``.items()``)
                 holder = dotted_name(func.value) not in carriers
-                found[0] = found[0] or holder or func.attr.value == "copy"
+                found[0] = found[0] or holder or func.attr.value != "keys"
                 return False
             return True
 

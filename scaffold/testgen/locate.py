@@ -576,10 +576,12 @@ def _parameter_value(entry: _Entry, param: _Param, qualified: _Qualified) -> Val
     if keys and (param.annotation is None or re.search(r"dict|Mapping|Any", param.annotation)):
         return Value("keys", label=param.name, keys=tuple(keys))
     overrides = _validated_attributes(entry, param.name) + _keyed_attributes(entry, param.name)
-    if param.annotation is None and not overrides:
+    if param.annotation in (None, "str") and not overrides:
         passed = _passed_to(entry, param.name)
-        if passed is not None:
-            return passed
+        if passed is not None:  # a str passed on to a Literal field takes one of its values
+            return passed if param.annotation is None else Value(
+                "passed", label=passed.label, model=passed.model, attribute=passed.attribute,
+                keys=("str",))
     return Value("build", label=param.name, overrides=overrides)
 
 

@@ -565,3 +565,40 @@ def test_a_defaulted_parameter_that_guards_the_site_is_given_a_value(tmp_path):
     outcomes = _outcomes(repo)
     results = {k: v for k, v in outcomes.items() if k.startswith("test_trace_svc_handler")}
     assert results and set(results.values()) == {"passed"}, outcomes["__output__"]
+
+
+# entitlements_service/implementations/event_publisher_impl.py: a `str` parameter ends up in
+# a Literal field; the parameter's own name was no valid choice.
+SUBJECT_PUBLISHER = """\
+from typing import Any, Literal
+
+from pydantic import BaseModel
+
+from helpers.observability import inject_trace_context
+from svc.events import EventEnvelope
+
+
+class SubjectRefV1(BaseModel):
+    type: Literal["org", "user"]
+    id: str
+
+
+class EventPublisherImpl:
+    def __init__(self, outbox_manager: Any) -> None:
+        self.outbox_manager = outbox_manager
+
+    async def publish_usage_recorded(self, subject_type: str, subject_id: str) -> None:
+        subject = SubjectRefV1(type=subject_type, id=subject_id)
+        envelope = EventEnvelope(event_type="usage", correlation_id=subject_id,
+                                 data=subject.model_dump(), metadata={})
+        inject_trace_context(envelope.metadata)
+        await self.outbox_manager.publish_to_outbox(event_data=envelope, topic="usage")
+"""
+
+
+def test_a_str_parameter_passed_to_a_literal_field_takes_one_of_its_values(tmp_path):
+    repo = make_repo(tmp_path, {"subjects": SUBJECT_PUBLISHER})
+    generate_tests(repo)
+    outcomes = _outcomes(repo)
+    test = "test_trace_svc_subjects::test_inject_event_publisher_impl_publish_usage_recorded"
+    assert outcomes[test] == "passed", outcomes["__output__"]

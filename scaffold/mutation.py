@@ -308,7 +308,7 @@ def _pytest(repo: Path, tests: list[Path], *, python: str, stop_early: bool) -> 
 
 def mutate(repo: Path, *, python: str = sys.executable) -> Report:
     """Revert each site of an instrumented ``repo`` in turn and run its generated tests."""
-    modules, _, _, _ = find_sites(repo)
+    modules = find_sites(repo).modules
     tests_dir = next(iter(repo.glob("**/" + CONTRACT)), None)
     if tests_dir is None:
         raise SystemExit(f"scaffold.mutation: no generated tracing tests under {repo}")

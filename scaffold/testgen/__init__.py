@@ -7,9 +7,10 @@ edited. ``scaffold retrofit`` calls it after a write run unless ``--no-tests`` o
 ``generate-tests = false``.
 """
 
-from scaffold.testgen.generate import Generated, find_sites, generate_for, generate_tests
+from scaffold.testgen.generate import Generated, Sites, find_sites, generate_for, generate_tests
 from scaffold.testgen.model import Case, ModuleTests, Site
 
 __all__ = [
-    "Case", "Generated", "ModuleTests", "Site", "find_sites", "generate_for", "generate_tests",
+    "Case", "Generated", "ModuleTests", "Site", "Sites", "find_sites", "generate_for",
+    "generate_tests",
 ]

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
+from typing import NamedTuple
 
 import jinja2
 import libcst as cst
 
+from scaffold import DISTRIBUTION
 from scaffold.config import Config, find_config
 from scaffold.engine.discovery import discover
 from scaffold.resources import template_root
@@ -127,13 +129,18 @@ def _kit_dir(root: Path, kit: str | None, import_roots: set[Path]) -> PurePosixP
     return None
 
 
-def find_sites(root: Path, config: Config | None = None) -> tuple[list[ModuleTests], str | None,
-                                                                   list[str], set[Path]]:
-    """The planned tests of every source module under ``root`` (tests and the kit excluded).
+class Sites(NamedTuple):
+    """What ``find_sites`` found under a repository."""
 
-    Returns the modules with sites, the kit's import path, files that failed to parse, and
-    the import roots of the modules.
-    """
+    modules: list[ModuleTests]  # the modules with sites, each with its planned tests
+    kit: str | None  # the kit's import path
+    unparsed: list[str]  # files that failed to parse
+    import_roots: set[Path]  # the folders the modules with sites (and the kit) import from
+    packages: set[str]  # the top-level import names of every source module
+
+
+def find_sites(root: Path, config: Config | None = None) -> Sites:
+    """The planned tests of every source module under ``root`` (tests and the kit excluded)."""
     root = root.resolve()
     config = config or find_config(root)
     tests_dir = (config.root / config.tests_dir).resolve()
@@ -162,7 +169,10 @@ def find_sites(root: Path, config: Config | None = None) -> tuple[list[ModuleTes
     packages = {module.split(".")[0] for _, module, _ in sources}
     modules: list[ModuleTests] = []
     unparsed: list[str] = []
-    for relative, module, _ in sorted(sources):
+    used_roots: set[Path] = set()
+    if kit is not None and kit_dir is not None:
+        used_roots.add((root / kit_dir).parents[len(kit.split(".")) - 1])
+    for relative, module, import_root in sorted(sources):
         if kit_dir is not None and relative.is_relative_to(kit_dir):
             continue
         if "tracekit" in relative.parts[:-1]:
@@ -179,7 +189,28 @@ def find_sites(root: Path, config: Config | None = None) -> tuple[list[ModuleTes
             continue
         if tests.cases:
             modules.append(tests)
-    return modules, kit, unparsed, import_roots
+            used_roots.add(import_root)
+    return Sites(_without_ambiguous(modules), kit, unparsed, used_roots, packages)
+
+
+def _without_ambiguous(modules: list[ModuleTests]) -> list[ModuleTests]:
+    """Modules that two files import as (``app`` of two services that are not packages):
+    a test could not tell which one it imports, so their sites are generated skipped."""
+    paths: dict[str, list[str]] = {}
+    for tests in modules:
+        paths.setdefault(tests.module, []).append(tests.path)
+    kept: list[ModuleTests] = []
+    for tests in modules:
+        shared = paths[tests.module]
+        if len(shared) == 1:
+            kept.append(tests)
+            continue
+        reason = (f"{len(shared)} files import as `{tests.module}` ({', '.join(shared)}), so a "
+                  "test cannot tell which one it imports; make their folders packages")
+        tests.cases = [case if case.skip else replace(case, skip=reason) for case in tests.cases]
+        tests.test_file = _module_file(str(PurePosixPath(tests.path).with_suffix("")))
+        kept.append(tests)
+    return kept
 
 
 def _might_have_sites(text: bytes) -> bool:
@@ -191,7 +222,7 @@ def _might_have_sites(text: bytes) -> bool:
 
 
 def _module_file(module: str) -> str:
-    return f"{MODULE_PREFIX}{module.replace('.', '_')}.py"
+    return f"{MODULE_PREFIX}{re.sub(r'[^A-Za-z0-9_]', '_', module)}.py"
 
 
 def generate_tests(root: Path, *, config: Config | None = None, write: bool = True) -> Generated:
@@ -204,7 +235,7 @@ def generate_tests(root: Path, *, config: Config | None = None, write: bool = Tr
     project = config.root if config.source is not None else root
     tests_dir = (project / config.tests_dir).resolve()
     result = Generated(root=project, tests_dir=tests_dir)
-    modules, kit, unparsed, import_roots = find_sites(root, config)
+    modules, kit, unparsed, import_roots, packages = find_sites(root, config)
     result.modules, result.unparsed = modules, unparsed
     if kit is None:
         result.reason = ("the repository has no kit (tracekit) for the tests' span capture; "
@@ -219,6 +250,8 @@ def generate_tests(root: Path, *, config: Config | None = None, write: bool = Tr
         "import_roots": sorted(os.path.relpath(path, tests_dir) for path in import_roots),
         "repo_packages": tuple(sorted({m.module.split(".")[0] for m in modules} | {
             kit.split(".")[0]})),
+        "source_packages": tuple(sorted(packages | {kit.split(".")[0]})),
+        "distribution": DISTRIBUTION,
         "samples_path": os.path.relpath(tests_dir / SAMPLES, project),
         "root_from_tests": os.path.relpath(project, tests_dir),
     }
@@ -234,7 +267,8 @@ def generate_tests(root: Path, *, config: Config | None = None, write: bool = Tr
     for tests in modules:
         body = env.get_template(f"{TEMPLATE_DIR}/test_module.py.jinja").render(
             tests=tests, **common)
-        rendered[tests_dir / _module_file(tests.module)] = (_tidy(body), "test_module.py.jinja")
+        rendered[tests_dir / (tests.test_file or _module_file(tests.module))] = (
+            _tidy(body), "test_module.py.jinja")
     samples = tests_dir / SAMPLES
     if not samples.exists():
         text = env.get_template(f"{TEMPLATE_DIR}/tracing_samples.py.jinja").render(**common)

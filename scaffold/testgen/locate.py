@@ -94,6 +94,10 @@ _VALIDATORS = {"model_validate", "parse_obj", "model_construct"}
 _JSON_VALIDATORS = {"model_validate_json", "parse_raw"}
 _BUILTINS = set(dir(builtins))
 _STDLIB = set(sys.stdlib_module_names)
+# Callees that never send a message: a span's own API, logging, the standard library.
+_NOT_SENDERS = {"opentelemetry", "logging", "structlog", "builtins", *_STDLIB}
+# Exceptions whose handler would also catch the cancellation that stops a driven loop.
+_CATCHES_CANCEL = {"CancelledError", "BaseException"}
 
 
 def _code(node: cst.CSTNode) -> str:
@@ -454,6 +458,8 @@ def _resolve_target(expr: cst.BaseExpression, entry: _Entry, depth: int = 0) -> 
                 return _resolve_target(value, entry, depth + 1)
             return _made_by(value, entry, depth)
         binding = entry.module.binding(name)
+        if binding == "import" and entry.module.from_imports[name].split(".")[0] in _NOT_SENDERS:
+            return None  # OpenTelemetry's own API, logging: never a collaborator to record
         if binding in ("import", "repo", "global", "def") or (
             binding is None and name not in _BUILTINS
         ):
@@ -570,10 +576,12 @@ def _parameter_value(entry: _Entry, param: _Param, qualified: _Qualified) -> Val
     if keys and (param.annotation is None or re.search(r"dict|Mapping|Any", param.annotation)):
         return Value("keys", label=param.name, keys=tuple(keys))
     overrides = _validated_attributes(entry, param.name) + _keyed_attributes(entry, param.name)
-    if param.annotation is None and not overrides:
+    if param.annotation in (None, "str") and not overrides:
         passed = _passed_to(entry, param.name)
-        if passed is not None:
-            return passed
+        if passed is not None:  # a str passed on to a Literal field takes one of its values
+            return passed if param.annotation is None else Value(
+                "passed", label=passed.label, model=passed.model, attribute=passed.attribute,
+                keys=("str",))
     return Value("build", label=param.name, overrides=overrides)
 
 
@@ -612,7 +620,8 @@ def _passed_to(entry: _Entry, name: str) -> Value | None:
                 break
             if isinstance(arg.value, cst.Name) and arg.value.value == name:
                 where = arg.keyword.value if arg.keyword is not None else str(positional)
-                return Value("passed", label=name, model=callee, attribute=where)
+                return Value("passed", label=name, model=_model_path(entry, callee),
+                             attribute=where)
             if arg.keyword is None:
                 positional += 1
     return None
@@ -632,22 +641,51 @@ def _validated_attributes(entry: _Entry, name: str) -> tuple[tuple[str, Value], 
             and isinstance(argument.value, cst.Name)
             and argument.value.value == name
         ):
-            found.setdefault(argument.attr.value, Value("dump", model=model))
+            found.setdefault(argument.attr.value, Value("dump", model=_model_path(entry, model)))
     return tuple(found.items())
 
 
+def _model_path(entry: _Entry, dotted: str) -> str:
+    """``dotted`` as the test reaches it: as is when the module binds its first name, else
+    the absolute import path of a class the function imports itself."""
+    if "[" in dotted or entry.module.binding(dotted.partition(".")[0]) is not None:
+        return dotted
+    root, _, rest = dotted.partition(".")
+    for statement in _simple_statements(entry.node.body):
+        if not isinstance(statement, cst.ImportFrom) or statement.relative or isinstance(
+            statement.names, cst.ImportStar
+        ) or statement.module is None:
+            continue
+        for alias in statement.names:
+            local = _code(alias.asname.name) if alias.asname else _code(alias.name)
+            if local == root:
+                source = f"{dotted_name(statement.module)}.{_code(alias.name)}"
+                return f"{source}.{rest}" if rest else source
+    return dotted
+
+
 def _validator_model(func: cst.BaseExpression, methods: set[str]) -> str | None:
-    if isinstance(func, cst.Attribute) and func.attr.value in methods:
-        return dotted_name(func.value)
-    return None
+    """``M`` of ``M.model_validate(...)``; ``M[X]`` for a generic model's parametrisation."""
+    if not (isinstance(func, cst.Attribute) and func.attr.value in methods):
+        return None
+    model = func.value
+    if isinstance(model, cst.Subscript):
+        outer = dotted_name(model.value)
+        inner = [dotted_name(element.slice.value) for element in model.slice
+                 if isinstance(element.slice, cst.Index)]
+        if outer is None or not inner or None in inner:
+            return None
+        return f"{outer}[{', '.join(str(name) for name in inner)}]"
+    return dotted_name(model)
 
 
 def _envelope_model(entry: _Entry, record: str, qualified: _Qualified) -> str | None:
-    """``M`` of ``M.model_validate_json(record.value)`` (or from ``json.loads(record.value)``)."""
+    """``M`` of ``M.model_validate_json(record.value)`` (or from ``json.loads(record.value)``,
+    or through a local: ``raw = record.value.decode(); M.model_validate_json(raw)``)."""
     for call in _calls_in([entry.node.body]):
         if not call.args:
             continue
-        argument = _unwrap_decode(call.args[0].value)
+        argument = _unwrap_decode(_through_locals(entry, call.args[0].value))
         json_model = _validator_model(call.func, _JSON_VALIDATORS)
         if json_model is not None and _is_value_of(argument, record):
             return json_model
@@ -657,10 +695,23 @@ def _envelope_model(entry: _Entry, record: str, qualified: _Qualified) -> str | 
             and isinstance(argument, cst.Call)
             and qualified.of(argument.func) & JSON_LOADS
             and argument.args
-            and _is_value_of(_unwrap_decode(argument.args[0].value), record)
+            and _is_value_of(
+                _unwrap_decode(_through_locals(entry, argument.args[0].value)), record)
         ):
             return model
     return None
+
+
+def _through_locals(entry: _Entry, node: cst.BaseExpression, depth: int = 0
+                    ) -> cst.BaseExpression:
+    """What a local name was first bound to (``raw`` of ``raw = msg.value.decode()``)."""
+    while isinstance(node, cst.Name) and node.value in entry.locals and depth < 3:
+        values = [value for value in entry.locals[node.value] if value is not None]
+        if not values:
+            break
+        node = _unwrap_await(values[0]) or node
+        depth += 1
+    return node
 
 
 def _unwrap_decode(node: cst.BaseExpression) -> cst.BaseExpression:
@@ -732,6 +783,7 @@ class _Found:
     name: str = ""  # the kit name, or the token, or the pattern
     call: cst.Call | None = None
     block: Sequence[cst.CSTNode] = ()  # consume/restore: the body; token: the guarded block
+    ancestors: tuple[cst.CSTNode, ...] = ()  # innermost first, up to the entry function
 
 
 class _Locator(cst.CSTVisitor):
@@ -799,7 +851,19 @@ class _Locator(cst.CSTVisitor):
              **details) -> None:
         entry, cls, skip = self._entry()
         self.found.append(_Found(kind, form, anchor, statement, entry, cls,
-                                 skip=details.pop("skip", None) or skip, **details))
+                                 skip=details.pop("skip", None) or skip,
+                                 ancestors=self._ancestors(anchor), **details))
+
+    def _ancestors(self, node: cst.CSTNode) -> tuple[cst.CSTNode, ...]:
+        found: list[cst.CSTNode] = []
+        current = node
+        while not isinstance(current, (cst.FunctionDef, cst.Module)):
+            parent = self.get_metadata(ParentNodeProvider, current, None)
+            if parent is None:
+                break
+            found.append(parent)
+            current = parent
+        return tuple(found)
 
     def _statement(self, node: cst.CSTNode) -> cst.CSTNode:
         current = node
@@ -1044,6 +1108,7 @@ class _Planner:
         self.kit = kit
         self.qualified = qualified
         self.attach_aliases = attach_aliases
+        self._guards: set[str] = set()
 
     def plan(self, found: _Found, site: Site) -> Case:
         entry = found.entry
@@ -1067,6 +1132,11 @@ class _Planner:
             CONSUME: self._consume, RESTORE: self._restore, PRODUCE: self._produce,
             INJECT: self._inject, THREAD: self._thread, TOKEN: self._token,
         }[found.kind]
+        # parameters with defaults that decide whether the site runs (``if ... and tracer:``)
+        self._guards = {
+            name for node in found.ancestors if isinstance(node, (cst.If, cst.While))
+            for name in _names_in(node.test)
+        }
         try:
             return planner(case, found, entry)
         except _CannotDrive as reason:
@@ -1075,12 +1145,14 @@ class _Planner:
     def _arguments(
         self, entry: _Entry, given: dict[str, Value], *, before: int | None = None
     ) -> tuple[Argument, ...]:
-        """Every required parameter, plus those the plan fills in, in signature order."""
+        """Every required parameter, plus those the plan fills in and those with defaults
+        that the conditions around the site read, in signature order."""
         arguments = []
+        guards = self._guards
         for param in entry.params:
             if param.name in given:
                 arguments.append(Argument(param.name, given[param.name]))
-            elif not param.has_default:
+            elif not param.has_default or param.name in guards:
                 arguments.append(Argument(param.name,
                                           _parameter_value(entry, param, self.qualified)))
         return tuple(arguments)
@@ -1171,12 +1243,15 @@ class _Planner:
         if isinstance(outgoing, str):
             return _with(case, arguments=self._arguments(entry, {}), returned=True)
         if outgoing is None:
+            filled = self._filled_parameter(found, entry)
+            if filled is not None:
+                return _with(case, arguments=self._arguments(entry, {}), filled=filled)
             raise _CannotDrive(
                 f"no call after `{_first_line(found.statement)}` passes the carrier to a "
                 "collaborator (a parameter, an attribute of self, a module function) that the "
                 "test can replace with a recorder"
             )
-        target, action = outgoing
+        target, action, method = outgoing
         if action == "probe":
             patch = target.patch
             assert patch is not None
@@ -1186,16 +1261,41 @@ class _Planner:
         else:
             patches, given = target.with_value(Value("recorder", label=target.label))
         return _with(case, patches=patches, arguments=self._arguments(entry, given),
-                     label=target.label)
+                     label=target.label, sends=(method,) if method else ())
 
-    def _outgoing(self, found: _Found, entry: _Entry) -> tuple[_Target, str] | str | None:
-        """The first call after the injection that passes the carrier on, and how to catch it."""
+    def _filled_parameter(self, found: _Found, entry: _Entry) -> tuple[str, str] | None:
+        """(parameter, attribute) when the carrier is the caller's own (``metadata`` or
+        ``envelope.metadata`` of a parameter) and nothing passes it on: the function fills
+        in its caller's carrier, so the test reads it after the call."""
+        call = found.call
+        carrier = _argument(call, 0) if call is not None else None
+        if isinstance(carrier, cst.Name) and carrier.value in entry.param_names:
+            name, attribute = carrier.value, ""
+        elif (
+            isinstance(carrier, cst.Attribute)
+            and isinstance(carrier.value, cst.Name)
+            and carrier.value.value in entry.param_names
+        ):
+            name, attribute = carrier.value.value, carrier.attr.value
+        else:
+            return None
+        if name in entry.locals:  # rebound before or after: no longer the caller's object
+            return None
+        return name, attribute
+
+    def _outgoing(
+        self, found: _Found, entry: _Entry
+    ) -> tuple[_Target, str, str | None] | str | None:
+        """The first call after the injection that passes the carrier on, how to catch it,
+        and the method of the caught collaborator that sends (None: the callee sends)."""
         call = found.call
         assert call is not None
         tokens: set[str] = set()
         carrier = _argument(call, 0)
+        carriers: set[str] = set()
         if carrier is not None and dotted_name(carrier):
             tokens.add(_taint(carrier))
+            carriers.add(dotted_name(carrier) or "")
         statement = found.statement
         if isinstance(statement, cst.SimpleStatementLine) and isinstance(
             statement.body[0], (cst.Assign, cst.AnnAssign)
@@ -1209,67 +1309,98 @@ class _Planner:
             statement.body[0], cst.Return
         ):
             return "return"
-        passed_on = self._passed_on_in(statement, call, tokens, entry)
+        passed_on = self._passed_on_in(statement, call, tokens, carriers, entry)
         if passed_on is not None:
             return passed_on
         if not tokens:
             return None
         for later in _statements_after(entry.node, statement):
-            passed_on = self._passed_on_in(later, None, tokens, entry)
+            passed_on = self._passed_on_in(later, None, tokens, carriers, entry)
             if passed_on is not None:
                 return passed_on
             if isinstance(later, cst.SimpleStatementLine):
                 for line in later.body:
-                    if isinstance(line, cst.Return) and line.value is not None and _mentions(
-                        line.value, tokens
+                    if isinstance(line, cst.Return) and line.value is not None and _carries(
+                        line.value, tokens, carriers
                     ):
                         return "return"
             if isinstance(later, cst.SimpleStatementLine):
                 for line in later.body:
                     if isinstance(line, (cst.Assign, cst.AnnAssign)) and line.value is not None \
-                            and _mentions(line.value, tokens):
+                            and _carries(line.value, tokens, carriers):
                         assigned = line.targets if isinstance(line, cst.Assign) else [line]
                         tokens.update(_taint(t.target) for t in assigned if dotted_name(t.target))
         return None
 
     def _passed_on_in(
-        self, statement: cst.CSTNode, skip: cst.Call | None, tokens: set[str], entry: _Entry
-    ) -> tuple[_Target, str] | None:
+        self, statement: cst.CSTNode, skip: cst.Call | None, tokens: set[str],
+        carriers: set[str], entry: _Entry,
+    ) -> tuple[_Target, str, str | None] | None:
         header = [statement] if isinstance(statement, cst.SimpleStatementLine) else \
             _header_parts(statement)
         for call in _calls_in(header):
-            carries = any(_mentions(arg.value, tokens) for arg in call.args) or (
+            carries = any(_carries(arg.value, tokens, carriers) for arg in call.args) or (
                 skip is not None and any(arg.value is skip for arg in call.args))
             if call is skip or not carries:
                 continue
-            if self.kit.kind(self.qualified.of(call.func)) is not None:
+            kit = self.kit.kind(self.qualified.of(call.func))
+            if kit is not None:
+                caught = self._through_kit_send(call, kit[1], entry)
+                if caught is not None:
+                    return caught
                 continue
+            if _builds(call.func):  # a class builds a value (an enum, a model): not a send
+                continue
+            if any(name.split(".")[0] in _NOT_SENDERS for name in self.qualified.of(call.func)):
+                continue  # OpenTelemetry (a span event), logging, the standard library
             caught = self._catch(call.func, entry)
             if caught is not None:
                 return caught
         return None
 
-    def _catch(self, func: cst.BaseExpression, entry: _Entry) -> tuple[_Target, str] | None:
-        """How a test records the calls of ``func``: a probe, or a recorder for its receiver."""
+    def _through_kit_send(
+        self, call: cst.Call, name: str, entry: _Entry
+    ) -> tuple[_Target, str, str | None] | None:
+        """The carrier handed to the kit's own send (``traced_publish(bus.publish, topic,
+        envelope)``, ``traced_send(producer, ...)``) reaches the publish callable or producer."""
+        if name == "traced_publish":
+            publish = _argument(call, 0, "publish")
+            return self._catch(publish, entry) if publish is not None else None
+        if name == "traced_send":
+            producer = _argument(call, 0, "producer")
+            target = _resolve_target(producer, entry) if producer is not None else None
+            return (target, "value", "send") if target is not None else None
+        return None
+
+    def _catch(
+        self, func: cst.BaseExpression, entry: _Entry
+    ) -> tuple[_Target, str, str | None] | None:
+        """How a test records the calls of ``func``: a probe, or a recorder for its receiver
+        (with the receiver's method that sends)."""
         if isinstance(func, cst.Name):
             binding = self.module.binding(func.value)
             if func.value in entry.param_names:
-                return _Target(func.value, argument=func.value), "value"
+                return _Target(func.value, argument=func.value), "value", None
             if binding in ("def", "repo") or (binding is None and func.value not in _BUILTINS
                                               and func.value not in entry.locals):
-                return _Target(func.value, patch=Patch("probe", "module", func.value)), "probe"
+                patch = Patch("probe", "module", func.value)
+                return _Target(func.value, patch=patch), "probe", None
             return None
         if not isinstance(func, cst.Attribute):
             return None
         through_import = self.module.module_attribute(func)
         if through_import is not None:  # httpx.get(...): a client library's module function
             module, attribute = through_import
-            if module.split(".")[0] in _STDLIB:
+            if module.split(".")[0] in _STDLIB or module.split(".")[0] in _NOT_SENDERS:
                 return None
             patch = Patch("probe", "import", attribute, owner_name=module)
-            return _Target(_code(func), patch=patch), "probe"
+            return _Target(_code(func), patch=patch), "probe", None
+        if _root(func.value) in self.module.from_imports and self.module.from_imports[
+            _root(func.value) or ""
+        ].split(".")[0] in _NOT_SENDERS:
+            return None
         target = _resolve_target(func.value, entry)
-        return (target, "value") if target is not None else None
+        return (target, "value", func.attr.value) if target is not None else None
 
     def _record_source(
         self, found: _Found, entry: _Entry, record: cst.BaseExpression | None
@@ -1341,10 +1472,12 @@ class _Planner:
         """A record named ``name`` in the entry; its value an envelope when the code parses one
         (with the keys it reads from the envelope's parts)."""
         model = _envelope_model(entry, name, self.qualified)
+        model = _model_path(entry, model) if model is not None else None
         overrides: tuple[tuple[str, Value], ...] = ()
         for holder, values in entry.locals.items():
-            if any(self._record_feeding_value(value) == name for value in values):
-                overrides = _keyed_attributes(entry, holder)
+            if any(self._record_feeding_value(value, entry) == name for value in values):
+                overrides = _validated_attributes(entry, holder) + _keyed_attributes(
+                    entry, holder)
         return Value("record", label=name, model=model, attribute="metadata" if model else None,
                      overrides=overrides)
 
@@ -1357,7 +1490,30 @@ class _Planner:
                                "test can observe (no function of this module, no method, no "
                                "collaborator)")
         return _with(case, patches=(*probes, *patches), arguments=self._arguments(entry, given),
-                     record=value, without_context=True)
+                     record=value, without_context=True, stops=self._stops(found, patches, entry))
+
+    def _stops(self, found: _Found, patches: Sequence[Patch], entry: _Entry
+               ) -> tuple[tuple[str, str], ...]:
+        """How the loops around a site fed by the fake consumer are stopped after its records:
+        the stop flags their conditions read (``while not self.should_stop``), else the
+        cancellation the fake consumer raises; a loop that swallows that cancellation and has
+        no flag cannot be stopped, so its site is not driven."""
+        if not any(patch.value is not None and patch.value.recipe == "consumer"
+                   for patch in patches):
+            return ()
+        stops: list[tuple[str, str]] = []
+        loops = [node for node in found.ancestors if isinstance(node, cst.While)]
+        for loop in loops:
+            stops.extend(_stop_flags(loop.test, entry))
+        if loops and not stops:
+            outermost = found.ancestors.index(loops[-1])
+            for node in found.ancestors[:outermost]:
+                if isinstance(node, cst.Try) and any(_swallows_cancel(h) for h in node.handlers):
+                    raise _CannotDrive(
+                        f"the loop `{_first_line(loops[-1])}` catches the cancellation that "
+                        "would stop it after the test's records and has no stop flag the test "
+                        "can set, so a test could not end it")
+        return tuple(dict.fromkeys(stops))
 
     def _restore(self, case: Case, found: _Found, entry: _Entry) -> Case:
         assert found.call is not None
@@ -1395,19 +1551,25 @@ class _Planner:
                                "test can observe (no function of this module, no method, no "
                                "collaborator)")
         return _with(case, patches=(*probes, *patches), arguments=self._arguments(entry, given),
-                     record=record, without_context=found.name != "use_trace_context")
+                     record=record, without_context=found.name != "use_trace_context",
+                     stops=self._stops(found, patches, entry))
 
     def _record_feeding(self, entry: _Entry, holder: str) -> str | None:
-        """``msg`` of ``holder = M.model_validate_json(msg.value)``."""
-        return self._record_feeding_value(entry.only_value(holder))
+        """``msg`` of ``holder = M.model_validate_json(msg.value)`` (its first binding)."""
+        values = [value for value in entry.locals.get(holder, []) if value is not None]
+        return self._record_feeding_value(values[0] if values else None, entry)
 
-    def _record_feeding_value(self, value: cst.BaseExpression | None) -> str | None:
+    def _record_feeding_value(self, value: cst.BaseExpression | None,
+                              entry: _Entry | None = None) -> str | None:
         value = _unwrap_await(value)
         if not isinstance(value, cst.Call) or not value.args:
             return None
-        argument = _unwrap_decode(value.args[0].value)
+        argument = value.args[0].value
+        argument = _unwrap_decode(_through_locals(entry, argument) if entry else argument)
         if isinstance(argument, cst.Call) and self.qualified.of(argument.func) & JSON_LOADS:
             argument = _unwrap_decode(argument.args[0].value) if argument.args else argument
+            if entry is not None:
+                argument = _unwrap_decode(_through_locals(entry, argument))
         if isinstance(argument, cst.Attribute) and argument.attr.value == "value" and isinstance(
             argument.value, cst.Name
         ):
@@ -1471,6 +1633,106 @@ def _taint(node: cst.CSTNode) -> str:
     if parts[0] == "self" and len(parts) > 1:
         return ".".join(parts[:2])
     return parts[0]
+
+
+def _builds(func: cst.BaseExpression) -> bool:
+    """A call of a CapWords name builds a value (a class), it does not send one."""
+    name = func.attr.value if isinstance(func, cst.Attribute) else (
+        func.value if isinstance(func, cst.Name) else "")
+    return bool(name) and name[0].isupper() and not name.isupper()
+
+
+def _carries(node: cst.CSTNode, tokens: set[str], carriers: set[str]) -> bool:
+    """Whether ``node`` hands the carrier on: the carrier itself, the object holding it (or
+    what its methods make of it, ``envelope.model_dump()``) inside a value or a call; not an
+    attribute read of another field (``envelope.event_type``) nor a test (``"k" in carrier``)."""
+    found = [False]
+
+    class _Look(cst.CSTVisitor):
+        def visit_Comparison(self, _: cst.Comparison) -> bool:
+            return False
+
+        def visit_Lambda(self, _: cst.Lambda) -> bool:
+            return False
+
+        def visit_Attribute(self, attribute: cst.Attribute) -> bool:
+            dotted = dotted_name(attribute)
+            if dotted is None:
+                return True
+            if dotted in tokens or dotted in carriers or any(
+                carrier.startswith(f"{dotted}.") for carrier in carriers
+            ):
+                found[0] = True
+                return False
+            return False  # another field of the holder, or a name's attribute
+
+        def visit_Call(self, call: cst.Call) -> bool:
+            func = call.func
+            if isinstance(func, cst.Attribute) and dotted_name(func.value) in tokens:
+                # a method of the holder serialises or copies it; of the carrier itself,
+                # anything but its key names (``carrier.get("traceparent")``, ``.items()``)
+                holder = dotted_name(func.value) not in carriers
+                found[0] = found[0] or holder or func.attr.value != "keys"
+                return False
+            return True
+
+        def visit_Name(self, name: cst.Name) -> None:
+            if name.value in tokens:
+                found[0] = True
+
+    node.visit(_Look())
+    return found[0]
+
+
+def _stop_flags(test: cst.BaseExpression, entry: _Entry) -> list[tuple[str, str]]:
+    """(attribute of self, value that ends the loop) for each flag a ``while`` test reads:
+    ``not self.stop`` -> True, ``self.running`` -> False, ``not self.done.is_set()`` -> "set"."""
+    if isinstance(test, cst.BooleanOperation):
+        if isinstance(test.operator, cst.And):  # either side ends it
+            return _stop_flags(test.left, entry) + _stop_flags(test.right, entry)
+        return []
+    negated = isinstance(test, cst.UnaryOperation) and isinstance(test.operator, cst.Not)
+    inner = test.expression if isinstance(test, cst.UnaryOperation) else test
+    if (
+        isinstance(inner, cst.Attribute)
+        and entry.is_self(inner.value)
+    ):
+        return [(inner.attr.value, "True" if negated else "False")]
+    if (
+        negated
+        and isinstance(inner, cst.Call)
+        and isinstance(inner.func, cst.Attribute)
+        and inner.func.attr.value == "is_set"
+        and isinstance(inner.func.value, cst.Attribute)
+        and entry.is_self(inner.func.value.value)
+    ):
+        return [(inner.func.value.attr.value, "set")]
+    return []
+
+
+def _swallows_cancel(handler: cst.ExceptHandler) -> bool:
+    """A handler that catches a cancellation and neither re-raises nor leaves the loop."""
+    if handler.type is not None:
+        caught = _names_in(handler.type)
+        if not any(name.split(".")[-1] in _CATCHES_CANCEL for name in caught):
+            return False
+    leaves = [False]
+
+    class _Leave(cst.CSTVisitor):
+        def visit_Raise(self, _: cst.Raise) -> None:
+            leaves[0] = True
+
+        def visit_Return(self, _: cst.Return) -> None:
+            leaves[0] = True
+
+        def visit_Break(self, _: cst.Break) -> None:
+            leaves[0] = True
+
+        def visit_FunctionDef(self, _: cst.FunctionDef) -> bool:
+            return False
+
+    handler.body.visit(_Leave())
+    return not leaves[0]
 
 
 def _consumer_of(value: cst.BaseExpression | None, method: str) -> cst.BaseExpression | None:

@@ -109,6 +109,8 @@ class Case:
     returned: bool = False  # inject: the carrier is the call's return value
     without_context: bool = False  # consume/restore: also test a message with no context
     record: Value | None = None  # consume/restore: the record handed over (header + envelope)
+    stops: tuple[tuple[str, str], ...] = ()  # (attribute of the subject, value) ending its loop
+    filled: tuple[str, str] | None = None  # inject: (parameter, attribute) the call fills in
 
     @property
     def test_names(self) -> tuple[str, ...]:
@@ -142,6 +144,7 @@ class ModuleTests:
     module: str
     path: str
     cases: list[Case] = field(default_factory=list)
+    test_file: str | None = None  # the test module's file name when not the default
 
     @property
     def driven(self) -> list[Case]:

@@ -43,7 +43,7 @@ def _planted() -> list[dict]:
 
 def _tests_of_planted(service: Path) -> dict[str, list[str]]:
     """Planted marker slug -> the generated test ids of the site its rewrite left behind."""
-    modules, _, _, _ = find_sites(service)
+    modules = find_sites(service).modules
     found: dict[str, list[str]] = {}
     for planted in _planted():
         text = (service / planted["file"]).read_text().splitlines()

@@ -11,6 +11,7 @@ source module with instrumented sites. Every file but the samples carries the he
 from __future__ import annotations
 
 import os
+import re
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath

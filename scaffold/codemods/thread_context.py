@@ -259,7 +259,8 @@ class ThreadContext(Codemod):
         return bool(full and scope and not names.isdisjoint(
             q.name for q in scope.get_qualified_names_for(full)))
 
-    def class_kind(self, callee: cst.BaseExpression, anchor: cst.CSTNode | None = None) -> str | None:
+    def class_kind(self, callee: cst.BaseExpression,
+                   anchor: cst.CSTNode | None = None) -> str | None:
         """``thread``/``process`` when ``callee`` is a pool class."""
         if self._resolves_to(callee, THREAD_POOLS, anchor):
             return THREAD_KIND

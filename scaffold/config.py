@@ -189,8 +189,8 @@ def _isort_settings(data: Mapping[str, Any]) -> ImportSorting:
     """The isort settings of a pyproject.toml: ruff's (``[tool.ruff.lint.isort]``, the older
     ``[tool.ruff.isort]``) or isort's own (``[tool.isort]``, underscores)."""
     tool = data.get("tool", {})
-    ruff = tool.get("ruff") if isinstance(tool.get("ruff"), dict) else {}
-    lint = ruff.get("lint") if isinstance(ruff.get("lint"), dict) else {}
+    ruff: dict[str, Any] = tool.get("ruff") if isinstance(tool.get("ruff"), dict) else {}
+    lint: dict[str, Any] = ruff["lint"] if isinstance(ruff.get("lint"), dict) else {}
     for table in (lint.get("isort"), ruff.get("isort"), tool.get("isort")):
         if isinstance(table, dict):
             settings = {str(key).replace("_", "-"): value for key, value in table.items()}
@@ -340,7 +340,7 @@ def ruff_settings_for(path: Path, fallback: ImportSorting) -> ImportSorting:
         src = table.get("src", list(_RUFF_DEFAULT_SRC))
         if not (isinstance(src, list) and all(isinstance(item, str) for item in src)):
             src = list(_RUFF_DEFAULT_SRC)
-        lint = table.get("lint") if isinstance(table.get("lint"), dict) else {}
+        lint: dict[str, Any] = table["lint"] if isinstance(table.get("lint"), dict) else {}
         isort = lint.get("isort") or table.get("isort") or {}
         same_package = not isinstance(isort, dict) or isort.get("detect-same-package", True)
         return replace(

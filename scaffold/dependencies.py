@@ -592,8 +592,8 @@ def _settle(group: _Group, targets: Sequence[Target], repos: dict[Path, _Repo],
     needed = set().union(*group.files.values())
     users = ", ".join(sorted(group.files))
     if manifest.problem is not None:
-        specs = ", ".join(_specs(floors_for(needed)))
-        return _finding(display, 1, f"the rewritten {users} import what {specs} provide; "
+        listed = ", ".join(_specs(floors_for(needed)))
+        return _finding(display, 1, f"the rewritten {users} import what {listed} provide; "
                         f"{manifest.path.name} cannot be edited ({manifest.problem}): declare "
                         "them where this project lists its dependencies")
     root = _repo_root(manifest.folder)

@@ -173,7 +173,9 @@ class SpanNotEnded(Check):
                 and len(end_line.body) == 1 and len(start_line.body) == 1):
             return False
         block = self.get_metadata(ParentNodeProvider, start_line, None)
-        if block is None or self.get_metadata(ParentNodeProvider, end_line, None) is not block:
+        # a statement line sits in a block or the module (None: no metadata)
+        if not isinstance(block, (cst.IndentedBlock, cst.Module)) \
+                or self.get_metadata(ParentNodeProvider, end_line, None) is not block:
             return False
         body = list(block.body)
         return body.index(start_line) + 1 == body.index(end_line)

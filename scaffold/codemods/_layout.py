@@ -320,11 +320,17 @@ class _Joiner(cst.CSTTransformer):
             first_line=cst.TrailingWhitespace(), empty_lines=[], indent=True,
             last_line=cst.SimpleWhitespace(margin))
 
-    def _joined(self, right: cst.BaseExpression | None = None,
+    def _joined(self,
+                right: cst.SimpleString | cst.FormattedString | cst.ConcatenatedString
+                | None = None,
                 whitespace: cst.BaseParenthesizableWhitespace | None = None
                 ) -> cst.ConcatenatedString:
-        second = self.halves[1] if right is None else cst.ConcatenatedString(
-            left=self.halves[1], right=right, whitespace_between=whitespace)
+        if right is None:
+            second = self.halves[1]
+        else:  # a right part comes with the whitespace before it
+            assert whitespace is not None
+            second = cst.ConcatenatedString(
+                left=self.halves[1], right=right, whitespace_between=whitespace)
         return cst.ConcatenatedString(left=self.halves[0], right=second,
                                       whitespace_between=self.between)
 

@@ -191,9 +191,9 @@ def _form(node: ast.expr, module: str, model: RepoModel) -> str | None:
         pair = args[0]
         if _name(pair.value, module, model) not in _TUPLES or len(_args(pair)) != 2:
             return None
-        key, value = _args(pair)
-        values = {_name(m, module, model) for m in _members(value, module, model)}
+        key_node, value_node = _args(pair)
+        values = {_name(m, module, model) for m in _members(value_node, module, model)}
         values.discard(_NONE)
-        if _name(key, module, model) == "builtins.str" and values == {"builtins.bytes"}:
+        if _name(key_node, module, model) == "builtins.str" and values == {"builtins.bytes"}:
             return PAIRS
     return None

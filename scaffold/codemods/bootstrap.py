@@ -240,7 +240,8 @@ class Bootstrap(PropagationCodemod):
             return False  # a library module: init-at-import reports a call at its top
         if not apps and not moved and self._service_name(node) is None \
                 and not any(self._calls(entry, INIT) or self._initialised(entry, moved)
-                            for entry in entries):
+                            for entry in entries
+                            if not isinstance(entry, _App)):  # no apps: all mains
             return False  # a script's main guard, not recognisably a service: nothing to say
         flush = self.kit_function_available
         plans = [self._plan(entry, flush, moved) for entry in entries]
@@ -461,10 +462,11 @@ class Bootstrap(PropagationCodemod):
             app.lifespan = next((s for s in (*app.body, *module.body)
                                  if isinstance(s, cst.FunctionDef) and s.name.value == name),
                                 None)
-            if app.lifespan is None and name is not None:
+            if app.lifespan is None and lifespan is not None and name is not None:
                 target = self._resolved(lifespan.value)
-                if target is not None and self.repo.function(target) is not None:
-                    app.lifespan_elsewhere = self.repo.function(target).dotted
+                function = self.repo.function(target) if target is not None else None
+                if function is not None:
+                    app.lifespan_elsewhere = function.dotted
 
     def _mains(self, module: cst.Module) -> list[cst.FunctionDef | cst.If]:
         guard = next((s for s in module.body if isinstance(s, cst.If)
@@ -659,7 +661,7 @@ class Bootstrap(PropagationCodemod):
 
     # -- putting it in --
 
-    def _apply(self, plan: _Plan, init: cst.SimpleStatementLine,
+    def _apply(self, plan: _Plan, init: cst.SimpleStatementLine | None,
                shutdown: list[cst.BaseStatement]) -> None:
         entry = plan.entry
         starting = init if plan.needs_init else None

@@ -146,9 +146,10 @@ class EnvelopeInject(PropagationCodemod):
                         if self.calls_one_of(call, INJECT_NAMES) else None
                     if carrier is not None:
                         carriers.add(code(carrier.value))
-                for name, value in _metadata_assignments(place.statement):
-                    if not (isinstance(value, cst.Call) and self.calls_one_of(value, INJECT_NAMES)):
-                        reassigned.setdefault(name, []).append(value)
+                for name, assigned in _metadata_assignments(place.statement):
+                    if not (isinstance(assigned, cst.Call)
+                            and self.calls_one_of(assigned, INJECT_NAMES)):
+                        reassigned.setdefault(name, []).append(assigned)
         params = {param.name.value for param in (
             *node.params.posonly_params, *node.params.params, *node.params.kwonly_params)}
         if isinstance(node.params.star_arg, cst.Param):
@@ -530,7 +531,8 @@ class _Bindings:
                     copied = self.origin(element.value, codemod, seen)
                     if copied in (_CARRIED, _GIVEN):
                         return copied  # a copy of other metadata
-                elif (isinstance(element.key, cst.SimpleString)
+                elif (isinstance(element, cst.DictElement)
+                      and isinstance(element.key, cst.SimpleString)
                       and element.key.evaluated_value in _CONTEXT_KEYS):
                     return _CARRIED  # a context set by hand
             return _DICT
@@ -538,9 +540,9 @@ class _Bindings:
             if codemod.calls_one_of(value, INJECT_NAMES):
                 return _INJECTED
             if code(value.func) == "dict":
-                copied = {self.origin(arg.value, codemod, seen) for arg in value.args
-                          if arg.keyword is None}
-                return _DICT if copied <= {_DICT, _NONE} else _first(copied)
+                origins = {self.origin(arg.value, codemod, seen) for arg in value.args
+                           if arg.keyword is None}
+                return _DICT if origins <= {_DICT, _NONE} else _first(origins)
             # a method reads another object (``row.get("metadata")``); a function makes one
             return _CARRIED if isinstance(value.func, cst.Attribute) else _GIVEN
         if isinstance(value, cst.BooleanOperation) and isinstance(value.operator, cst.Or):

@@ -359,10 +359,10 @@ class KafkaConsume(KafkaCodemod):
         consumer = self._consumer_of(call) or self._sources.get(call)
         body = list(updated.body.body)
         for index, statement in enumerate(body):
-            found = _record_loop(statement, target.value)
-            if found is None:
+            loop = _record_loop(statement, target.value)
+            if loop is None:
                 continue
-            record, position = found
+            record, position = loop
             assert isinstance(statement, cst.For) and isinstance(statement.body, cst.IndentedBlock)
             if _in_span(statement.body.body, _record_names(record, position)):
                 self._settled.add(call)
@@ -407,7 +407,8 @@ def _record_loop(statement: cst.BaseStatement, records: str
     if not (isinstance(statement, cst.For) and statement.asynchronous is None
             and isinstance(statement.body, cst.IndentedBlock)):
         return None
-    iterated, target = statement.iter, statement.target
+    iterated = statement.iter
+    target: cst.BaseExpression | None = statement.target
     index: cst.BaseExpression | None = None
     if (isinstance(iterated, cst.Call) and dotted_name(iterated.func) == "enumerate"
             and 1 <= len(iterated.args) <= 2 and not any(a.star for a in iterated.args)
@@ -464,7 +465,7 @@ class _HandOver(FastVisitor):
         name = dotted_name(func)
         if name is None:
             return None
-        owner: Sequence[cst.BaseStatement]
+        owner: Sequence[cst.BaseStatement] | Sequence[cst.BaseSmallStatement]  # class X: ...
         if name.startswith("self.") and name.count(".") == 1 and self.classes:
             owner, name, method = self.classes[-1].body.body, name[5:], True
         elif "." not in name:

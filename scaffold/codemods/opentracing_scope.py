@@ -30,6 +30,8 @@ rewrite only happens where the scope object is not used.
 
 from __future__ import annotations
 
+from typing import ClassVar, TypeGuard
+
 import libcst as cst
 
 from scaffold.codemods.base import Codemod
@@ -37,7 +39,7 @@ from scaffold.engine.dispatch import FastVisitor
 from scaffold.engine.gates import SyntaxGate
 
 
-def _is_activate(node: cst.CSTNode) -> bool:
+def _is_activate(node: cst.CSTNode) -> TypeGuard[cst.Call]:
     return (
         isinstance(node, cst.Call)
         and isinstance(node.func, cst.Attribute)
@@ -66,7 +68,7 @@ class _Uses(FastVisitor):
 class OpentracingScope(Codemod):
     PREFILTER = ("scope_manager",)
     GATE = SyntaxGate(words={"scope_manager"})
-    SLICE_WORDS: frozenset[str] = frozenset()  # a site names scope_manager itself
+    SLICE_WORDS: ClassVar[frozenset[str] | None] = frozenset()  # a site names scope_manager itself
 
     def __init__(self, context, options=None) -> None:
         super().__init__(context, options)
@@ -90,10 +92,10 @@ class OpentracingScope(Codemod):
             drop_as = False
             if item.asname is not None:
                 target = item.asname.name
-                uses = _Uses(target.value) if isinstance(target, cst.Name) else None
-                if uses is None:
+                if not isinstance(target, cst.Name):
                     self.report(call, "the scope is unpacked: rewrite it by hand")
                     continue
+                uses = _Uses(target.value)
                 original_node.body.visit(uses)
                 if uses.used:
                     self.report(call, f"the scope object '{target.value}' is used in the "
@@ -111,6 +113,7 @@ class OpentracingScope(Codemod):
 
     def _use_span(self, call: cst.Call) -> cst.Call:
         span = _argument(call, 0, "span")
+        assert span is not None  # leave_With leaves a call without one alone
         finish = _argument(call, 1, "finish_on_close")
         trace = self.name_for("opentelemetry", "trace", alias="otel_trace")
         args = [cst.Arg(span.value)]

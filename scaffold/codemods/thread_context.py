@@ -248,7 +248,8 @@ class ThreadContext(Codemod):
 
     # -- what names and annotations stand for --
 
-    def _resolves_to(self, node: cst.CSTNode, names: set[str], anchor: cst.CSTNode | None) -> bool:
+    def _resolves_to(self, node: cst.BaseExpression, names: set[str],
+                     anchor: cst.CSTNode | None) -> bool:
         """``refers_to``, or for a node parsed out of a quoted annotation, its names as the
         scope of the quoted ``anchor`` resolves them."""
         if anchor is None:
@@ -258,7 +259,8 @@ class ThreadContext(Codemod):
         return bool(full and scope and not names.isdisjoint(
             q.name for q in scope.get_qualified_names_for(full)))
 
-    def class_kind(self, callee: cst.CSTNode, anchor: cst.CSTNode | None = None) -> str | None:
+    def class_kind(self, callee: cst.BaseExpression,
+                   anchor: cst.CSTNode | None = None) -> str | None:
         """``thread``/``process`` when ``callee`` is a pool class."""
         if self._resolves_to(callee, THREAD_POOLS, anchor):
             return THREAD_KIND

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from scaffold.config import ConfigError
 from scaffold.engine.discovery import PathNotFound
@@ -16,6 +17,9 @@ from scaffold.engine.registry import all_rule_ids
 from scaffold.engine.report import FORMATS, write_report
 from scaffold.engine.runner import Options, Rule, RunResult, run
 from scaffold.vendor import KitEdited
+
+if TYPE_CHECKING:  # rich is imported only when a bar is shown
+    from rich.progress import Progress, TaskID
 
 
 def _ids(value: str) -> tuple[str, ...]:
@@ -68,8 +72,8 @@ class _progress:
     """A transient rich progress bar on stderr when it is a terminal; nothing when piped."""
 
     def __init__(self) -> None:
-        self._bar = None
-        self._task = None
+        self._bar: Progress | None = None
+        self._task: TaskID | None = None
 
     def __enter__(self):
         if not sys.stderr.isatty():
@@ -84,6 +88,7 @@ class _progress:
         return self._update
 
     def _update(self, done: int, total: int) -> None:
+        assert self._bar is not None  # __enter__ hands this out only with a bar
         if self._task is None:
             self._bar.start()
             self._task = self._bar.add_task("files", total=total)

@@ -16,7 +16,7 @@ decorators (``@m.visit``, ``@m.call_if_inside``) keeps LibCST's own dispatch.
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 from weakref import WeakKeyDictionary
 
 import libcst as cst
@@ -114,7 +114,8 @@ class FastTransformer(MatcherDecoratableTransformer):
             self._matchers = {}
             self._extra_visit_funcs = {}
             self._extra_leave_funcs = {}
-        LibcstCodemod.__init__(self, context)
+        # a mixin: every FastTransformer subclass is also a LibCST Codemod
+        LibcstCodemod.__init__(cast(LibcstCodemod, self), context)
 
     def fast_dispatch(self) -> None:
         plain = not (self._extra_visit_funcs or self._extra_leave_funcs or self._matchers)
@@ -308,7 +309,7 @@ class _NoRebuild(cst.CSTVisitor):
 _HOOKS: WeakKeyDictionary[type, frozenset[tuple[str, str]] | None] = WeakKeyDictionary()
 
 
-def _attribute_hooks(cls: type) -> frozenset[tuple[str, str]] | None:
+def _attribute_hooks(cls: type[cst.CSTVisitor]) -> frozenset[tuple[str, str]] | None:
     """The (node type, field) pairs a visitor class has attribute hooks for
     (``visit_ClassDef_bases``); None when it overrides the attribute dispatch itself."""
     if cls in _HOOKS:

@@ -62,11 +62,13 @@ class TopImportsAdder(_Undecorated, AddImportsVisitor, FastTransformer):
         while end < len(node.body) and _is_import_line(node.body[end]):
             end += 1
         # AddImportsVisitor.visit_Module builds its gatherer by this module-level name
-        _add_imports._GatherTopImportsBeforeStatements = _TopImportsGatherer
+        # (a LibCST private class, patched for the call: mypy forbids assigning to a class)
+        _add_imports._GatherTopImportsBeforeStatements = _TopImportsGatherer  # type: ignore[misc]
         try:
             super().visit_Module(node.with_changes(body=node.body[:end]))
         finally:
-            _add_imports._GatherTopImportsBeforeStatements = _GatherTopImportsBeforeStatements
+            _add_imports._GatherTopImportsBeforeStatements = (  # type: ignore[misc]
+                _GatherTopImportsBeforeStatements)
 
     def on_visit(self, node: cst.CSTNode) -> bool:
         if isinstance(node, (cst.BaseCompoundStatement, cst.SimpleStatementLine)) \
@@ -117,12 +119,14 @@ def _sort_key(statement: cst.BaseStatement, first_party: Collection[str]) -> _Ke
     if isinstance(small, cst.ImportFrom) and isinstance(small.names, cst.ImportStar):
         return None
     if isinstance(small, cst.ImportFrom) and small.relative:
+        assert not isinstance(small.names, cst.ImportStar)  # returned above
         module = get_full_name_for_node(small.module) if small.module else ""
         return (_LOCAL, 1, "." * len(small.relative) + (module or ""),
                 _member_key(small.names[0]))
     if isinstance(small, cst.Import) and len(small.names) == 1:
         name, straight, first = get_full_name_for_node(small.names[0].name), 0, _NO_MEMBER
     elif isinstance(small, cst.ImportFrom) and small.module is not None:
+        assert not isinstance(small.names, cst.ImportStar)  # returned above
         name, straight = get_full_name_for_node(small.module), 1
         first = _member_key(small.names[0])
     else:
@@ -157,7 +161,7 @@ def place_in_sections(before: cst.Module, after: cst.Module, first_party: Collec
         return after
     start, end = _leading_imports(before)
     new_start, new_end = _leading_imports(after)
-    block = list(after.body[new_start:new_end])
+    block: list[cst.BaseStatement] = list(after.body[new_start:new_end])
     if start == end:  # a new block: two blank lines before a def or class, as isort has it
         return after.with_changes(body=[*after.body[:new_end], *_two_blank_lines_before_def(
             after.body[new_end:])]) if block else after

@@ -198,9 +198,9 @@ def _fit_once(before: str, after: str, limit: int) -> str:
     if statements is None:
         return after
     by_row: dict[int, list[tokenize.TokenInfo]] = {}
-    for statement in statements:
-        for row in range(statement[0].start[0] - 1, statement[-1].end[0]):
-            by_row.setdefault(row, statement)
+    for tokens in statements:
+        for row in range(tokens[0].start[0] - 1, tokens[-1].end[0]):
+            by_row.setdefault(row, tokens)
     for row in sorted(long_rows, reverse=True):
         statement = by_row.get(row)
         if statement is None:

@@ -154,12 +154,16 @@ class _RemoveUnusedImports(RemoveImportsVisitor):
         emptied = sum(id(original) in self._emptied for original in originals)
         if not emptied or len(updated) != len(originals) - emptied:
             return list(updated)
-        kept, pending, survivors = [], [], iter(updated)
+        kept: list[cst.BaseStatement] = []
+        pending: list[cst.EmptyLine] = []
+        survivors = iter(updated)
         for original in originals:
             if id(original) in self._emptied:
                 pending.extend(self._emptied[id(original)])
                 continue
             statement = next(survivors)
+            # the two kinds of statement, both with leading lines
+            assert isinstance(statement, (cst.SimpleStatementLine, cst.BaseCompoundStatement))
             if pending:
                 statement = statement.with_changes(
                     leading_lines=_joined(pending, statement.leading_lines))

@@ -286,7 +286,7 @@ def _decide(tree: ast.Module, definitions: list[_Definition], lines: list[bytes]
                 carries = count(node, words) or carries
             for member in top.members:
                 _keep_if_named(member, carriers, sites)
-                if member.kept and not member.is_class:
+                if member.kept and not isinstance(member.node, ast.ClassDef):
                     member.flow = member.flow or _Flow.of(member.node)
                     stored = member.flow.stored(carriers)
                     carries = carries or bool(stored)

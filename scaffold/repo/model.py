@@ -235,31 +235,31 @@ class RepoModel:
         else:
             return dotted
         info = self.modules[module]
-        name, rest = parts[cut], parts[cut + 1:]
+        name, tail = parts[cut], parts[cut + 1:]
         kind = info.bindings.get(name)
         if kind is Binding.IMPORT:
             item = info.imported(name)
             if item is not None and item.target != dotted:
-                return self._canonical(".".join([item.target, *rest]), depth + 1)
+                return self._canonical(".".join([item.target, *tail]), depth + 1)
             return dotted
-        if kind is Binding.CLASS and rest:
+        if kind is Binding.CLASS and tail:
             klass = f"{module}.{name}"
-            held = self._attribute(klass, rest[0])
+            held = self._attribute(klass, tail[0])
             if held is not None:  # what an attribute holds, then attributes of that
-                return self._canonical(".".join([held, *rest[1:]]), depth + 1)
-            method = self._method(klass, rest[0])
-            return ".".join([method, *rest[1:]]) if method else dotted
-        if kind is Binding.VARIABLE and rest and name in info.variables:
-            return self._canonical(".".join([info.variables[name], *rest]), depth + 1)
+                return self._canonical(".".join([held, *tail[1:]]), depth + 1)
+            method = self._method(klass, tail[0])
+            return ".".join([method, *tail[1:]]) if method else dotted
+        if kind is Binding.VARIABLE and tail and name in info.variables:
+            return self._canonical(".".join([info.variables[name], *tail]), depth + 1)
         if kind is None:
             for star in (i.target for i in reversed(info.imports) if i.star):
-                found = self._canonical(".".join([star, name, *rest]), depth + 1)
-                if found != ".".join([star, name, *rest]) or found.rsplit(".", 1)[0] in (
+                found = self._canonical(".".join([star, name, *tail]), depth + 1)
+                if found != ".".join([star, name, *tail]) or found.rsplit(".", 1)[0] in (
                         self.functions.keys() | self.classes.keys()):
                     return found
             submodule = f"{module}.{name}"
             if submodule in self.modules:
-                return self._canonical(".".join([submodule, *rest]), depth + 1)
+                return self._canonical(".".join([submodule, *tail]), depth + 1)
         return dotted
 
     # -- what names hold --

@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PY := $(BIN)/python
 PYTEST_ARGS ?=
 
-.PHONY: setup test test-fast lint bench corpus ecosystem mutation retrofit-example new-service retrofit check rules clean
+.PHONY: setup test test-fast lint typecheck bench corpus ecosystem mutation retrofit-example new-service retrofit check rules clean
 
 setup: ## create .venv with the project, its test dependencies and the broker; install redis-server if missing
 	$(PYTHON) -m venv $(VENV)
@@ -23,8 +23,11 @@ test: ## the whole suite, slow end-to-end tests included
 test-fast: ## everything but the slow end-to-end tests
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
-lint:
+lint: ## ruff over scaffold itself, its tests and benchmarks
 	$(BIN)/ruff check scaffold tests benchmarks
+
+typecheck: ## mypy over the scaffold package (settings in pyproject.toml)
+	$(BIN)/mypy scaffold
 
 bench: ## benchmarks: ratios against baselines measured in the same run
 	$(PY) benchmarks/run_all.py

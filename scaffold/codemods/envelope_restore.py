@@ -10,7 +10,8 @@ is there:
   branch alone. With the kit it is ``with restore_span(X.metadata, name, kind=..., attributes=
   ...)`` (from ``tracer.start_as_current_span(name, context=extract(X.metadata), ...)`` or
   ``use_trace_context`` + ``trace_operation``); otherwise the branch is kept with its extract
-  reading ``X.metadata or {}`` and its tracer ``tracer or get_tracer(__name__)``.
+  restoring only when ``X.metadata`` is there (``... if X.metadata else nullcontext()``; an
+  extract falls back to the current context) and its tracer ``tracer or get_tracer(__name__)``.
 - a handler that parses the envelope from its message argument and never reads ``X.metadata``
   gets the rest of its body wrapped: ``with restore_span(X.metadata, X.event_type):`` (the
   configured ``helper-module``'s ``use_trace_context`` + ``trace_operation`` without the kit;
@@ -26,7 +27,8 @@ Why: HuleEdu handlers restore the producer's context from ``envelope.metadata`` 
 ``if envelope.metadata and tracer:``. An event without metadata (an old producer, a replay, a
 test) is then handled with no span at all: its database calls, HTTP calls and the events it
 publishes hang off whatever context happens to be current, or start unrelated traces. A span
-must exist either way: a child of the producer when there is context, a new root otherwise.
+must exist either way: a child of the producer when there is context, otherwise a child of
+the context already current (the record's CONSUMER span), never a detached empty context.
 
 Example::
 
@@ -332,7 +334,7 @@ class EnvelopeRestore(PropagationCodemod):
         return span.with_changes(args=args)  # the caller names restore_span
 
     def _none_safe(self, guard: _Guard) -> cst.CSTTransformer:
-        """Reads ``X.metadata or {}`` in the restore calls and a tracer that may be None."""
+        """Restores only when ``X.metadata`` is there, and reads a tracer that may be None."""
         codemod = self
         calls = collect(guard.statement.body).calls  # local names, aliases resolved here
         restores = {last_name(call.func) for call in calls
@@ -341,12 +343,17 @@ class EnvelopeRestore(PropagationCodemod):
                       if self.calls_one_of(call, "trace_operation")}
 
         class _NoneSafe(cst.CSTTransformer):
-            def leave_Call(self, original: cst.Call, updated: cst.Call) -> cst.Call:
+            def leave_Call(self, original: cst.Call,
+                           updated: cst.Call) -> cst.BaseExpression:
                 name = last_name(updated.func)
                 args = list(updated.args)
                 if name in restores and args and code(args[0].value) == guard.metadata:
-                    args[0] = args[0].with_changes(
-                        value=cst.parse_expression(f"{guard.metadata} or {{}}"))
+                    # without metadata the context current here (the record's CONSUMER span,
+                    # the correlation baggage) stays current: an empty carrier would detach it
+                    kind = ("restore_span" if codemod.calls_one_of(original, "restore_span")
+                            else "extract" if codemod.calls_one_of(original, EXTRACT_NAMES)
+                            else "use")
+                    return codemod._unless_missing(updated, guard.metadata, kind)
                 if name in operations and args and code(args[0].value) in guard.tracers:
                     args[0] = args[0].with_changes(value=codemod._any_tracer(args[0].value))
                 updated = updated.with_changes(args=args)
@@ -359,6 +366,18 @@ class EnvelopeRestore(PropagationCodemod):
                 return updated
 
         return _NoneSafe()
+
+    def _unless_missing(self, call: cst.Call, metadata: str, kind: str) -> cst.BaseExpression:
+        """``call`` restoring ``metadata`` when it is there, else what keeps the current
+        context: ``nullcontext()`` for a context manager, the current context for an extract,
+        ``None`` (no metadata: the current context is the parent) for the kit's restore_span."""
+        if kind == "restore_span":
+            return call
+        if kind == "extract":
+            fallback = f"{self.otel('opentelemetry.context', 'get_current')}()"
+        else:
+            fallback = f"{self.otel('contextlib', 'nullcontext')}()"
+        return cst.parse_expression(f"({code(call)} if {metadata} else {fallback})")
 
     def _any_tracer(self, tracer: cst.BaseExpression) -> cst.BaseExpression:
         get_tracer = self.otel("opentelemetry.trace", "get_tracer")
@@ -410,14 +429,17 @@ class EnvelopeRestore(PropagationCodemod):
             head = f"with {self.kit_function('restore_span')}({metadata}, {span_name}):"
         elif self.settings.helper_module:
             get_tracer = self.otel("opentelemetry.trace", "get_tracer")
-            head = (f"with {self.helper('use_trace_context')}({metadata} or {{}}), "
+            restore = (f"({self.helper('use_trace_context')}({metadata}) if {metadata} else "
+                       f"{self.otel('contextlib', 'nullcontext')}())")
+            head = (f"with {restore}, "
                     f"{self.helper('trace_operation')}({get_tracer}(__name__), {span_name}, {{}}):")
         else:
             get_tracer = self.otel("opentelemetry.trace", "get_tracer")
             extract = self.otel("opentelemetry.propagate", "extract")
             kind = self.otel("opentelemetry.trace", "SpanKind")
             head = (f"with {get_tracer}(__name__).start_as_current_span({span_name}, "
-                    f"context={extract}({metadata} or {{}}), kind={kind}.CONSUMER):")
+                    f"context={extract}({metadata}) if {metadata} else None, "
+                    f"kind={kind}.CONSUMER):")
         return cst.ensure_type(cst.parse_statement(f"{head}\n    pass\n"), cst.With)
 
     def leave_FunctionDef(self, original_node: cst.FunctionDef,

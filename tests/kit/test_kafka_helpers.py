@@ -366,3 +366,60 @@ def test_the_spelled_out_messaging_keys_are_the_semantic_conventions(kit_package
         semconv.MessagingSystemValues.KAFKA.value,
         semconv.MessagingOperationTypeValues.SEND.value,
         semconv.MessagingOperationTypeValues.PROCESS.value)
+
+
+# -- a relayed message keeps the trace stored in its envelope ---------------------------------
+
+RELAY_TRACE = 0x4BF92F3577B34DA6A3CE929D0E0E4736
+RELAY_SPAN = 0x00F067AA0BA902B7
+RELAY_PARENT = f"00-{RELAY_TRACE:032x}-{RELAY_SPAN:016x}-01"
+
+
+class _RecordingProducer:
+    """Only what traced_send calls: ``send`` returning an already-delivered future."""
+
+    def __init__(self):
+        self.sent = []
+
+    async def send(self, topic, value=None, key=None, *, partition=None, timestamp_ms=None,
+                   headers=None):
+        self.sent.append((topic, value, headers))
+        delivered = asyncio.get_running_loop().create_future()
+        delivered.set_result(None)
+        return delivered
+
+
+async def test_traced_send_outside_any_trace_continues_the_context_stored_in_the_envelope(
+        kit_package, span_exporter):
+    """An outbox relay runs with no span: the send span continues the stored trace."""
+    producer = _RecordingProducer()
+    value = {"event_type": "essay.submitted", "metadata": {"traceparent": RELAY_PARENT}}
+    await kit_package.traced_send(producer, "essays", value)
+    (span,) = span_exporter.get_finished_spans()
+    assert (span.context.trace_id, span.parent.span_id) == (RELAY_TRACE, RELAY_SPAN)
+    ((_, _, headers),) = producer.sent
+    assert dict(headers)["traceparent"] == _expected(span)
+
+
+async def test_traced_send_under_a_span_keeps_the_current_parent(kit_package, span_exporter):
+    producer = _RecordingProducer()
+    value = {"metadata": {"traceparent": RELAY_PARENT}}
+    with kit_package.get_tracer("api").start_as_current_span("api.submit") as current:
+        await kit_package.traced_send(producer, "essays", value)
+    send = next(s for s in span_exporter.get_finished_spans() if s.name == "send essays")
+    assert send.parent.span_id == current.get_span_context().span_id
+
+
+async def test_traced_publish_outside_any_trace_continues_the_envelope_object_s_context(
+        kit_package, span_exporter):
+    class Envelope:
+        metadata = {"traceparent": RELAY_PARENT}
+
+    seen = []
+
+    async def publish(topic, envelope, key=None, headers=None):
+        seen.append(headers)
+
+    await kit_package.traced_publish(publish, "essays", Envelope())
+    (span,) = span_exporter.get_finished_spans()
+    assert (span.context.trace_id, span.parent.span_id) == (RELAY_TRACE, RELAY_SPAN)

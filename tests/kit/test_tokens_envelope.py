@@ -102,6 +102,31 @@ def test_restore_span_starts_a_span_even_without_metadata(kit_package, span_expo
     assert restored.kind is SpanKind.CONSUMER and restored.parent is None
 
 
+@pytest.mark.parametrize("metadata", [None, {}, {"correlation_id": "c-1"}],
+                         ids=["none", "empty", "no traceparent"])
+def test_restore_span_without_a_parent_in_metadata_stays_under_the_current_span(
+        kit_package, span_exporter, metadata):
+    """A handler under the record's CONSUMER span (context from the headers) must not leave
+    that trace because the envelope itself carries no context."""
+    tracer = kit_package.get_tracer("consumer")
+    with tracer.start_as_current_span("process orders") as consumer:
+        with kit_package.restore_span(metadata, "essay.submitted"):
+            pass
+    restored = next(s for s in span_exporter.get_finished_spans() if s.name == "essay.submitted")
+    assert restored.context.trace_id == consumer.get_span_context().trace_id
+    assert restored.parent.span_id == consumer.get_span_context().span_id
+
+
+def test_restore_span_with_a_malformed_traceparent_starts_a_new_trace(kit_package, span_exporter):
+    tracer = kit_package.get_tracer("consumer")
+    with tracer.start_as_current_span("process orders") as consumer:
+        with kit_package.restore_span({"traceparent": "00-zz-yy-01"}, "essay.submitted"):
+            pass
+    restored = next(s for s in span_exporter.get_finished_spans() if s.name == "essay.submitted")
+    assert restored.parent is None
+    assert restored.context.trace_id != consumer.get_span_context().trace_id
+
+
 def test_restore_span_continues_the_trace_and_records_failures(kit_package, span_exporter):
     before = context.get_current()
     with pytest.raises(ValueError):

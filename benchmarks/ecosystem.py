@@ -49,9 +49,11 @@ class Row:
     changes: int = 0
     findings: int = 0
     second_run_clean: bool | None = None
-    imports: tuple[int, int, int] | None = None  # importable after, importable before, total
+    # importable after, importable before (of those that existed), rewritten or new modules
+    imports: tuple[int, int, int] | None = None
     import_regressions: list[str] = field(default_factory=list)
-    new_ruff: int | None = None
+    new_ruff: int | None = None  # on touched lines of files the repo had
+    new_ruff_created: int | None = None  # in files retrofit created (kits, generated tests)
     ruff_details: list[str] = field(default_factory=list)
     unit_before: str = ""
     unit_after: str = ""
@@ -242,11 +244,15 @@ def check_imports(row: Row, tree: Path, base: Path, files: Sequence[Path], work:
     modules = [m for m in modules if owning_project(m[0], tree) not in not_installable]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
     after = importable(python, [(root, name) for _, root, name in modules], env)
-    before = importable(python, [(base / root.relative_to(tree), name)
-                                 for _, root, name in modules], env)
+    existed = [(base / root.relative_to(tree), name) for path, root, name in modules
+               if (base / path.relative_to(tree)).exists()]  # new files (kits) had no before
+    before = importable(python, existed, env)
     row.imports = (sum(not e for e in after.values()), sum(not e for e in before.values()),
                    len(modules))
-    row.import_regressions = [f"{m}: {after[m]}" for m in after if after[m] and not before[m]]
+    row.import_regressions = [f"{m}: {after[m]}" for m in after
+                              if after[m] and (m not in before or not before[m])]
+    row.notes += [f"does not import, before or after: {m}: {after[m]}" for m in after
+                  if after[m] and before.get(m)]
 
 
 def _fresh_venv(folder: Path) -> Path:
@@ -353,7 +359,10 @@ def judge(corpus: Path, work: Path, *, with_unit_tests: bool, with_imports: bool
         row.problems += [f"second run: {s['path']}:{s['line']}: {s['rule_id']} {s['message']}"
                          for s in again["sites"] if s["kind"] == "change"][:20]
     violations = new_ruff_violations(tree, base, added_lines(tree))
-    row.new_ruff, row.ruff_details = len(violations), violations
+    existing = [v for v in violations if (base / v.split(":", 1)[0]).exists()]
+    created = [v for v in violations if v not in existing]
+    row.new_ruff, row.new_ruff_created = len(existing), len(created)
+    row.ruff_details = existing + [f"(created file) {v}" for v in created[:10]]
     manifests = [p for p in files if p.name == "pyproject.toml" or p.name.startswith(
         "requirements")]
     if with_imports:
@@ -365,13 +374,15 @@ def judge(corpus: Path, work: Path, *, with_unit_tests: bool, with_imports: bool
 
 def print_table(rows: Sequence[Row]) -> None:
     header = ("corpus", "files changed", "changes", "findings", "second run clean",
-              "imports after/before/all", "new ruff", "unit tests before", "unit tests after")
+              "imports after/before/all", "new ruff (changed files/created files)",
+              "unit tests before", "unit tests after")
     print(" | ".join(header))
     for row in rows:
         imports = "/".join(map(str, row.imports)) if row.imports else "-"
         clean = {True: "yes", False: "no", None: "-"}[row.second_run_clean]
         print(" | ".join(map(str, (row.name, row.files_changed, row.changes, row.findings, clean,
-                                   imports, "-" if row.new_ruff is None else row.new_ruff,
+                                   imports, "-" if row.new_ruff is None
+                                   else f"{row.new_ruff}/{row.new_ruff_created}",
                                    row.unit_before or "-", row.unit_after or "-"))))
     for row in rows:
         for line in [*row.import_regressions, *row.ruff_details[:40], *row.problems,

@@ -25,4 +25,6 @@ def test_readme_states_the_two_setup_commands_ci_runs():
     ci = (README.parent / ".ci" / "run").read_text(encoding="utf-8")
     commands = [line.strip() for line in ci.splitlines()
                 if line.strip() and not line.startswith("#") and line.startswith("make")]
-    assert commands == ["make setup", "make test"]
+    # the README's two commands, and between them the lint and type checks of scaffold itself
+    assert commands == ["make setup", "make lint", "make typecheck", "make test"]
+    assert "make lint" in text and "make typecheck" in text

@@ -702,7 +702,7 @@ class HttpInject(PropagationCodemod):
     def _request(self, call: cst.Call, place: Place, places: list[Place],
                  scope: _Scope) -> None:
         given = keyword(call, "headers")
-        if given is not None and any(last_name(inner.func) in INJECT_NAMES
+        if given is not None and any(self.calls_one_of(inner, INJECT_NAMES)
                                      for inner in collect(given.value).calls):
             return
         if given is not None and isinstance(given.value, cst.Name) and any(
@@ -786,7 +786,7 @@ class HttpInject(PropagationCodemod):
             return False
         for inner in collect(statement).calls:
             carrier = positional(inner, 0, "carrier")
-            if (last_name(inner.func) in INJECT_NAMES and carrier is not None
+            if (self.calls_one_of(inner, INJECT_NAMES) and carrier is not None
                     and code(carrier.value) == name):
                 return True
         return False

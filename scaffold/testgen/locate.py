@@ -1484,6 +1484,17 @@ class _Planner:
     def _consume(self, case: Case, found: _Found, entry: _Entry) -> Case:
         record = _argument(found.call, 0, "record") if found.call is not None else None
         patches, given, value = self._record_source(found, entry, record)
+        for node in found.ancestors:
+            # a getmany() batch handed to this function (``for tp, records in batch.items()``)
+            # is a dict of record lists, not a consumer the fake one could stand in for
+            if (isinstance(node, cst.For) and isinstance(node.iter, cst.Call)
+                    and isinstance(node.iter.func, cst.Attribute)
+                    and node.iter.func.attr.value in ("items", "values")
+                    and isinstance(node.iter.func.value, cst.Name)
+                    and node.iter.func.value.value in given):
+                raise _CannotDrive(f"the records come from the batch parameter "
+                                   f"`{node.iter.func.value.value}` (a getmany() result); a "
+                                   "test cannot build one yet")
         probes = _patchable_callees(found.block, entry, "probe", self.kit)
         if not probes and not _observable(found.block, entry):
             raise _CannotDrive(f"the block of `{_first_line(found.anchor)}` calls nothing the "

@@ -25,7 +25,7 @@ CASES = [
     "bus_attribute",
     "local_send_positional_headers",
     "annotated_parameter_and_alias",
-    "wrapper_from_config",
+    "wrapper_taking_pairs",
     "send_batch",
 ]
 NO_SPAN_PER_RECORD = {"send_batch"}

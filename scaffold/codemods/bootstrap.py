@@ -391,6 +391,19 @@ class Bootstrap(PropagationCodemod):
 
     # -- what the module is (continued) --
 
+    def _inits_elsewhere(self, node: cst.CSTNode) -> bool:
+        """``node`` calls an ``init_tracing`` that is not the kit's (a helper library's): the
+        kit's ``shutdown_tracing`` would flush nothing there (it shuts down only a provider the
+        kit installed), and the SDK flushes that provider at exit."""
+        kit = self.settings.kit or ""
+        for call in _all_calls(node):
+            if not self.calls_one_of(call, INIT):
+                continue
+            names = self.qualified_names(call.func)
+            if names and not any(kit and name.startswith(kit) for name in names):
+                return True
+        return False
+
     def _calls(self, node: cst.CSTNode, name: str) -> bool:
         """``node`` (original tree) calls ``name`` somewhere inside, under any alias."""
         return any(self.calls_one_of(call, name) for call in _all_calls(node))
@@ -513,14 +526,16 @@ class Bootstrap(PropagationCodemod):
             return _Plan(entry, start, stop,
                          needs_init=not ready and (start is None or not self._calls(start, INIT)),
                          needs_flush=flush and not ready
-                         and (stop is None or not self._calls(stop, SHUTDOWN)))
+                         and (stop is None or not self._calls(stop, SHUTDOWN))
+                         and not (start is not None and self._inits_elsewhere(start)))
         code_path = entry.lifespan if isinstance(entry, _App) else entry
         assert code_path is not None  # an app without hooks has a lifespan here
         first_init = next((index for index, statement in enumerate(statements_of(code_path.body))
                            if self._calls(statement, INIT)), None)
         return _Plan(entry, code_path, code_path,
                      needs_init=first_init is None and not ready,
-                     needs_flush=flush and not ready and not self._calls(code_path, SHUTDOWN),
+                     needs_flush=flush and not ready and not self._calls(code_path, SHUTDOWN)
+                     and not self._inits_elsewhere(code_path),
                      init_index=first_init)
 
     def _message(self, entry, moving: bool, flush: bool, initialising: bool = True) -> str:

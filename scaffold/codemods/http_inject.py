@@ -120,6 +120,7 @@ from scaffold.codemods._propagation import (
 from scaffold.codemods.base import dotted_name
 from scaffold.engine.dispatch import FastVisitor
 from scaffold.engine.gates import SyntaxGate
+from scaffold.repo import FunctionInfo
 
 CLIENT_CLASSES = frozenset({
     "httpx.AsyncClient", "httpx.Client", "httpx._client.AsyncClient", "httpx._client.Client",
@@ -135,6 +136,9 @@ MODULE_REQUESTS = frozenset(
     | {"aiohttp.request", "aiohttp.client.request"}
 )
 _FRESH_DICT_CALLS = frozenset({"dict"})
+_DICT_TYPES = frozenset({"dict", "Dict"})  # annotations of headers copied by ``dict(...)``
+# what a headers expression holds: always a dict, a dict or None, None
+_DICT, _OPTIONAL, _NONE = "dict", "optional", "none"
 # requests whose URL is their second argument (the first is the method)
 _METHOD_FIRST = frozenset({"request", "stream", "build_request"})
 # string methods and functions that keep the host of the URL they are given
@@ -151,6 +155,35 @@ _INSTRUMENTORS = frozenset({"HTTPXClientInstrumentor", "AioHttpClientInstrumento
 _TRACE_CONFIG = "create_trace_config"
 
 CallRewrite = Callable[[cst.Call], cst.Call]
+
+
+def _annotation_kind(annotation: cst.BaseExpression) -> str | None:
+    """``dict[str, str]`` -> ``_DICT``, ``dict[str, str] | None`` / ``Optional[dict]`` ->
+    ``_OPTIONAL``; anything else (a ``Mapping``, a string annotation) None."""
+    if isinstance(annotation, cst.BinaryOperation) and isinstance(annotation.operator,
+                                                                  cst.BitOr):
+        sides = [annotation.left, annotation.right]
+        kinds = {_NONE if isinstance(side, cst.Name) and side.value == "None"
+                 else _annotation_kind(side) for side in sides}
+        return _OPTIONAL if kinds == {_DICT, _NONE} else None
+    if isinstance(annotation, cst.Subscript) and last_name(annotation.value) == "Optional":
+        inner = annotation.slice[0].slice if len(annotation.slice) == 1 else None
+        if isinstance(inner, cst.Index) and _annotation_kind(inner.value) == _DICT:
+            return _OPTIONAL
+        return None
+    base = annotation.value if isinstance(annotation, cst.Subscript) else annotation
+    return _DICT if last_name(base) in _DICT_TYPES else None
+
+
+def _param_kind(param: cst.Param) -> str | None:
+    """What a parameter holds, from its annotation (``= None`` makes it optional)."""
+    if param.annotation is None:
+        return None
+    kind = _annotation_kind(param.annotation.annotation)
+    default = param.default
+    if kind == _DICT and isinstance(default, cst.Name) and default.value == "None":
+        return _OPTIONAL
+    return kind
 
 
 def _fresh_dict(value: cst.BaseExpression | None) -> bool:
@@ -267,6 +300,7 @@ def _pairs(value: cst.BaseExpression) -> list[Pair]:
 
 
 class HttpInject(PropagationCodemod):
+    USES_REPO = True  # headers a function of another module builds; protocol implementations
     PREFILTER = ("httpx", "aiohttp")
     GATE = SyntaxGate(names=CLIENT_CLASSES | MODULE_REQUESTS)
     OPTIONS = {
@@ -721,20 +755,19 @@ class HttpInject(PropagationCodemod):
                         "inject the trace context into them where they are built")
             return
         if given is not None and isinstance(given.value, cst.Name):
-            self._inject_into_name(call, given.value.value, place, places, set(scope.params))
+            self._inject_into_name(call, given, place, places, scope)
         elif given is None or isinstance(given.value, cst.Dict):
             self._inject_into_argument(call, given, place)
         else:
-            self.report(call, f"headers come from `{code(given.value)}`, which other requests "
-                        "may share: copy it, inject the trace context into the copy, pass that")
+            self._inject_into_copy(call, given, place, scope)
 
-    def _inject_into_name(self, call: cst.Call, name: str, place: Place, places: list[Place],
-                          params: set[str]) -> None:
+    def _inject_into_name(self, call: cst.Call, given: cst.Arg, place: Place,
+                          places: list[Place], scope: _Scope) -> None:
+        name = cast(cst.Name, given.value).value
         bound = [value for other in places for target, value in assignments(other.statement)
                  if target == name]
-        if name in params or not bound or not all(_fresh_dict(value) for value in bound):
-            self.report(call, f"headers come from `{name}`, which other requests may share: "
-                        "copy it, inject the trace context into the copy, pass that")
+        if name in scope.params or not bound or not all(_fresh_dict(value) for value in bound):
+            self._inject_into_copy(call, given, place, scope)  # maybe shared: not in place
             return
         if any(self._injects_into(other.statement, name) and other.dominates(place)
                for other in places):
@@ -751,24 +784,137 @@ class HttpInject(PropagationCodemod):
         self._injected.add((id(place.statement), name))
         self.insert_before(place.statement, parse_statements(f"{self._inject()}({name})\n"))
 
-    def _inject_into_argument(self, call: cst.Call, given: cst.Arg | None, place: Place) -> None:
-        carrier = code(given.value) if given is not None else "{}"
+    def _inject_into_argument(self, call: cst.Call, given: cst.Arg | None, place: Place, *,
+                              copy: str | None = None, moves: bool = False) -> None:
+        """Pass headers with the context injected: the dict display (or ``{}``) given, or
+        ``copy``, a copy of headers the caller may share (``moves``: evaluating it on a line
+        before the request could change what it is)."""
+        carrier = copy or (code(given.value) if given is not None else "{}")
         in_argument = self.kit_function_available  # the kit's inject returns its carrier
+        if not in_argument and moves:
+            self.report(call, f"headers come from `{code(cast(cst.Arg, given).value)}`, which "
+                        "other requests may share, and copying it on a line before the request "
+                        "would run it before the request's other arguments: copy it, inject the "
+                        "trace context into the copy, pass that")
+            return
         if not in_argument and not place.in_block:
             self.report(call, "this request sends no traceparent; inject into its headers on "
                         "a line of its own")
             return
-        if not self.record_change(call, "the request now carries the current trace context "
-                                  "in its headers (existing headers kept)"):
+        shared = cast(cst.Arg, given).value if copy else None
+        if shared is None:
+            where = "its headers (existing headers kept)"
+        elif isinstance(shared, cst.Call):
+            where = f"a copy of what `{code(shared)}` returns"
+        else:
+            where = f"a copy of `{code(shared)}` (`{code(shared)}` itself left as it is)"
+        if not self.record_change(call, f"the request now carries the current trace context "
+                                  f"in {where}"):
             return
         if in_argument:
             value = cst.parse_expression(f"{self.helper('inject_trace_context')}({carrier})")
         else:
             local = self._local_name("trace_headers")
+            # a copy's type is the copied dict's; a display needs one for mypy
+            typed = "" if copy else ": dict[str, str]"
             self.insert_before(place.statement, parse_statements(
-                f"{local}: dict[str, str] = {carrier}\n{self._inject()}({local})\n"))
+                f"{local}{typed} = {carrier}\n{self._inject()}({local})\n"))
             value = cst.Name(local)
         self._calls[call] = lambda updated: _with_headers(updated, value)
+
+    def _inject_into_copy(self, call: cst.Call, given: cst.Arg, place: Place,
+                          scope: _Scope) -> None:
+        """Headers that other requests may share: inject into a copy, passed instead."""
+        value = given.value
+        kind = self._mapping_kind(value, scope)
+        if kind is None:
+            self.report(call, f"headers come from `{code(value)}`, which other requests may "
+                        "share and which is not shown to be a dict: copy it, inject the trace "
+                        "context into the copy, pass that")
+            return
+        source = code(value)
+        if not isinstance(value, (cst.Name, cst.Attribute, cst.Call, cst.Subscript)):
+            source = f"({source})"
+        copy = f"dict({source} or {{}})" if kind == _OPTIONAL else f"dict({source})"
+        self._inject_into_argument(call, given, place, copy=copy,
+                                   moves=not isinstance(value, (cst.Name, cst.Attribute)))
+
+    # -- what headers hold --
+
+    def _mapping_kind(self, expr: cst.BaseExpression, scope: _Scope, depth: int = 0
+                      ) -> str | None:
+        """``_DICT`` when ``expr`` always holds a dict, ``_OPTIONAL`` when a dict or None,
+        None when the code does not show which (a Mapping may be multi-valued headers)."""
+        if depth > 6:
+            return None
+        deeper = depth + 1
+        if _fresh_dict(expr):
+            return _DICT
+        if isinstance(expr, cst.Name) and expr.value == "None":
+            return _NONE
+        if isinstance(expr, cst.BooleanOperation) and isinstance(expr.operator, cst.Or):
+            right = self._mapping_kind(expr.right, scope, deeper)
+            left = self._mapping_kind(expr.left, scope, deeper)
+            return _DICT if right == _DICT and left is not None else None
+        if isinstance(expr, cst.Call):
+            return self._returned_kind(expr)
+        kinds: set[str | None] = set()
+        if isinstance(expr, cst.Name):
+            # its parameter's annotation, and whatever the function assigns it
+            local = [value for place in scope.places
+                     for target, value in assignments(place.statement) if target == expr.value]
+            kinds |= {self._mapping_kind(value, scope, deeper) if value is not None else None
+                      for value in local}
+            param = self._param_named(expr.value, scope)
+            if param is not None:
+                kinds.add(_param_kind(param))
+            elif not local:
+                kinds |= self._kinds_held(expr, scope, deeper)
+        elif isinstance(expr, cst.Attribute):
+            kinds |= self._kinds_held(expr, scope, deeper)
+        if not kinds or None in kinds:
+            return None
+        return _DICT if kinds == {_DICT} else _OPTIONAL
+
+    def _kinds_held(self, expr: cst.Name | cst.Attribute, scope: _Scope, depth: int
+                    ) -> set[str | None]:
+        """The kinds of what an enclosing function, the module or ``self.x`` assigns."""
+        values = self._values_of(expr, scope) or [(None, scope)]
+        return {self._mapping_kind(value, where, depth) if value is not None else None
+                for value, where in values}
+
+    def _param_named(self, name: str, scope: _Scope) -> cst.Param | None:
+        here: _Scope | None = scope
+        while here is not None:
+            if name in here.params and here.function is not None:
+                return next(p for p in _params(here.function) if p.name.value == name)
+            here = here.outer
+        return None
+
+    def _returned_kind(self, call: cst.Call) -> str | None:
+        """What a repo function called here returns, read from its return annotation."""
+        function = self._callee(call)
+        if function is None or function.returns is None:
+            return None
+        try:
+            annotation = cst.parse_expression(function.returns)
+        except cst.ParserSyntaxError:
+            return None
+        return _annotation_kind(annotation)
+
+    def _callee(self, call: cst.Call) -> FunctionInfo | None:
+        """The repo function ``call`` calls: a name the module binds, or a method of the
+        class being visited (``self.method(...)``)."""
+        module = self.module_name
+        name = dotted_name(call.func)
+        if module is None or name is None:
+            return None
+        head, _, rest = name.partition(".")
+        if head in ("self", "cls") and rest and "." not in rest and self._classes:
+            method = self.repo.method(f"{module}.{'.'.join(self._classes)}", rest)
+            return self.repo.function(method) if method else None
+        dotted = self.repo.resolve(module, name)
+        return self.repo.function(dotted) if dotted else None
 
     def _inject(self) -> str:
         return self.helper("inject_trace_context") or self.otel("opentelemetry.propagate",

@@ -28,7 +28,7 @@ async def content_service() -> AsyncIterator[tuple[str, list[dict[str, str]]]]:
 
     async def answer(request: web.Request) -> web.Response:
         received.append(dict(request.headers))
-        return web.json_response({"content_id": "c-1", "text": "t", "score": 1}, status=201)
+        return web.json_response({"content_id": "c-1", "text": "t", "score": 1})
 
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", answer)
@@ -99,6 +99,49 @@ async def test_without_a_current_span_nothing_is_sent(content_service, span_expo
     module = load_fixture("http-inject", "clients_kit", "after")
     await _content_calls(module, base_url)
     assert [_parent_of(headers) for headers in received] == [None] * 4
+
+
+async def _shared_header_calls(module, base_url: str) -> list[dict[str, str]]:
+    """Every request of the shared_headers fixtures' clients; the dicts the callers keep."""
+    caller = {"X-Correlation-ID": "corr-1"}
+    async with httpx.AsyncClient() as http:
+        gateway = module.GatewayHttpClient(http, base_url)
+        send = getattr(gateway, "post", None) or gateway.patch
+        await send("/v1/batches", json={}, headers=caller)
+        await send("/v1/batches", json={})  # no headers: None
+        if hasattr(module, "BaseHttpClient"):
+            await gateway.class_info("b-1", "corr-2")
+            await gateway.health()
+            async with aiohttp.ClientSession() as session:
+                base = module.BaseHttpClient(session, base_url)
+                await base.get("/v1/text", headers=caller)
+                await base.get("/v1/text")
+                await base.check("text", "corr-3")  # headers passed positionally
+            return [caller, gateway._headers]
+        await gateway.state("corr-2")
+    return [caller]
+
+
+@pytest.mark.parametrize("version", ["before", "after"])
+@pytest.mark.parametrize("case", ["shared_headers", "shared_headers_kit"])
+async def test_a_shared_header_dict_is_copied_not_changed(case, version, content_service,
+                                                         span_exporter):
+    base_url, received = content_service
+    module = load_fixture("http-inject", case, version)
+    kept: list[dict[str, str]] = []
+
+    async def calls() -> None:
+        kept.extend(await _shared_header_calls(module, base_url))
+
+    caller = await _called_under_a_span(calls)
+    expected = None if version == "before" else (caller.trace_id, caller.span_id)
+    assert [_parent_of(headers) for headers in received] == [expected] * len(received)
+    assert len(received) == (7 if case == "shared_headers" else 3)
+    # the dicts the callers hold are what they were: the context went into copies
+    assert kept[0] == {"X-Correlation-ID": "corr-1"}
+    assert kept[1:] in ([], [{"X-Service-ID": "gateway"}])
+    sent = [headers.get("X-Correlation-ID") for headers in received]
+    assert sent[0] == "corr-1" and sent[1] is None  # the caller's own headers kept
 
 
 def _rewrite(source: str, **options) -> FileResult:

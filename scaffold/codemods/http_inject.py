@@ -91,12 +91,15 @@ Options (``[tool.scaffold.options.http-inject]``):
 
 from __future__ import annotations
 
+import ast
 import fnmatch
+import functools
 import ipaddress
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import cast
 from urllib.parse import urlsplit
 
@@ -330,6 +333,8 @@ class HttpInject(PropagationCodemod):
         self._module_scope = _Scope()
         self._enclosing: list[_Scope] = []  # the scopes of the functions being visited
         self._classes: list[str] = []  # the classes being visited, innermost last
+        self._module_node: cst.Module | None = None
+        self._own_tree: ast.Module | None = None  # the file's stdlib tree, when one is needed
 
     def _is_client_class(self, node: cst.CSTNode) -> bool:
         """``node`` names (or, in an annotation, mentions) an HTTP client class."""
@@ -402,6 +407,7 @@ class HttpInject(PropagationCodemod):
                 if item.asname is not None and not self.params:
                     self._bind(item.asname.name, item.item)
 
+        self._module_node = node
         node.visit(_Clients())
         node.visit(_Assigned(self))
         for statement in node.body:
@@ -540,6 +546,10 @@ class HttpInject(PropagationCodemod):
             return _Where()  # (a caller passing nothing: the others decide)
         if isinstance(expr, (cst.Name, cst.Attribute)):
             values = self._values_of(expr, scope)
+            if values is None and isinstance(expr, cst.Attribute):
+                default = self._declared_default(expr, scope)
+                if default is not None and "://" in default:
+                    return _from_text(default)  # the URL the setting is declared with
             if values is None:
                 return _Where(names={cast(str, last_name(expr))})
             found = _Where()
@@ -606,6 +616,69 @@ class HttpInject(PropagationCodemod):
                              else (None, scope))
         return found
 
+    # -- settings declared in another module --
+
+    def _declared_default(self, expr: cst.Attribute, scope: _Scope) -> str | None:
+        """The text a setting (``settings.X``, ``self.settings.X``) is declared with in its
+        class in the repo: ``X: str = "http://content:8000"`` or ``Field(default="...")``."""
+        klass = self._class_held(expr.value, scope)
+        if klass is None:
+            return None
+        wanted = expr.attr.value
+        for current in self.repo.mro(klass):
+            info = self.repo.classes.get(current)
+            path = self.repo.file_of(info.module) if info is not None else None
+            if info is None or path is None:
+                continue
+            body = _class_body(self._tree_of(info.module, path), info.qualname)
+            for statement in body:
+                targets: list[ast.expr] = []
+                if isinstance(statement, ast.AnnAssign):
+                    targets = [statement.target]
+                elif isinstance(statement, ast.Assign):
+                    targets = statement.targets
+                if any(isinstance(t, ast.Name) and t.id == wanted for t in targets):
+                    return _declared_text(getattr(statement, "value", None))
+        return None
+
+    def _tree_of(self, module: str, path: Path) -> ast.Module | None:
+        """A module of the repo parsed: this file as it is being visited, another from disk."""
+        if module != self.module_name:
+            return _parsed(path)
+        if self._own_tree is None and self._module_node is not None:
+            try:
+                self._own_tree = ast.parse(self._module_node.code)
+            except (SyntaxError, ValueError):
+                return None
+        return self._own_tree
+
+    def _class_held(self, expr: cst.BaseExpression, scope: _Scope) -> str | None:
+        """The repo class of what ``settings``, ``self.settings`` or ``Settings`` holds or is."""
+        module = self.module_name
+        name = dotted_name(expr)
+        if module is None or name is None:
+            return None
+        head, _, rest = name.partition(".")
+        repo = self.repo
+        if head in ("self", "cls") and self._classes:
+            klass = repo.canonical(f"{module}.{'.'.join(self._classes)}")
+            if not rest:
+                return klass
+            return repo.type_of(f"{klass}.{rest}") if "." not in rest else None
+        param = self._param_named(head, scope)
+        if param is not None:
+            annotation = param.annotation.annotation if param.annotation else None
+            written = dotted_name(annotation) if annotation is not None else None
+            found = repo.resolve(module, written) if written and not rest else None
+            return found if found in repo.classes else None
+        if rest or any(head == target for place in scope.places
+                       for target, _ in assignments(place.statement)):
+            return None
+        resolved = repo.resolve(module, head)
+        if resolved is None or resolved in repo.classes:
+            return resolved
+        return repo.type_of(resolved)
+
     def _scope_of(self, function: cst.FunctionDef | None) -> _Scope:
         """The scope a call in ``function`` (None: the module) reads its names in."""
         if function is None:
@@ -625,6 +698,10 @@ class HttpInject(PropagationCodemod):
         first = call.args[0].value if call.args and not call.args[0].star else None
         if first is not None and (called.endswith(("getenv", "environ.get"))):
             variable = _string(first)
+            fallback = positional(call, 1, "default")
+            default = _string(fallback.value) if fallback is not None else None
+            if variable and default is not None and "://" in default:
+                return _from_text(default)  # the URL the variable is declared with
             return _Where(names={variable}) if variable else _Where(opaque=True)
         if first is not None and last_name(func) in _KEEP_HOST_CALLS:
             return self._where(first, scope, depth)
@@ -953,6 +1030,45 @@ def _with_headers(call: cst.Call, value: cst.BaseExpression) -> cst.Call:
                   equal=cst.AssignEqual(whitespace_before=cst.SimpleWhitespace(""),
                                         whitespace_after=cst.SimpleWhitespace("")))
     return append_arg(call, new)
+
+
+def _parsed(path: Path) -> ast.Module | None:
+    try:
+        return _parsed_version(path, path.stat().st_mtime_ns)
+    except OSError:
+        return None
+
+
+@functools.lru_cache(maxsize=64)
+def _parsed_version(path: Path, version: int) -> ast.Module | None:
+    """A file of the repo parsed once per version (configuration modules are read often)."""
+    try:
+        return ast.parse(path.read_bytes())
+    except (OSError, SyntaxError, ValueError):
+        return None
+
+
+def _class_body(tree: ast.Module | None, qualname: str) -> list[ast.stmt]:
+    """The statements of class ``qualname`` (``Outer.Inner``) of a module."""
+    body: list[ast.stmt] = tree.body if tree is not None else []
+    for part in qualname.split("."):
+        found = next((node for node in body
+                      if isinstance(node, ast.ClassDef) and node.name == part), None)
+        if found is None:
+            return []
+        body = found.body
+    return body
+
+
+def _declared_text(value: ast.expr | None) -> str | None:
+    """A field's literal text default: ``"..."``, ``Field("...")``, ``Field(default="...")``."""
+    if isinstance(value, ast.Call):
+        given = next((k.value for k in value.keywords if k.arg == "default"),
+                     value.args[0] if value.args else None)
+        value = given
+    if isinstance(value, ast.Constant) and isinstance(value.value, str):
+        return value.value
+    return None
 
 
 class _Assigned(FastVisitor):

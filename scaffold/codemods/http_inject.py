@@ -97,7 +97,7 @@ import functools
 import ipaddress
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import cast
@@ -118,12 +118,13 @@ from scaffold.codemods._propagation import (
     last_name,
     parse_statements,
     positional,
+    statements_of,
     walk,
 )
 from scaffold.codemods.base import dotted_name
 from scaffold.engine.dispatch import FastVisitor
 from scaffold.engine.gates import SyntaxGate
-from scaffold.repo import FunctionInfo
+from scaffold.repo import LOCALS, CallSite, FunctionInfo
 
 CLIENT_CLASSES = frozenset({
     "httpx.AsyncClient", "httpx.Client", "httpx._client.AsyncClient", "httpx._client.Client",
@@ -139,6 +140,7 @@ MODULE_REQUESTS = frozenset(
     | {"aiohttp.request", "aiohttp.client.request"}
 )
 _FRESH_DICT_CALLS = frozenset({"dict"})
+_FIELD_CALLS = frozenset({"Field", "field"})  # pydantic's, dataclasses': their default
 _DICT_TYPES = frozenset({"dict", "Dict"})  # annotations of headers copied by ``dict(...)``
 # what a headers expression holds: always a dict, a dict or None, None
 _DICT, _OPTIONAL, _NONE = "dict", "optional", "none"
@@ -223,6 +225,8 @@ class _Scope:
     params: frozenset[str] = frozenset()
     function: cst.FunctionDef | None = None  # whose parameters ``params`` are
     outer: _Scope | None = None  # the enclosing function's, for a closure
+    # the codemod that reads another module's names (a caller's, through the repo model)
+    reader: HttpInject | None = field(default=None, compare=False)
 
 
 def _params(function: cst.FunctionDef) -> list[cst.Param]:
@@ -334,6 +338,13 @@ class HttpInject(PropagationCodemod):
         self._enclosing: list[_Scope] = []  # the scopes of the functions being visited
         self._classes: list[str] = []  # the classes being visited, innermost last
         self._module_node: cst.Module | None = None
+        self._owners: dict[int, str] = {}  # id of a method -> its class's qualname
+        # (method, parameter) -> the calls in the repo it was followed to
+        self._followed: dict[tuple[int, str], list[str]] = {}
+        self._repo_passed: dict[tuple[int, str], list[tuple[cst.BaseExpression | None, _Scope]]
+                                | None] = {}
+        self._foreign: str | None = None  # the module read, for a caller's module
+        self._readers: dict[str, HttpInject | None] = {}  # other modules' readers, by module
         self._own_tree: ast.Module | None = None  # the file's stdlib tree, when one is needed
 
     def _is_client_class(self, node: cst.CSTNode) -> bool:
@@ -434,6 +445,8 @@ class HttpInject(PropagationCodemod):
 
     def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
         clients = set(self._module_clients) | self._client_params(node)
+        if self._classes and not self._enclosing:
+            self._owners[id(node)] = ".".join(self._classes)
         scope = self._scope_of(node)
         if self._enclosing:  # a closure reads the names of the functions around it
             scope = self._scopes[id(node)] = _Scope(scope.places, scope.params, node,
@@ -511,6 +524,8 @@ class HttpInject(PropagationCodemod):
 
     def _where(self, expr: cst.BaseExpression, scope: _Scope, depth: int = 0) -> _Where:
         """Follow a URL expression back to the text or names its host comes from."""
+        if scope.reader is not None and scope.reader is not self:
+            return scope.reader._where(expr, scope, depth)
         if depth > 8:
             return _Where(opaque=True)
         deeper = depth + 1
@@ -565,6 +580,8 @@ class HttpInject(PropagationCodemod):
         its assignments (in the function, an enclosing one, the module, or any method for an
         attribute), or for a private function's parameter what its callers in the file pass.
         None when nothing in the file says (an import, a setting, a public parameter)."""
+        if scope.reader is not None and scope.reader is not self:
+            return scope.reader._values_of(expr, scope)
         if isinstance(expr, cst.Attribute):
             dotted = dotted_name(expr)
             values = self._attribute_values.get(dotted) if dotted else None
@@ -591,6 +608,11 @@ class HttpInject(PropagationCodemod):
             return None
         own = function.name.value
         private = (own.startswith("_") and not own.endswith("__")) or scope.outer is not None
+        if not private and scope.outer is None and id(function) in self._owners:
+            key = (id(function), name)
+            if key not in self._repo_passed:
+                self._repo_passed[key] = self._passed_in_repo(name, function)
+            return self._repo_passed[key]
         sites = self._call_sites.get(own, [])
         if not private or not sites or self._mentions[own] > len(sites) + 1:
             return None  # (mentioned otherwise too: passed as a callback, called elsewhere)
@@ -615,6 +637,127 @@ class HttpInject(PropagationCodemod):
                 found.append((param.default, _Scope()) if param.default is not None
                              else (None, scope))
         return found
+
+    # -- a method's callers anywhere in the repo --
+
+    def _module(self) -> str | None:
+        return self._foreign or self.module_name
+
+    def _passed_in_repo(self, name: str, function: cst.FunctionDef
+                        ) -> list[tuple[cst.BaseExpression | None, _Scope]] | None:
+        """What the repo's calls of a public method pass for its parameter ``name``: calls
+        through its class, or through a base or ``Protocol`` of it (a router given a
+        ``FromDishka[HttpClientProtocol]``), each read in its caller's module. None when
+        the repo shows no call, or this is a caller's module already (one hop only)."""
+        module = self._module()
+        if module is None or self._foreign is not None:
+            return None
+        repo = self.repo
+        klass = repo.canonical(f"{module}.{self._owners[id(function)]}")
+        method = function.name.value
+        classes = {current for current in repo.mro(klass) if current in repo.classes}
+        targets = {f"{current}.{method}" for current in classes}
+        positional_params = [*function.params.posonly_params, *function.params.params][1:]
+        param = next(p for p in _params(function) if p.name.value == name)
+        index = next((n for n, p in enumerate(positional_params) if p is param), None)
+        found: list[tuple[cst.BaseExpression | None, _Scope]] = []
+        for caller in list(repo.functions.values()):
+            for site in caller.calls:
+                if not self._calls_one_of(caller, site, targets, classes, method):
+                    continue
+                found.append(self._argument_of(caller, site, index, name, param))
+                self._followed.setdefault((id(function), name), []).append(
+                    f"`{caller.dotted}` line {site.line}")
+        return found or None
+
+    def _calls_one_of(self, caller: FunctionInfo, site: CallSite, targets: set[str],
+                      classes: set[str], method: str) -> bool:
+        """Whether ``site`` calls one of ``targets``: as the model resolves it, or on a
+        parameter whose annotation names one of ``classes`` (``FromDishka[Protocol]``)."""
+        if site.target is not None and self.repo.canonical(site.target) in targets:
+            return True
+        receiver, _, called = site.expression.rpartition(".")
+        param = caller.param(receiver) if called == method and receiver else None
+        if param is None or param.annotation is None:
+            return False
+        try:
+            annotation = ast.parse(param.annotation, mode="eval")
+        except SyntaxError:
+            return False
+        for node in ast.walk(annotation):
+            written = _ast_dotted(node)
+            if written and self.repo.resolve(caller.module, written) in classes:
+                return True
+        return False
+
+    def _argument_of(self, caller: FunctionInfo, site: CallSite, index: int | None,
+                     name: str, param: cst.Param
+                     ) -> tuple[cst.BaseExpression | None, _Scope]:
+        """What ``site`` passes for the parameter, with the caller's scope to read it in."""
+        unknown = (None, _Scope())
+        reader = self._reader(caller.module)
+        scope = reader._caller_scope(caller) if reader is not None else None
+        if scope is None or any(a.startswith("*") for a in site.args) or any(
+                key is None for key, _ in site.keywords):
+            return unknown
+        if index is not None and index < len(site.args):
+            text: str | None = site.args[index]
+        else:
+            text = site.keyword(name)
+        if text is None:
+            return (param.default, _Scope()) if param.default is not None else unknown
+        try:
+            return cst.parse_expression(text), scope
+        except cst.ParserSyntaxError:
+            return unknown
+
+    def _reader(self, module: str) -> HttpInject | None:
+        """A codemod reading ``module`` (names only: it rewrites nothing)."""
+        if module == self._module():
+            return self
+        if module not in self._readers:
+            path = self.repo.file_of(module)
+            reader: HttpInject | None = None
+            try:
+                tree = cst.parse_module(path.read_bytes()) if path is not None else None
+            except (OSError, cst.ParserSyntaxError):
+                tree = None
+            if tree is not None:
+                reader = HttpInject(self.context)
+                reader.options = self.options
+                reader._foreign = module
+                reader._module_node = tree
+                tree.visit(_Assigned(reader))
+                for statement in tree.body:
+                    for bound, value in assignments(statement):
+                        reader._module_values.setdefault(bound, []).append(value)
+                reader._module_scope = _Scope(tuple(walk(tree.body)), reader=reader)
+            self._readers[module] = reader
+        return self._readers[module]
+
+    def _caller_scope(self, caller: FunctionInfo) -> _Scope | None:
+        """The scope of a function of this (read) module, by its qualname; None for a
+        nested one or module code."""
+        if self._module_node is None or LOCALS in caller.qualname or "<" in caller.qualname:
+            return None
+        body: Sequence[cst.CSTNode] = self._module_node.body
+        parts = caller.qualname.split(".")
+        found: cst.CSTNode | None = None
+        for part in parts:
+            found = next((node for node in body
+                          if isinstance(node, (cst.ClassDef, cst.FunctionDef))
+                          and node.name.value == part), None)
+            if found is None:
+                return None
+            body = statements_of(cast(cst.ClassDef | cst.FunctionDef, found).body)
+        if not isinstance(found, cst.FunctionDef):
+            return None
+        if len(parts) > 1:
+            self._owners[id(found)] = ".".join(parts[:-1])
+        scope = self._scope_of(found)
+        scope = self._scopes[id(found)] = _Scope(scope.places, scope.params, found,
+                                                 reader=self)
+        return scope
 
     # -- settings declared in another module --
 
@@ -643,7 +786,7 @@ class HttpInject(PropagationCodemod):
 
     def _tree_of(self, module: str, path: Path) -> ast.Module | None:
         """A module of the repo parsed: this file as it is being visited, another from disk."""
-        if module != self.module_name:
+        if module != self._module():
             return _parsed(path)
         if self._own_tree is None and self._module_node is not None:
             try:
@@ -654,14 +797,16 @@ class HttpInject(PropagationCodemod):
 
     def _class_held(self, expr: cst.BaseExpression, scope: _Scope) -> str | None:
         """The repo class of what ``settings``, ``self.settings`` or ``Settings`` holds or is."""
-        module = self.module_name
+        module = self._module()
         name = dotted_name(expr)
         if module is None or name is None:
             return None
         head, _, rest = name.partition(".")
         repo = self.repo
-        if head in ("self", "cls") and self._classes:
-            klass = repo.canonical(f"{module}.{'.'.join(self._classes)}")
+        owner = self._owners.get(id(scope.function)) if scope.function is not None else None
+        classes = owner.split(".") if owner else self._classes
+        if head in ("self", "cls") and classes:
+            klass = repo.canonical(f"{module}.{'.'.join(classes)}")
             if not rest:
                 return klass
             return repo.type_of(f"{klass}.{rest}") if "." not in rest else None
@@ -796,11 +941,19 @@ class HttpInject(PropagationCodemod):
             return False, None  # a third party's API: no context for it
         if (where.hosts or names) and not where.opaque and len(internal_names) == len(names):
             return True, None
+        param = url.value if isinstance(url, cst.Name) else ""
+        callers = self._followed.get((id(scope.function), param), [])
+        passed = (f" (the `{param}` its callers in the repo pass: {', '.join(callers[:3])}"
+                  f"{' and more' if len(callers) > 3 else ''})" if callers else "")
         if names:
-            return False, (f"this request sends no traceparent, and its host comes from {shown}, "
-                           "which may be a third party's: to add the context, list that name in "
-                           "internal-url-names (or its host in internal-hosts) under "
+            return False, (f"this request sends no traceparent, and its host comes from {shown}"
+                           f"{passed}, which may be a third party's: to add the context, list "
+                           "that name in internal-url-names (or its host in internal-hosts) under "
                            "[tool.scaffold.options.http-inject], or inject it by hand")
+        if callers:
+            return False, (f"this request sends no traceparent, and its host comes from what "
+                           f"its callers pass{passed}, which is not visible there: inject the "
+                           "trace context by hand if those hosts are internal")
         if where.elsewhere:
             return False, ("this request sends no traceparent, and it goes to a path on a client "
                            "whose base_url is set elsewhere: inject the trace context by hand if "
@@ -982,7 +1135,7 @@ class HttpInject(PropagationCodemod):
     def _callee(self, call: cst.Call) -> FunctionInfo | None:
         """The repo function ``call`` calls: a name the module binds, or a method of the
         class being visited (``self.method(...)``)."""
-        module = self.module_name
+        module = self._module()
         name = dotted_name(call.func)
         if module is None or name is None:
             return None
@@ -1048,6 +1201,15 @@ def _parsed_version(path: Path, version: int) -> ast.Module | None:
         return None
 
 
+def _ast_dotted(node: ast.AST) -> str | None:
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        head = _ast_dotted(node.value)
+        return f"{head}.{node.attr}" if head else None
+    return None
+
+
 def _class_body(tree: ast.Module | None, qualname: str) -> list[ast.stmt]:
     """The statements of class ``qualname`` (``Outer.Inner``) of a module."""
     body: list[ast.stmt] = tree.body if tree is not None else []
@@ -1063,9 +1225,11 @@ def _class_body(tree: ast.Module | None, qualname: str) -> list[ast.stmt]:
 def _declared_text(value: ast.expr | None) -> str | None:
     """A field's literal text default: ``"..."``, ``Field("...")``, ``Field(default="...")``."""
     if isinstance(value, ast.Call):
-        given = next((k.value for k in value.keywords if k.arg == "default"),
+        called = _ast_dotted(value.func) or ""
+        if called.rpartition(".")[2] not in _FIELD_CALLS:
+            return None
+        value = next((k.value for k in value.keywords if k.arg == "default"),
                      value.args[0] if value.args else None)
-        value = given
     if isinstance(value, ast.Constant) and isinstance(value.value, str):
         return value.value
     return None

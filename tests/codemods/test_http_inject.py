@@ -272,3 +272,112 @@ def test_the_temporary_is_typed_for_mypy(tmp_path):
     out, _, status = api.run(["--check-untyped-defs", "--no-incremental",
                               "--cache-dir", str(tmp_path / ".mypy"), str(module)])
     assert status == 0, out
+
+
+@pytest.mark.parametrize("version", ["before", "after"])
+async def test_calls_through_a_protocol_carry_the_context_its_implementation_adds(
+        version, content_service, span_exporter):
+    base_url, received = content_service
+    module = load_fixture("http-inject", "protocol_implementation", version)
+    module.settings = module.Settings(BOS_URL=base_url, FILE_SERVICE_URL=base_url)
+    kept = {"X-Correlation-ID": "corr-2"}
+
+    async def calls() -> None:
+        async with httpx.AsyncClient() as http:
+            client = module.ApiGatewayHttpClient(http)  # what the container injects
+            await module.register_batch({"n": 1}, client, "corr-1")
+            await module.upload_batch(client, kept)
+
+    caller = await _called_under_a_span(calls)
+    expected = None if version == "before" else (caller.trace_id, caller.span_id)
+    assert [_parent_of(headers) for headers in received] == [expected, expected]
+    assert [headers.get("X-Correlation-ID") for headers in received] == ["corr-1", "corr-2"]
+    assert kept == {"X-Correlation-ID": "corr-2"}  # the route's own dict is not written to
+
+
+_GATEWAY = {
+    "gateway/__init__.py": "",
+    "gateway/config.py": '''\
+        from pydantic import BaseModel, Field
+
+
+        class Settings(BaseModel):
+            BOS_URL: str = Field(default="http://batch_orchestrator_service:5000")
+            PARTNER_URL: str = "https://api.partner.example.com/v1"
+
+
+        settings = Settings()
+    ''',
+    "gateway/protocols.py": '''\
+        from typing import Protocol
+
+        import httpx
+
+
+        class HttpClientProtocol(Protocol):
+            async def get(self, url: str, *, headers: dict[str, str] | None = None
+                          ) -> httpx.Response: ...
+    ''',
+    "gateway/implementations/__init__.py": "",
+    "gateway/implementations/http_client.py": '''\
+        import httpx
+
+        from gateway.protocols import HttpClientProtocol
+
+
+        class GatewayHttpClient(HttpClientProtocol):
+            def __init__(self, client: httpx.AsyncClient) -> None:
+                self._client = client
+
+            async def get(self, url: str, *, headers: dict[str, str] | None = None
+                          ) -> httpx.Response:
+                return await self._client.get(url=url, headers=headers)
+    ''',
+    "gateway/routers/__init__.py": "",
+    "gateway/routers/batches.py": '''\
+        from dishka.integrations.fastapi import FromDishka
+
+        from ..config import settings
+        from ..protocols import HttpClientProtocol
+
+
+        async def status(batch_id: str, http_client: FromDishka[HttpClientProtocol]):
+            url = f"{settings.BOS_URL}/v1/batches/{batch_id}"
+            return await http_client.get(url, headers={"X-Correlation-ID": batch_id})
+    ''',
+}
+
+
+def _gateway_run(tmp_path, extra: dict[str, str] | None = None):
+    from scaffold.engine import Options, run
+
+    for name, text in {**_GATEWAY, **(extra or {})}.items():
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text))
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "gateway"\nversion = "0"\n')
+    result = run([tmp_path], [codemods_by_id()["http-inject"]], Options(jobs=1))
+    return {str(r.path).replace(str(tmp_path) + "/", ""): r for r in result.results}
+
+
+def test_the_implementation_of_a_protocol_its_callers_use_for_internal_hosts_injects(tmp_path):
+    results = _gateway_run(tmp_path)
+    implementation = results["gateway/implementations/http_client.py"]
+    assert implementation.status is Status.CHANGED, implementation.findings
+    assert "headers=inject_trace_context(dict(headers or {}))" in implementation.updated
+    router = results.get("gateway/routers/batches.py")
+    assert router is None or router.status is Status.UNCHANGED  # the fix is in one place
+
+
+def test_one_caller_to_a_third_party_keeps_the_implementation_unchanged(tmp_path):
+    partner = {"gateway/routers/partner.py": '''\
+        from ..config import settings
+        from ..protocols import HttpClientProtocol
+
+
+        async def quote(http_client: HttpClientProtocol):
+            return await http_client.get(f"{settings.PARTNER_URL}/quote")
+    '''}
+    implementation = _gateway_run(tmp_path, partner)["gateway/implementations/http_client.py"]
+    assert implementation.status is Status.UNCHANGED
+    assert not implementation.findings  # a third party's host: left alone, silently

@@ -325,7 +325,9 @@ class HttpInject(PropagationCodemod):
         self._calls: dict[cst.Call, CallRewrite] = {}
         self._injected: set[tuple[int, str]] = set()  # (statement, headers name) done
         # what the file assigns, for following a URL back to where it is written
-        self._attribute_values: dict[str, list[cst.BaseExpression | None]] = {}
+        # self.x -> (value, the method assigning it)
+        self._attribute_values: dict[str, list[tuple[cst.BaseExpression | None,
+                                                     cst.FunctionDef | None]]] = {}
         self._module_values: dict[str, list[cst.BaseExpression | None]] = {}
         self._builds: dict[str, cst.Call] = {}  # client name -> the call that built it
         self._instrumented: set[str] = set()  # clients an instrumentation propagates for
@@ -543,8 +545,9 @@ class HttpInject(PropagationCodemod):
             host = re.split(r"[/?#:]", authority, maxsplit=1)[0]
             complete = following is None or len(host) < len(authority)
             return _Where(hosts={host.lower()}) if host and complete else _Where(opaque=True)
-        if isinstance(expr, cst.BinaryOperation) and isinstance(expr.operator, cst.Add):
-            return self._where(expr.left, scope, deeper)
+        if isinstance(expr, cst.BinaryOperation) and isinstance(expr.operator, cst.Add) or (
+                isinstance(expr, cst.ConcatenatedString)):  # the host is in the first part
+            return self._where(cast(cst.BinaryOperation, expr).left, scope, deeper)
         if isinstance(expr, cst.BooleanOperation):
             return self._where(expr.left, scope, deeper).add(
                 self._where(expr.right, scope, deeper))
@@ -585,7 +588,9 @@ class HttpInject(PropagationCodemod):
         if isinstance(expr, cst.Attribute):
             dotted = dotted_name(expr)
             values = self._attribute_values.get(dotted) if dotted else None
-            return [(value, _Scope()) for value in values] if values else None
+            # read where it is assigned: a method's parameters and locals (``__init__``'s)
+            return [(value, self._scope_of(function) if function is not None else _Scope())
+                    for value, function in values] if values else None
         name = expr.value
         here: _Scope | None = scope
         while here is not None:
@@ -597,7 +602,23 @@ class HttpInject(PropagationCodemod):
                 return [(value, here) for value in local]
             here = here.outer
         module = self._module_values.get(name)
-        return [(value, _Scope()) for value in module] if module else None
+        if module:
+            return [(value, _Scope()) for value in module]
+        return self._imported_values(name)
+
+    def _imported_values(self, name: str
+                         ) -> list[tuple[cst.BaseExpression | None, _Scope]] | None:
+        """What a constant imported from another module of the repo is assigned there."""
+        here = self._module()
+        dotted = self.repo.resolve(here, name) if here is not None else None
+        owner, _, constant = (dotted or "").rpartition(".")
+        if not owner or owner == here or owner not in self.repo.modules:
+            return None
+        reader = self._reader(owner)
+        values = reader._module_values.get(constant) if reader is not None else None
+        if reader is None or not values:
+            return None
+        return [(value, reader._module_scope) for value in values]
 
     def _passed(self, name: str, scope: _Scope
                 ) -> list[tuple[cst.BaseExpression | None, _Scope]] | None:
@@ -657,6 +678,11 @@ class HttpInject(PropagationCodemod):
         method = function.name.value
         classes = {current for current in repo.mro(klass) if current in repo.classes}
         targets = {f"{current}.{method}" for current in classes}
+        if method == "__init__":  # the class called; a subclass's super().__init__ is not seen
+            if any(other != klass and repo.is_subclass(other, {klass})
+                   for other in repo.classes):
+                return None
+            targets, classes = {klass}, set()
         positional_params = [*function.params.posonly_params, *function.params.params][1:]
         param = next(p for p in _params(function) if p.name.value == name)
         index = next((n for n, p in enumerate(positional_params) if p is param), None)
@@ -1019,8 +1045,13 @@ class HttpInject(PropagationCodemod):
         """Pass headers with the context injected: the dict display (or ``{}``) given, or
         ``copy``, a copy of headers the caller may share (``moves``: evaluating it on a line
         before the request could change what it is)."""
-        carrier = copy or (code(given.value) if given is not None else "{}")
         in_argument = self.kit_function_available  # the kit's inject returns its carrier
+        carrier = copy or "{}"
+        if given is not None and not copy:
+            # a display moved to a line of its own keeps its lines where the argument had them
+            moved = given.value if in_argument else _dedented(given.value, _indent_of(call,
+                                                                                   given))
+            carrier = code(moved)
         if not in_argument and moves:
             self.report(call, f"headers come from `{code(cast(cst.Arg, given).value)}`, which "
                         "other requests may share, and copying it on a line before the request "
@@ -1172,6 +1203,34 @@ class HttpInject(PropagationCodemod):
         return updated_node if rewrite is None else rewrite(updated_node)
 
 
+def _indent_of(call: cst.Call, given: cst.Arg) -> int:
+    """How far the argument's line is indented past the call's (0: on the call's line)."""
+    before: cst.BaseParenthesizableWhitespace = call.whitespace_before_args
+    for arg in call.args:
+        if arg is given:
+            break
+        if arg.comma is not cst.MaybeSentinel.DEFAULT:
+            before = cast(cst.Comma, arg.comma).whitespace_after
+    return (len(before.last_line.value)
+            if isinstance(before, cst.ParenthesizedWhitespace) else 0)
+
+
+def _dedented(node: cst.BaseExpression, width: int) -> cst.BaseExpression:
+    """``node`` with each of its continuation lines ``width`` spaces less indented."""
+    if not width:
+        return node
+
+    class _Dedent(cst.CSTTransformer):
+        def leave_ParenthesizedWhitespace(self, original_node: cst.ParenthesizedWhitespace,
+                                          updated_node: cst.ParenthesizedWhitespace
+                                          ) -> cst.ParenthesizedWhitespace:
+            spaces = updated_node.last_line.value
+            kept = spaces[width:] if spaces.startswith(" " * width) else spaces
+            return updated_node.with_changes(last_line=cst.SimpleWhitespace(kept))
+
+    return cast(cst.BaseExpression, node.visit(_Dedent()))
+
+
 def _with_headers(call: cst.Call, value: cst.BaseExpression) -> cst.Call:
     """``call`` passing ``headers=value``: the existing argument replaced, or one appended."""
     args = list(call.args)
@@ -1243,8 +1302,19 @@ class _Assigned(FastVisitor):
     def __init__(self, codemod: HttpInject) -> None:
         self.codemod = codemod
         self.functions: list[cst.FunctionDef] = []
+        self.classes: list[str] = []  # the classes around, while no function is
+
+    def visit_ClassDef(self, node: cst.ClassDef) -> None:
+        if not self.functions:
+            self.classes.append(node.name.value)
+
+    def leave_ClassDef(self, original_node: cst.ClassDef) -> None:
+        if not self.functions:
+            self.classes.pop()
 
     def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+        if self.classes and not self.functions:  # a method: whose it is
+            self.codemod._owners[id(node)] = ".".join(self.classes)
         self.functions.append(node)
 
     def leave_FunctionDef(self, original_node: cst.FunctionDef) -> None:
@@ -1258,7 +1328,8 @@ class _Assigned(FastVisitor):
         if name is None:
             return
         if isinstance(target, cst.Attribute):
-            self.codemod._attribute_values.setdefault(name, []).append(value)
+            self.codemod._attribute_values.setdefault(name, []).append(
+                (value, self.functions[-1] if self.functions else None))
         if name in self.codemod._attributes or name in self.codemod._module_clients:
             self.codemod._note_build(name, value)
 

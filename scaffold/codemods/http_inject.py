@@ -124,7 +124,7 @@ from scaffold.codemods._propagation import (
 from scaffold.codemods.base import dotted_name
 from scaffold.engine.dispatch import FastVisitor
 from scaffold.engine.gates import SyntaxGate
-from scaffold.repo import LOCALS, CallSite, FunctionInfo
+from scaffold.repo import LOCALS, CallSite, FunctionInfo, ParamKind
 
 CLIENT_CLASSES = frozenset({
     "httpx.AsyncClient", "httpx.Client", "httpx._client.AsyncClient", "httpx._client.Client",
@@ -334,6 +334,8 @@ class HttpInject(PropagationCodemod):
         self._all_instrumented = False  # an instrumentor patches every client of the file
         # calls of the file's functions by name, with the function each is made in
         self._call_sites: dict[str, list[tuple[cst.Call, cst.FunctionDef | None]]] = {}
+        # functions handed to a call by name (``run(self._f, a)``): the call, the position
+        self._handed: dict[str, list[tuple[cst.Call, int, cst.FunctionDef | None]]] = {}
         self._mentions: Counter[str] = Counter()  # every identifier of the file, counted
         self._scopes: dict[int, _Scope] = {}
         self._module_scope = _Scope()
@@ -634,23 +636,28 @@ class HttpInject(PropagationCodemod):
             if key not in self._repo_passed:
                 self._repo_passed[key] = self._passed_in_repo(name, function)
             return self._repo_passed[key]
-        sites = self._call_sites.get(own, [])
+        # (call, caller, where its arguments start, whether the function is bound: self.f)
+        sites = [(call, caller, 0, isinstance(call.func, cst.Attribute))
+                 for call, caller in self._call_sites.get(own, [])]
+        for call, at, caller in self._handed.get(own, []):
+            if self._forwards(call, at, caller):  # breaker.call(self._f, a, b): f(a, b)
+                sites.append((call, caller, at + 1,
+                              isinstance(call.args[at].value, cst.Attribute)))
         if not private or not sites or self._mentions[own] > len(sites) + 1:
             return None  # (mentioned otherwise too: passed as a callback, called elsewhere)
         params = _params(function)
         param = next(param for param in params if param.name.value == name)
         positional_params = [*function.params.posonly_params, *function.params.params]
         found: list[tuple[cst.BaseExpression | None, _Scope]] = []
-        for call, caller in sites:
+        for call, caller, offset, bound in sites:
             ordered = positional_params
-            if isinstance(call.func, cst.Attribute) and ordered and ordered[0].name.value in (
-                    "self", "cls"):
+            if bound and ordered and ordered[0].name.value in ("self", "cls"):
                 ordered = ordered[1:]
             index = next((number for number, item in enumerate(ordered) if item is param), None)
             if any(arg.star for arg in call.args):
                 found.append((None, scope))
                 continue
-            given = (positional(call, index, name) if index is not None
+            given = (positional(call, index + offset, name) if index is not None
                      else keyword(call, name))
             if given is not None:
                 found.append((given.value, self._scope_of(caller)))
@@ -658,6 +665,38 @@ class HttpInject(PropagationCodemod):
                 found.append((param.default, _Scope()) if param.default is not None
                              else (None, scope))
         return found
+
+    def _forwards(self, call: cst.Call, at: int, caller: cst.FunctionDef | None) -> bool:
+        """Whether ``call`` hands the function it is given at position ``at`` the arguments
+        after it, as they are: its callee, in the repo, is ``def f(self, func, *args,
+        **kwargs)`` calling only ``func(*args, **kwargs)`` (a circuit breaker's ``call``)."""
+        module = self._module()
+        if module is None or caller is None:
+            return False
+        owner = self._owners.get(id(caller))
+        dotted = f"{module}.{owner}.{caller.name.value}" if owner else \
+            f"{module}.{caller.name.value}"
+        info = self.repo.function(dotted)
+        written = code(call.func)
+        sites = [site for site in info.calls if site.expression == written] if info else []
+        targets = {self.repo.canonical(site.target) for site in sites if site.target}
+        if not sites or len(targets) != 1 or len(sites) != sum(1 for s in sites if s.target):
+            return False
+        callee = self.repo.function(targets.pop())
+        if callee is None:
+            return False
+        params = list(callee.params)
+        if callee.owner is not None and params and params[0].kind is not ParamKind.KEYWORD_ONLY:
+            params = params[1:]
+        before = (ParamKind.POSITIONAL_ONLY, ParamKind.POSITIONAL)
+        forwarding = [ParamKind.POSITIONAL, ParamKind.VAR_POSITIONAL, ParamKind.VAR_KEYWORD]
+        if len(params) != at + 3 or [param.kind for param in params[at:]] != forwarding or any(
+                param.kind not in before for param in params[:at]):
+            return False
+        func, args, kwargs = (param.name for param in params[at:])
+        uses = [site for site in callee.calls if site.expression == func]
+        return bool(uses) and all(site.args == (f"*{args}",) and
+                                  site.keywords == ((None, kwargs),) for site in uses)
 
     # -- a method's callers anywhere in the repo --
 
@@ -1352,6 +1391,14 @@ class _Assigned(FastVisitor):
             callee = cast(str, last_name(func))
             self.codemod._call_sites.setdefault(callee, []).append(
                 (node, self.functions[-1] if self.functions else None))
+        for at, arg in enumerate(node.args):
+            if arg.keyword is not None or arg.star:
+                break
+            value = arg.value
+            if isinstance(value, cst.Name) or (isinstance(value, cst.Attribute) and isinstance(
+                    value.value, cst.Name) and value.value.value in ("self", "cls")):
+                self.codemod._handed.setdefault(cast(str, last_name(value)), []).append(
+                    (node, at, self.functions[-1] if self.functions else None))
         if not isinstance(func, cst.Attribute):
             return
         owner = func.value.func if isinstance(func.value, cst.Call) else func.value

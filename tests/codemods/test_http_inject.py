@@ -381,3 +381,20 @@ def test_one_caller_to_a_third_party_keeps_the_implementation_unchanged(tmp_path
     implementation = _gateway_run(tmp_path, partner)["gateway/implementations/http_client.py"]
     assert implementation.status is Status.UNCHANGED
     assert not implementation.findings  # a third party's host: left alone, silently
+
+
+@pytest.mark.parametrize("version", ["before", "after"])
+async def test_a_request_function_handed_to_a_circuit_breaker_sends_the_context(
+        version, content_service, span_exporter):
+    base_url, received = content_service
+    module = load_fixture("http-inject", "handed_to_a_breaker", version)
+
+    async def calls() -> None:
+        async with aiohttp.ClientSession() as session:
+            for breaker in (module.CircuitBreaker(), None):
+                await module.LanguageToolClient(base_url, breaker).check_grammar("t", session)
+
+    caller = await _called_under_a_span(calls)
+    expected = None if version == "before" else (caller.trace_id, caller.span_id)
+    assert [_parent_of(headers) for headers in received] == [expected, expected]
+    assert [headers.get("Content-Type") for headers in received] == ["application/json"] * 2

@@ -8,11 +8,21 @@ to a host of the platform; existing headers are kept. Requests are ``get``, ``po
 ``patch``, ``delete``, ``head``, ``options``, ``request``, ``stream``, ``build_request`` and
 ``ws_connect``.
 
-Where a request goes is read from its URL, followed back through the file: f-strings and
-``+`` (the host is in the first part), ``.rstrip("/")``, local variables, ``self.x`` assigned
-in any method, module constants, ``os.getenv("X")``, a relative path's client ``base_url``,
-and a private function's (``_name``, or a nested one's) parameters to what its callers in the
-file pass. Then:
+Where a request goes is read from its URL, followed back through the file: f-strings, ``+``
+and adjacent strings (the host is in the first part), ``.rstrip("/")``, local variables,
+``self.x`` assigned in any method (read there: ``__init__``'s parameters), module constants
+and those imported from another module of the repo, ``os.getenv("X", "http://default")``, a
+setting's declared default (``BOS_URL: str = Field(default="http://bos:5000")`` in the class
+of ``settings``, ``self.settings`` or a ``settings: Settings`` parameter), a relative path's
+client ``base_url``, a private function's (``_name``, or a nested one's) parameters to what
+its callers in the file pass (also through a forwarder like a circuit breaker's
+``call(func, *args, **kwargs)`` that the repo shows calling only ``func(*args, **kwargs)``),
+and a public method's parameters to what every call of it the repo model can name passes:
+calls through its class, a base or a ``Protocol`` it implements (a route given a
+``FromDishka[HttpClientProtocol]``), and for ``__init__`` the class's construction (not
+followed when the class has subclasses). So an implementation of a client protocol injects
+once, for every call made through the protocol, when all those calls go to internal hosts;
+calls through the protocol then need nothing. Then:
 
 - a literal host is internal when it is listed in ``internal-hosts``, or when no public DNS
   has it: a single label (``content_service``, a compose or Kubernetes service), ``localhost``,
@@ -44,10 +54,17 @@ Clients an OpenTelemetry instrumentation propagates for are left alone: one pass
   ``headers=inject_trace_context({...})``; otherwise the dict is bound to a typed temporary
   (``trace_headers: dict[str, str] = {...}``) first, injected (the configured
   ``helper-module``'s ``inject_trace_context``, else OpenTelemetry's ``inject``), and passed.
+- headers that other requests may share (a parameter, an attribute, a helper's result): a
+  copy is injected into and passed instead, so the caller's dict is never written to:
+  ``trace_headers = dict(headers or {})`` when it may be None (annotated ``dict[...] | None``
+  or defaulting to None), ``dict(headers)`` when it is always a dict (annotated ``dict[...]``,
+  assigned dict displays, or returned by a repo function annotated ``-> dict[...]``); with the
+  kit, ``headers=inject_trace_context(dict(...))`` in the argument itself.
 
-Reported, not rewritten: headers from anywhere else (a parameter, an attribute, a call: they
-may be shared between requests, so injecting into them in place is not safe), a request
-passing ``**kwargs``, and a request where no statement can be inserted before it.
+Reported, not rewritten: shared headers not shown to be a dict (unannotated, a ``Mapping``,
+which may be multi-valued headers), a call's result without the kit (copying it on a line
+before would run it before the request's other arguments), a request passing ``**kwargs``,
+and a request where no statement can be inserted before it.
 
 Why: the next service extracts its parent from the ``traceparent`` header; without it every
 downstream call starts a new trace and the request's path through the platform is lost. A
@@ -75,9 +92,10 @@ Use instead::
         ...
 
 Fix safety: safe. Request headers are merged with the client's default headers by both
-libraries, so adding ``headers=`` drops none; only the propagation headers (``traceparent``,
-``tracestate``, the correlation baggage) are added or replaced, and without a current span
-nothing is added.
+libraries, so adding ``headers=`` drops none (and ``{}`` merges like None); only the
+propagation headers (``traceparent``, ``tracestate``, the correlation baggage) are added or
+replaced, and without a current span nothing is added. Shared dicts are copied, never
+changed.
 
 Options (``[tool.scaffold.options.http-inject]``):
 
@@ -632,6 +650,8 @@ class HttpInject(PropagationCodemod):
         own = function.name.value
         private = (own.startswith("_") and not own.endswith("__")) or scope.outer is not None
         if not private and scope.outer is None and id(function) in self._owners:
+            if self._internal_name(name):
+                return None  # named for an internal service: the name says it, as before
             key = (id(function), name)
             if key not in self._repo_passed:
                 self._repo_passed[key] = self._passed_in_repo(name, function)
@@ -1008,17 +1028,18 @@ class HttpInject(PropagationCodemod):
             return True, None
         param = url.value if isinstance(url, cst.Name) else ""
         callers = self._followed.get((id(scope.function), param), [])
-        passed = (f" (the `{param}` its callers in the repo pass: {', '.join(callers[:3])}"
-                  f"{' and more' if len(callers) > 3 else ''})" if callers else "")
+        shown_callers = f"{', '.join(callers[:3])}{' and more' if len(callers) > 3 else ''}"
+        passed = f" (as `{param}`, by {shown_callers})" if callers else ""
         if names:
             return False, (f"this request sends no traceparent, and its host comes from {shown}"
                            f"{passed}, which may be a third party's: to add the context, list "
                            "that name in internal-url-names (or its host in internal-hosts) under "
                            "[tool.scaffold.options.http-inject], or inject it by hand")
         if callers:
-            return False, (f"this request sends no traceparent, and its host comes from what "
-                           f"its callers pass{passed}, which is not visible there: inject the "
-                           "trace context by hand if those hosts are internal")
+            return False, (f"this request sends no traceparent, and its `{param}` is what its "
+                           f"callers in the repo pass ({shown_callers}), where its host is not "
+                           "visible: inject the trace context by hand if those hosts are "
+                           "internal")
         if where.elsewhere:
             return False, ("this request sends no traceparent, and it goes to a path on a client "
                            "whose base_url is set elsewhere: inject the trace context by hand if "

@@ -398,3 +398,26 @@ async def test_a_request_function_handed_to_a_circuit_breaker_sends_the_context(
     expected = None if version == "before" else (caller.trace_id, caller.span_id)
     assert [_parent_of(headers) for headers in received] == [expected, expected]
     assert [headers.get("Content-Type") for headers in received] == ["application/json"] * 2
+
+
+def test_a_helper_s_result_is_copied_only_in_the_argument_itself():
+    source = """\
+        import httpx
+
+
+        def build_internal_auth_headers(correlation_id: str) -> dict[str, str]:
+            return {"X-Correlation-ID": correlation_id}
+
+
+        async def state(client: httpx.AsyncClient, content_service_url: str, cid: str):
+            return await client.get(content_service_url, headers=build_internal_auth_headers(cid))
+    """
+    without_kit = _rewrite(source)  # a copy on a line before would run it before the URL
+    assert without_kit.status is Status.UNCHANGED
+    assert [f.message.split(",")[0] for f in without_kit.findings] == [
+        "headers come from `build_internal_auth_headers(cid)`"]
+    settings = Settings(kit="kitpkg.tracekit")
+    with_kit = process_source(textwrap.dedent(source).encode(), "service/clients.py",
+                              [codemods_by_id()["http-inject"]], settings)
+    assert "headers=inject_trace_context(dict(build_internal_auth_headers(cid)))" in (
+        with_kit.updated)

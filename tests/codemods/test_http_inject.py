@@ -421,3 +421,28 @@ def test_a_helper_s_result_is_copied_only_in_the_argument_itself():
                               [codemods_by_id()["http-inject"]], settings)
     assert "headers=inject_trace_context(dict(build_internal_auth_headers(cid)))" in (
         with_kit.updated)
+
+
+@pytest.mark.parametrize(
+    ("subclass", "changed"),
+    [("", True), ("class Partner(Client):\n            pass\n", False)],
+    ids=["constructed only here", "a subclass may pass another URL to __init__"],
+)
+def test_a_constructor_argument_is_followed_to_every_construction(subclass, changed):
+    result = _rewrite(f"""\
+        import httpx
+
+
+        class Client:
+            def __init__(self, base_url: str) -> None:
+                self.base_url = base_url
+
+            def state(self):
+                return httpx.get(f"{{self.base_url}}/state")
+
+
+        {subclass}
+        def provide(settings):
+            return Client(base_url="http://batch_orchestrator_service:5000")
+    """)
+    assert (result.status is Status.CHANGED) is changed, result.findings

@@ -225,12 +225,14 @@ class _Where:
     relative: bool = False  # a path only: the client's base_url decides
     opaque: bool = False  # built in a way this rule does not follow
     elsewhere: bool = False  # a path on a client whose base_url is not in the file
+    declared: bool = False  # a host from a default a deployment may override
 
     def add(self, other: _Where) -> _Where:
         self.hosts |= other.hosts
         self.names |= other.names
         self.relative = self.relative or other.relative
         self.opaque = self.opaque or other.opaque
+        self.declared = self.declared or other.declared
         return self
 
 
@@ -587,7 +589,9 @@ class HttpInject(PropagationCodemod):
             if values is None and isinstance(expr, cst.Attribute):
                 default = self._declared_default(expr, scope)
                 if default is not None and "://" in default:
-                    return _from_text(default)  # the URL the setting is declared with
+                    declared = _from_text(default)  # the URL the setting is declared with
+                    declared.declared = True
+                    return declared
             if values is None:
                 return _Where(names={cast(str, last_name(expr))})
             found = _Where()
@@ -931,7 +935,9 @@ class HttpInject(PropagationCodemod):
             fallback = positional(call, 1, "default")
             default = _string(fallback.value) if fallback is not None else None
             if variable and default is not None and "://" in default:
-                return _from_text(default)  # the URL the variable is declared with
+                declared = _from_text(default)  # the URL the variable is declared with
+                declared.declared = True
+                return declared
             return _Where(names={variable}) if variable else _Where(opaque=True)
         if first is not None and last_name(func) in _KEEP_HOST_CALLS:
             return self._where(first, scope, depth)
@@ -1017,8 +1023,14 @@ class HttpInject(PropagationCodemod):
         credential = self._credential(call, scope)
         internal_names = [name for name in names if self._internal_name(name)]
         if credential is not None:
-            if where.hosts and not names and not where.opaque:
+            if where.hosts and not names and not where.opaque and not where.declared:
                 return True, None  # a host the repo says is its own
+            if where.hosts and not names and not where.opaque:
+                hosts = ", ".join(f"`{host}`" for host in sorted(where.hosts))
+                return False, (f"this request sends {credential}, as third-party APIs ask, to "
+                               f"a URL whose declared default is internal ({hosts}) but which a "
+                               "deployment may point elsewhere: no trace context was added; "
+                               "inject it by hand if that host is internal")
             if internal_names:
                 return False, (f"this request sends {credential}, as third-party APIs ask, "
                                f"to a host from {shown}: no trace context was added; inject "

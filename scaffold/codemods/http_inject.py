@@ -746,7 +746,9 @@ class HttpInject(PropagationCodemod):
                    for other in repo.classes):
                 return None
             targets, classes = {klass}, set()
-        positional_params = [*function.params.posonly_params, *function.params.params][1:]
+        positional_params = [*function.params.posonly_params, *function.params.params]
+        if not any(last_name(d.decorator) == "staticmethod" for d in function.decorators):
+            positional_params = positional_params[1:]  # self or cls: the call binds it
         param = next(p for p in _params(function) if p.name.value == name)
         index = next((n for n, p in enumerate(positional_params) if p is param), None)
         found: list[tuple[cst.BaseExpression | None, _Scope]] = []

@@ -25,8 +25,9 @@ from pathlib import Path
 
 import libcst as cst
 
+from scaffold.api import Options, run
 from scaffold.codemods import all_codemods
-from scaffold.engine import Options, RunResult, Settings, run, runner
+from scaffold.engine import RunResult, Settings, runner
 
 TARGET_RATIO = 0.1
 

@@ -11,8 +11,9 @@ Fixit splits ``fixit.api`` from ``fixit.cli``::
 
 ``retrofit`` and ``check`` wrap ``scaffold.engine.run`` with what comes around it: the kit
 vendored where rewritten files import it, declared dependencies, and (``retrofit`` after a
-write) the tests that prove the tracing. They raise ``UsageError`` (exit 2) for a bad
-configuration, a missing PATH or a hand-edited vendored kit.
+write) the tests that prove the tracing. What the user can fix raises a ``UsageError``
+(exit 2): ``ConfigError`` for a bad configuration, ``PathNotFound``, ``KitEdited`` for a
+hand-edited vendored kit, ``NewServiceError``.
 """
 
 from __future__ import annotations
@@ -22,14 +23,15 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from scaffold.config import ConfigError
-from scaffold.engine.discovery import PathNotFound
-from scaffold.engine.registry import all_rule_ids, all_rules
+from scaffold import dependencies, engine
+from scaffold.engine.discovery import Target
+from scaffold.engine.model import FileResult
 from scaffold.engine.report import FORMATS, rules_table, write_report
-from scaffold.engine.runner import Options, ProgressCallback, Rule, RunResult
-from scaffold.engine.runner import run as _engine_run
+from scaffold.engine.rule import Rule
+from scaffold.engine.runner import ProgressCallback, RunResult
 from scaffold.errors import UsageError
-from scaffold.vendor import KitEdited
+from scaffold.registry import all_rule_ids, all_rules
+from scaffold.vendor import KitResolver
 
 if TYPE_CHECKING:
     from scaffold.testgen import Generated
@@ -42,17 +44,63 @@ __all__ = [
 Paths = Sequence[str | os.PathLike[str]]
 
 
-def run(paths: Paths, rules: Sequence[Rule], options: Options | None = None, *,
+@dataclass(frozen=True)
+class Options(engine.Options):
+    """The engine's options, and what retrofit does around the run."""
+
+    vendor_kit: bool = False  # write the kit where rewritten files import it
+    force: bool = False  # with vendor_kit: overwrite a vendored kit someone edited
+    # with vendor_kit: add what rewritten files now import to their project's dependency list
+    # (False, --no-deps: report it as a finding)
+    add_dependencies: bool = True
+
+
+class _AroundRun:
+    """The engine's hooks (``engine.runner.RunHooks``): each file's kit, planned where none
+    exists yet (``KitResolver``); with ``vendor_kit``, the kit and the dependencies written
+    (or, without ``write``, reported) after the files ran."""
+
+    def __init__(self, options: engine.Options) -> None:
+        self._options = options
+        self._kits: KitResolver | None = None
+
+    @property
+    def _vendoring(self) -> bool:
+        return isinstance(self._options, Options) and self._options.vendor_kit
+
+    def started(self, targets: Sequence[Target]) -> None:
+        self._kits = KitResolver(targets)
+        if self._vendoring:
+            assert isinstance(self._options, Options)
+            self._kits.refuse_edited(force=self._options.force)  # before anything is written
+
+    def kit_for(self, target: Target) -> str | None:
+        assert self._kits is not None  # the engine calls started first
+        return self._kits.kit_for(target)
+
+    def finished(self, results: Sequence[FileResult],
+                 targets: Sequence[Target]) -> list[FileResult]:
+        options = self._options
+        if not isinstance(options, Options) or not options.vendor_kit:
+            return []
+        assert self._kits is not None
+        added = self._kits.vendor(results, write=options.write, force=options.force)
+        added.extend(dependencies.declare([*results, *added], targets, write=options.write,
+                                          add=options.add_dependencies))
+        return added
+
+
+def run(paths: Paths, rules: Sequence[Rule], options: engine.Options | None = None, *,
         known_ids: Iterable[str] | None = None,
         on_progress: ProgressCallback | None = None) -> RunResult:
-    """``rules`` over ``paths``: the engine's run and what comes around it under ``options``;
-    ``known_ids`` (default: every rule's) are the ids a configuration may name."""
+    """``rules`` over ``paths``: the engine's run, each file given the kit it may import
+    (configured, existing, else planned) and, under ``Options(vendor_kit=True)``, the kit
+    and the dependencies written or reported after it; ``known_ids`` (default: every rule's)
+    are the ids a configuration may name."""
+    options = options or Options()
     known = all_rule_ids() if known_ids is None else set(known_ids)
-    try:
-        return _engine_run(paths, rules, options or Options(), known_ids=known,
-                           on_progress=on_progress)
-    except (ConfigError, PathNotFound, KitEdited) as exc:
-        raise UsageError(str(exc)) from exc
+    return engine.run(paths, rules, options, known_ids=known, on_progress=on_progress,
+                      hooks=_AroundRun(options))
 
 @dataclass(frozen=True)
 class Retrofit:
@@ -109,9 +157,6 @@ def new_service(dest: str | os.PathLike[str], *, data: Mapping[str, Any] | None 
                 defaults: bool = False, vcs_ref: str | None = None) -> None:
     """A traced service generated from the Copier template at ``dest``."""
     # Copier is imported here: every other command starts without it
-    from scaffold.new_service import NewServiceError, create_service
+    from scaffold.new_service import create_service
 
-    try:
-        create_service(os.fspath(dest), data=dict(data or {}), defaults=defaults, vcs_ref=vcs_ref)
-    except NewServiceError as exc:
-        raise UsageError(str(exc)) from exc
+    create_service(os.fspath(dest), data=dict(data or {}), defaults=defaults, vcs_ref=vcs_ref)

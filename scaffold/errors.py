@@ -13,4 +13,8 @@ EXIT_INTERRUPTED = 130  # Ctrl-C, as a shell reports SIGINT
 
 
 class UsageError(Exception):
-    """A bad flag, value or configuration: one line on stderr and exit 2."""
+    """A bad flag, value or configuration: one line on stderr and exit 2.
+
+    The base of every error the user can fix: ``config.ConfigError``,
+    ``engine.discovery.PathNotFound``, ``vendor.KitEdited``, ``new_service.NewServiceError``.
+    """

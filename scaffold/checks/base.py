@@ -23,6 +23,7 @@ from libcst.codemod import CodemodContext, ContextAwareVisitor
 from libcst.metadata import PositionProvider, ProviderT
 
 from scaffold.engine.discovery import is_test_file
+from scaffold.engine.discovery import is_test_support as is_test_support  # checks import it here
 from scaffold.engine.model import Finding, Settings, Status
 from scaffold.engine.options import resolve_options
 from scaffold.engine.runner import process_source
@@ -170,14 +171,6 @@ class Check(ContextAwareVisitor):
     def reads_config_file(cls, path: str | PurePath) -> bool:
         name = PurePath(path).name
         return any(fnmatch.fnmatch(name, pattern) for pattern in cls.CONFIG_FILES)
-
-
-def is_test_support(path: str | PurePath) -> bool:
-    """A ``testing.py`` module or one in a ``testing`` package: shipped code that serves tests
-    (pytest plugins such as the kit's, fakes). Retrofit's scope counts them as code
-    (``discovery.is_test_file``); checks about test-only tricks exempt them too."""
-    pure = PurePath(path)
-    return pure.name == "testing.py" or "testing" in pure.parts[:-1]
 
 
 def is_test_path(path: str | PurePath) -> bool:

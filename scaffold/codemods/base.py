@@ -54,6 +54,7 @@ from scaffold.engine.metadata import OnDemand
 from scaffold.engine.model import Finding, Kind, Settings
 from scaffold.engine.options import resolve_options
 from scaffold.engine.positions import place_sites
+from scaffold.engine.rule import dotted_name as dotted_name  # codemods import it from here
 from scaffold.engine.sites import FILE_STATE, SETTINGS, SYNTAX, FileState, module_of, repo_of
 from scaffold.repo import RepoModel
 
@@ -391,16 +392,6 @@ class _PlainNames(FastVisitor):
     def visit_Attribute(self, node: cst.Attribute) -> bool:
         node.value.visit(self)  # the attribute's own name binds nothing
         return False
-
-
-def dotted_name(node: cst.CSTNode) -> str | None:
-    """``a.b.c`` for a chain of names and attributes; ``None`` for anything else."""
-    if isinstance(node, cst.Name):
-        return node.value
-    if isinstance(node, cst.Attribute):
-        base = dotted_name(node.value)
-        return None if base is None else f"{base}.{node.attr.value}"
-    return None
 
 
 def _dotted(node: cst.CSTNode) -> str:

@@ -17,21 +17,21 @@ from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import libcst as cst
 from libcst.codemod import CodemodContext
 from libcst.codemod.visitors import AddImportsVisitor, RemoveImportsVisitor
 
-from scaffold import dependencies, vendor  # module imports: both import this package back
 from scaffold.config import Config, ConfigError, ruff_settings_for
 from scaffold.engine.discovery import Target, discover, is_test_file
 from scaffold.engine.gates import SourceSyntax, SyntaxGate
 from scaffold.engine.imports import TopImportsAdder, place_in_sections
 from scaffold.engine.layout import fit_changed_lines
 from scaffold.engine.metadata import Metadata
-from scaffold.engine.model import FileResult, Finding, Kind, Settings, Status
+from scaffold.engine.model import FileResult, Finding, Kind, Settings, Status, is_vendored
 from scaffold.engine.positions import place_sites
+from scaffold.engine.rule import Rule
 from scaffold.engine.sites import (
     FILE_STATE,
     MODULE,
@@ -50,7 +50,6 @@ from scaffold.repo import RepoModel
 EXIT_OK, EXIT_CHANGES, EXIT_ERROR = 0, 1, 2
 UNSAFE_NOTE = " (unsafe fix: apply with --unsafe-fixes)"
 
-Rule = Any  # a Codemod or Check subclass: ID, SUMMARY, PREFILTER, wants(), findings after a visit
 ProgressCallback = Callable[[int, int], None]
 
 
@@ -64,15 +63,26 @@ class Options:
     jobs: int = 0  # processes; 0 = one per core
     unsafe_fixes: bool | None = None  # None: the config decides
     include_tests: bool | None = None  # codemods rewrite test files too; None: the config decides
-    generate_tests: bool = True  # hook for the test generator of a later issue (--no-tests)
-    vendor_kit: bool = False  # retrofit: write the kit where rewritten files import it
-    force: bool = False  # with vendor_kit: overwrite a vendored kit someone edited
-    # with vendor_kit: add what rewritten files now import to their project's dependency list
-    # (False, --no-deps: report it as a finding)
-    add_dependencies: bool = True
     # check: a finding alone exits 1; retrofit: only changes do (findings are printed), so
     # `retrofit --check` exits 0 once nothing is left to change
     findings_fail: bool = True
+
+
+class RunHooks(Protocol):
+    """What a caller adds around a run (``scaffold.api``: the kit, declared dependencies).
+
+    The engine calls ``started`` once discovery is done and before any file is read or
+    written (it may raise to stop the run), ``kit_for`` for each file that reaches the rules
+    (``Settings.kit``: the import path of the kit that file may call, or None), and
+    ``finished`` with every file's result; what it returns is added to the run's results.
+    """
+
+    def started(self, targets: Sequence[Target]) -> None: ...
+
+    def kit_for(self, target: Target) -> str | None: ...
+
+    def finished(self, results: Sequence[FileResult],
+                 targets: Sequence[Target]) -> Iterable[FileResult]: ...
 
 
 @dataclass(frozen=True)
@@ -273,7 +283,7 @@ def libcst_input(source: bytes, rules: Sequence[Rule], settings: Settings) -> by
     measure, by the same steps ``_transform`` takes)."""
     probe = source.decode("latin-1")
     active = [rule for rule in rules if _wants(rule, probe, settings)]
-    if not active or vendor.is_vendored(source) or b"\0" in source:
+    if not active or is_vendored(source) or b"\0" in source:
         return None
     syntax = SourceSyntax(source)
     active = [rule for rule in active if _admits(rule, syntax, settings)]
@@ -296,7 +306,7 @@ def _transform(
     """
     probe = source.decode("latin-1")  # prefilter needles are ASCII: any byte decoding keeps them
     active = [rule for rule in rules if _wants(rule, probe, settings)]
-    if not active or vendor.is_vendored(source):  # a vendored kit is output, never input
+    if not active or is_vendored(source):  # a vendored kit is output, never input
         return FileResult(path, Status.UNCHANGED), None, 0
     if b"\0" in source:
         return FileResult(path, Status.FAILED, reason="binary file (contains NUL bytes)"), None, 1
@@ -574,12 +584,15 @@ def run(
     *,
     known_ids: Iterable[str] = (),
     on_progress: ProgressCallback | None = None,
+    hooks: RunHooks | None = None,
 ) -> RunResult:
     """Discover the files under ``paths`` and run ``rules`` over them.
 
     ``rules`` are the command's rules in run order; ``known_ids`` are every rule id any
-    command knows (a config's select may name checks and codemods alike). Raises ConfigError
-    for an unknown id or bad configuration, PathNotFound for a missing path.
+    command knows (a config's select may name checks and codemods alike). Without ``hooks``
+    each file's kit is the configured one (``scaffold.api.run`` adds the planned kit and
+    vendoring). Raises ConfigError for an unknown id or bad configuration, PathNotFound for a
+    missing path.
     """
     rules = tuple(rules)
     own_ids = {rule.ID for rule in rules}
@@ -591,9 +604,8 @@ def run(
         return any(getattr(rule, "reads_config_file", lambda _: False)(name) for rule in rules)
 
     targets = discover(paths, wants_other_file=reads)
-    kits = vendor.KitResolver(targets)
-    if options.vendor_kit:
-        kits.refuse_edited(force=options.force)  # before anything is written
+    if hooks is not None:
+        hooks.started(targets)  # before anything is written
     plans: dict[tuple[int, bool, bool], tuple[tuple[Rule, ...], Settings]] = {}
     results: list[FileResult] = []
     python: list[tuple[_Task, Target]] = []
@@ -604,8 +616,9 @@ def run(
         # ruff reads the configuration nearest to each file: so do import placement and the
         # line length the codemods and the layout pass keep to
         sorting = ruff_settings_for(target.path, task.settings.import_sorting)
+        kit = hooks.kit_for(target) if hooks is not None else task.settings.kit
         return replace(task, settings=replace(
-            task.settings, kit=kits.kit_for(target), import_sorting=sorting,
+            task.settings, kit=kit, import_sorting=sorting,
             line_length=sorting.line_length or task.settings.line_length))
 
     for target in targets:
@@ -650,10 +663,8 @@ def run(
                     parsed.append(result.path)
     finally:
         _REPO = None
-    if options.vendor_kit:
-        results.extend(kits.vendor(results, write=options.write, force=options.force))
-        results.extend(dependencies.declare(results, targets, write=options.write,
-                                            add=options.add_dependencies))
+    if hooks is not None:
+        results.extend(hooks.finished(tuple(results), targets))
     results.sort(key=lambda result: result.path)
     gates = GateCounts(len(python), passed[1] + passed[2], passed[2], tuple(sorted(parsed)))
     return RunResult(tuple(results), rules, options, gates)

@@ -8,10 +8,10 @@ from pathlib import Path
 import jsonschema
 import pytest
 
+from scaffold.api import Options, run
 from scaffold.checks import all_checks
 from scaffold.cli import main
 from scaffold.codemods import all_codemods
-from scaffold.engine import Options, run
 from scaffold.engine.report import sarif
 
 SCHEMA = json.loads(

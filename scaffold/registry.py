@@ -5,9 +5,19 @@ The engine never imports this: it runs the rules it is given (``scaffold.api`` p
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from scaffold.checks import all_checks
 from scaffold.codemods import all_codemods
 from scaffold.engine.rule import Rule
+
+if TYPE_CHECKING:  # mypy proves both bases are what the engine reads
+    from scaffold.checks.base import Check
+    from scaffold.codemods.base import Codemod
+    from scaffold.engine.rule import CodemodRule
+
+    _codemod: CodemodRule = Codemod
+    _check: Rule = Check
 
 
 def all_rules() -> tuple[Rule, ...]:

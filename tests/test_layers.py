@@ -135,3 +135,17 @@ def test_imports_down_and_across_are_allowed():
               "from scaffold import __version__\n")
     assert upward_imports("scaffold.codemods.base", imports_of(source, "scaffold.codemods.base")) \
         == []
+
+
+def test_commands_call_only_the_api():
+    """A command parses flags and prints; what it does is ``scaffold.api``'s (add a function
+    there rather than importing the engine, the rules or a service from a command)."""
+    allowed = {"scaffold", "scaffold.api", "scaffold.errors"}
+    reached = {
+        f"{module} -> {name}"
+        for module, path in _modules() if layer_of(module) == "commands"
+        for name in imports_of(path.read_text(encoding="utf-8"), module,
+                               package=path.name == "__init__.py")
+        if name not in allowed and not name.startswith("scaffold.commands")
+    }
+    assert reached == set()

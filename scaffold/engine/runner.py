@@ -25,13 +25,13 @@ from libcst.codemod.visitors import AddImportsVisitor, RemoveImportsVisitor
 
 from scaffold.config import Config, ConfigError, ruff_settings_for
 from scaffold.engine.discovery import Target, discover, is_test_file
-from scaffold.engine.gates import SourceSyntax, SyntaxGate
+from scaffold.engine.gates import SourceSyntax
 from scaffold.engine.imports import TopImportsAdder, place_in_sections
 from scaffold.engine.layout import fit_changed_lines
 from scaffold.engine.metadata import Metadata
 from scaffold.engine.model import FileResult, Finding, Kind, Settings, Status, is_vendored
 from scaffold.engine.positions import place_sites
-from scaffold.engine.rule import Rule
+from scaffold.engine.rule import CodemodVisitor, Rule, as_visitor, is_codemod
 from scaffold.engine.sites import (
     FILE_STATE,
     MODULE,
@@ -45,9 +45,9 @@ from scaffold.engine.sites import (
 )
 from scaffold.engine.slicing import Slice, import_aliases, slice_module
 from scaffold.engine.writer import atomic_write
+from scaffold.errors import EXIT_CHANGES, EXIT_ERROR, EXIT_OK
 from scaffold.repo import RepoModel
 
-EXIT_OK, EXIT_CHANGES, EXIT_ERROR = 0, 1, 2
 UNSAFE_NOTE = " (unsafe fix: apply with --unsafe-fixes)"
 
 ProgressCallback = Callable[[int, int], None]
@@ -193,10 +193,6 @@ class _RemoveUnusedImports(RemoveImportsVisitor):
                                                                updated_node.body))
 
 
-def is_codemod(rule: Rule) -> bool:
-    return isinstance(rule, type) and issubclass(rule, cst.CSTTransformer)
-
-
 def _reason_for_parse_error(exc: Exception) -> str:
     if isinstance(exc, cst.ParserSyntaxError):
         return f"syntax error at line {exc.editor_line}, column {exc.editor_column}: {exc.message}"
@@ -222,29 +218,23 @@ def process_source(
                       dotted=module, test=test)[0]
 
 
-def _syntax_gate(rule: Rule, settings: Settings) -> SyntaxGate | None:
-    gate_for = getattr(rule, "syntax_gate", None)
-    return gate_for(settings) if gate_for is not None else None
-
-
 def _wants(rule: Rule, probe: str, settings: Settings) -> bool:
     """The text prefilter: the rule's own (under its configured options), then what its
     syntax gate needs spelled out."""
     options = settings.options.get(rule.ID)
-    configured = getattr(rule, "wants_configured", None)
-    if not (configured(probe, options) if options and configured else rule.wants(probe)):
+    if not (rule.wants_configured(probe, options) if options else rule.wants(probe)):
         return False
-    gate = _syntax_gate(rule, settings)
+    gate = rule.syntax_gate(settings)
     return gate is None or gate.may_admit(probe)
 
 
 def _admits(rule: Rule, syntax: SourceSyntax, settings: Settings) -> bool:
     """The rule's syntax gate, if it has one and the stdlib can parse the file."""
-    gate = _syntax_gate(rule, settings)
+    gate = rule.syntax_gate(settings)
     return gate is None or syntax.index is None or gate.admits(syntax.index)
 
 
-def _placed(codemods: Sequence[Any]) -> list[Finding]:
+def _placed(codemods: Sequence[CodemodVisitor]) -> list[Finding]:
     """The sites of codemods that visited one same tree, positioned in one pass."""
     place_sites(codemods)
     return [finding for codemod in codemods for finding in codemod.findings]
@@ -264,10 +254,10 @@ def _slice(active: Sequence[Rule], syntax: SourceSyntax, source: bytes,
     sites: set[str] = set()
     names: set[str] = set()
     for rule in active:
-        own = getattr(rule, "SLICE_WORDS", None)
+        own = rule.SLICE_WORDS
         if own is None:
             return None
-        gate = _syntax_gate(rule, settings)
+        gate = rule.syntax_gate(settings)
         if gate is None:  # its gate names what it follows; without one, parse everything
             return None
         sites.update(own)
@@ -339,7 +329,7 @@ def _transform(
     if dotted is not None:
         scratch[MODULE] = dotted
     context = CodemodContext(filename=path, scratch=scratch)
-    current = None
+    current: Rule | None = None
     try:
         findings: list[Finding] = []
         wrapper = Metadata(module, unsafe_skip_copy=True)
@@ -351,14 +341,16 @@ def _transform(
             check_context = replace(context, wrapper=wrapper)
             for current in checks:
                 check = current(check_context, settings.options.get(current.ID))
-                module.visit(check)
+                module.visit(as_visitor(check))
                 findings.extend(
                     finding for finding in check.findings
                     if not state.suppressed(finding.rule_id, finding.line, finding.end_line or 0)
                 )
         tree = module
-        same_tree: list[Any] = []  # codemods that visited ``tree``: their sites placed at once
-        for current in (rule for rule in active if is_codemod(rule)):
+        same_tree: list[CodemodVisitor] = []  # codemods that visited ``tree``: placed at once
+        for current in active:
+            if not is_codemod(current):
+                continue
             if tree is not wrapper.module:
                 wrapper = Metadata(tree, unsafe_skip_copy=True)
                 state.lines = None
@@ -368,7 +360,7 @@ def _transform(
             removals = list(context.scratch.get(RemoveImportsVisitor.CONTEXT_KEY, []))
             codemod = current(replace(context, wrapper=wrapper), settings.options.get(current.ID))
             with codemod.resolve(wrapper):
-                rewritten = tree.visit(codemod)
+                rewritten = tree.visit(as_visitor(codemod))
             if applies:
                 same_tree.append(codemod)
                 # a visit that records no change keeps the tree, and with it the metadata
@@ -442,7 +434,7 @@ def _start_worker(repo: RepoModel | None) -> None:
 
 def uses_repo(rule: Rule) -> bool:
     """Whether the rule reads the repo model (``USES_REPO``): only then is one built."""
-    return bool(getattr(rule, "USES_REPO", False))
+    return rule.USES_REPO
 
 
 def build_repo(targets: Sequence[Target]) -> RepoModel:
@@ -502,7 +494,7 @@ def _run_task(task: _Task) -> tuple[FileResult, int]:
         findings = [
             finding
             for rule in task.rules
-            if getattr(rule, "reads_config_file", None) and rule.reads_config_file(task.path.name)
+            if rule.reads_config_file(task.path.name)
             for finding in rule.check_config_file(
                 task.display, text, task.settings.options.get(rule.ID)
             )
@@ -601,7 +593,7 @@ def run(
     _check_ids(options.ignore, own_ids, "--ignore")
 
     def reads(name: str) -> bool:
-        return any(getattr(rule, "reads_config_file", lambda _: False)(name) for rule in rules)
+        return any(rule.reads_config_file(name) for rule in rules)
 
     targets = discover(paths, wants_other_file=reads)
     if hooks is not None:
@@ -639,8 +631,7 @@ def run(
                      test=target.test)
         if target.python:
             python.append((task, target))
-        elif any(getattr(rule, "reads_config_file", None) and rule.reads_config_file(
-                target.path.name) for rule in chosen):
+        elif any(rule.reads_config_file(target.path.name) for rule in chosen):
             tasks.append(with_kit(task, target))
     global _REPO
     wanted = any(uses_repo(rule) for chosen, _ in plans.values() for rule in chosen)

@@ -26,6 +26,7 @@ from libcst.codemod.visitors import AddImportsVisitor, RemoveImportsVisitor
 from scaffold import dependencies, vendor  # module imports: both import this package back
 from scaffold.config import Config, ConfigError, ruff_settings_for
 from scaffold.engine.discovery import Target, discover, is_test_file
+from scaffold.engine.dispatch import without_rebuild
 from scaffold.engine.gates import SourceSyntax, SyntaxGate
 from scaffold.engine.imports import TopImportsAdder, place_in_sections
 from scaffold.engine.layout import fit_changed_lines
@@ -340,7 +341,8 @@ def _transform(
             )
             check_context = replace(context, wrapper=wrapper)
             for current in checks:
-                check = current(check_context, settings.options.get(current.ID))
+                # read-only: walked without LibCST's rebuild of every node it enters
+                check = without_rebuild(current)(check_context, settings.options.get(current.ID))
                 module.visit(check)
                 findings.extend(
                     finding for finding in check.findings

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from scaffold.api import FORMATS, RunResult, write_report
@@ -32,8 +32,9 @@ def _jobs(value: str) -> int:
     return jobs
 
 
-def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
-    """PATH... and the flags every engine command takes."""
+def add_engine_arguments(parser: argparse.ArgumentParser,
+                         formats: Sequence[str] = FORMATS) -> None:
+    """PATH... and the flags every engine command takes (``formats``: its --format choices)."""
     parser.add_argument("paths", nargs="+", metavar="PATH", help="files or folders to process")
     parser.add_argument("--select", type=_ids, default=(), metavar="IDS",
                         help="comma-separated rule ids to run (default: all, or the config's)")
@@ -41,7 +42,7 @@ def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
                         help="comma-separated rule ids not to run")
     parser.add_argument("--jobs", type=_jobs, default=0, metavar="N",
                         help="processes to use (default: 0 = all cores)")
-    parser.add_argument("--format", choices=FORMATS, default="text",
+    parser.add_argument("--format", choices=formats, default="text",
                         help="output format (default: text)")
     parser.add_argument("--include-tests", action="store_true", default=None,
                         help="let codemods rewrite test files too (tests/, test_*.py, "

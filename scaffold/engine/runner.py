@@ -17,7 +17,7 @@ from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import libcst as cst
 from libcst.codemod import CodemodContext
@@ -25,6 +25,7 @@ from libcst.codemod.visitors import AddImportsVisitor, RemoveImportsVisitor
 
 from scaffold.config import Config, ConfigError, ruff_settings_for
 from scaffold.engine.discovery import Target, discover, is_test_file
+from scaffold.engine.dispatch import without_rebuild
 from scaffold.engine.gates import SourceSyntax
 from scaffold.engine.imports import TopImportsAdder, place_in_sections
 from scaffold.engine.layout import fit_changed_lines
@@ -234,6 +235,12 @@ def _admits(rule: Rule, syntax: SourceSyntax, settings: Settings) -> bool:
     return gate is None or syntax.index is None or gate.admits(syntax.index)
 
 
+def _read_only(rule: Rule) -> Rule:
+    """A check's class (a read-only visitor) that walks without LibCST's rebuild."""
+    assert isinstance(rule, type) and issubclass(rule, cst.CSTVisitor), rule
+    return cast(Rule, without_rebuild(rule))  # the same rule: a subclass adding only the walk
+
+
 def _placed(codemods: Sequence[CodemodVisitor]) -> list[Finding]:
     """The sites of codemods that visited one same tree, positioned in one pass."""
     place_sites(codemods)
@@ -340,7 +347,8 @@ def _transform(
             )
             check_context = replace(context, wrapper=wrapper)
             for current in checks:
-                check = current(check_context, settings.options.get(current.ID))
+                # read-only: walked without LibCST's rebuild of every node it enters
+                check = _read_only(current)(check_context, settings.options.get(current.ID))
                 module.visit(as_visitor(check))
                 findings.extend(
                     finding for finding in check.findings

@@ -27,6 +27,7 @@ CASES = [
     "annotated_parameter_and_alias",
     "wrapper_taking_pairs",
     "send_batch",
+    "producer_of_a_held_bus",
 ]
 NO_SPAN_PER_RECORD = {"send_batch"}
 

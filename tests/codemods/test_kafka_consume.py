@@ -23,9 +23,11 @@ from scaffold.engine import Settings, Status, process_source
 from tests.codemods.conftest import FIXTURES, load_fixture
 from tests.codemods.kafka_helpers import RECEIVE_TIMEOUT, descends_from, new_topic
 
-CASES = ["async_for_loop", "getone_attribute", "getmany_values", "getmany_items"]
+CASES = ["async_for_loop", "getone_attribute", "getmany_values", "getmany_items",
+         "consumer_from_a_factory"]
 # The fixtures whose consumer construction names a group the rewrite can repeat at the span.
-GROUP_SUFFIX = {"async_for_loop": "", "getone_attribute": ".worker", "getmany_values": ""}
+GROUP_SUFFIX = {"async_for_loop": "", "getone_attribute": ".worker", "getmany_values": "",
+                "consumer_from_a_factory": ""}
 
 
 async def _send_then_consume(module, bootstrap, kit, exporter):

@@ -242,12 +242,10 @@ class EnvelopeRestore(PropagationCodemod):
             statement = place.statement
             if isinstance(statement, cst.SimpleStatementLine) and len(statement.body) == 1:
                 small = statement.body[0]
-                if (
-                    isinstance(small, cst.Assign) and len(small.targets) == 1
-                    and isinstance(small.targets[0].target, cst.Name)
-                    and self.parsed_envelope(small.value) is not None
-                ):
-                    parsed[small.targets[0].target.value] = place
+                target = _parsed_target(small)
+                if target is not None and self.parsed_envelope(
+                        cast(cst.Assign | cst.AnnAssign, small).value) is not None:
+                    parsed[target] = place
         if not parsed:
             return
         for place in places:
@@ -488,7 +486,8 @@ class EnvelopeRestore(PropagationCodemod):
                 continue
             index = place.chain[0][1]
             rest = body[index + 1:]
-            value = cast(cst.Assign, cast(cst.SimpleStatementLine, place.statement).body[0]).value
+            value = cast(cst.Assign | cst.AnnAssign,
+                         cast(cst.SimpleStatementLine, place.statement).body[0]).value
             if not isinstance(value, cst.Call):
                 continue
             from_message = collect(*(arg.value for arg in value.args)).names & params
@@ -537,6 +536,17 @@ class EnvelopeRestore(PropagationCodemod):
         wrapped = head.with_changes(body=head.body.with_changes(body=body[index + 1:]))
         return updated_node.with_changes(body=updated_node.body.with_changes(
             body=[*body[:index + 1], wrapped]))
+
+
+def _parsed_target(small: cst.BaseSmallStatement) -> str | None:
+    """The name ``X`` of ``X = value`` or ``X: T = value``."""
+    if isinstance(small, cst.Assign) and len(small.targets) == 1 and isinstance(
+            small.targets[0].target, cst.Name):
+        return small.targets[0].target.value
+    if isinstance(small, cst.AnnAssign) and small.value is not None and isinstance(
+            small.target, cst.Name):
+        return small.target.value
+    return None
 
 
 def carries_context(metadata: str) -> str:

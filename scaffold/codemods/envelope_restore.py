@@ -64,6 +64,7 @@ from typing import Any, cast
 
 import libcst as cst
 from libcst.codemod.visitors import RemoveImportsVisitor
+from libcst.metadata import PositionProvider
 
 from scaffold.codemods._propagation import (
     ENVELOPE_SUFFIXES,
@@ -351,9 +352,14 @@ class EnvelopeRestore(PropagationCodemod):
         if_safe = self._none_safe(guard)
         RemoveImportsVisitor.remove_unused_import_by_node(self.context, guard.statement.test)
 
+        column = self.get_metadata(PositionProvider, guard.statement).start.column
+        limit = self.settings.line_length
+
         def unguarded(updated: cst.If) -> list[cst.BaseStatement]:
             body = [cast(cst.BaseStatement, statement.visit(if_safe))
                     for statement in statements_of(updated.body)]
+            if isinstance(body[0], cst.With) and limit is not None:
+                body[0] = _laid_out(body[0], column, limit)
             body[0] = with_comment(body[0].with_changes(leading_lines=updated.leading_lines),
                                    comment)
             return body
@@ -536,6 +542,32 @@ class EnvelopeRestore(PropagationCodemod):
         wrapped = head.with_changes(body=head.body.with_changes(body=body[index + 1:]))
         return updated_node.with_changes(body=updated_node.body.with_changes(
             body=[*body[:index + 1], wrapped]))
+
+
+def _laid_out(statement: cst.With, column: int, limit: int) -> cst.With:
+    """A ``with`` of one conditional item (``with (a if b else c):``) longer than ``limit``
+    at ``column``, laid out as ruff's formatter does: the item on its own lines, split at
+    ``if`` and ``else``, inside the ``with``'s parentheses."""
+    if len(statement.items) != 1 or statement.items[0].asname is not None:
+        return statement
+    item = statement.items[0].item
+    if not isinstance(item, cst.IfExp):
+        return statement
+    header = f"with {code(item)}:"
+    if column + len(header) <= limit or "\n" in header:
+        return statement
+    bare = item.with_changes(lpar=[], rpar=[])
+    test = f"if {code(bare.test)}"
+    operands = _operands(bare.test)
+    if column + 4 + len(test) > limit and len(operands) > 1:
+        test = "if (\n" + "".join(
+            f"        {'and ' if i else ''}{code(operand)}\n"
+            for i, operand in enumerate(operands)) + "    )"
+    text = (f"with (\n    {code(bare.body)}\n    {test}\n"
+            f"    else {code(bare.orelse)}\n):\n    pass\n")
+    laid = cst.ensure_type(cst.parse_statement(text), cst.With)
+    return laid.with_changes(body=statement.body, leading_lines=statement.leading_lines,
+                             asynchronous=statement.asynchronous)
 
 
 def _parsed_target(small: cst.BaseSmallStatement) -> str | None:

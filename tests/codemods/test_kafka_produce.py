@@ -9,6 +9,7 @@ which have no span per record); the unrewritten fixture fails the same assertion
 from __future__ import annotations
 
 import asyncio
+import contextvars
 
 import pytest
 from aiokafka import AIOKafkaConsumer
@@ -175,3 +176,64 @@ async def test_rewritten_relay_sends_under_the_stored_context_and_the_consumer_f
     assert (consumed.context.trace_id, consumed.parent.span_id) == (
         STORED_TRACE, producer.context.span_id)
     assert ("event_id", b"e-1") in list(record.headers)  # the stored headers are kept
+
+
+# -- a fallback queue replays a record under the context its envelope carries ---------------
+
+
+async def _replay_and_consume(module, bootstrap, kit, exporter):
+    """Publish under a request span while the bus is down (queued), replay from a task with
+    a fresh context (a recovery loop), then read the record back and handle it."""
+    topic = await new_topic(bootstrap, "replay")
+    bus = module.KafkaBus(bootstrap)
+    resilient = module.ResilientKafkaBus(bus)
+    with trace.get_tracer("replay-test").start_as_current_span("request"):
+        envelope = {"event_type": "essay.submitted", "metadata": kit.inject_metadata(None)}
+        await resilient.publish(topic, envelope)
+    assert len(resilient.queued) == 1
+    await bus.producer.start()
+    bus.started = True
+    try:
+        await asyncio.create_task(resilient.process_queued_messages(),
+                                  context=contextvars.Context())
+    finally:
+        await bus.producer.stop()
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        consumer.assign([TopicPartition(topic, 0)])
+        await consumer.seek_to_beginning()
+        record = await asyncio.wait_for(consumer.getone(), RECEIVE_TIMEOUT)
+    finally:
+        await consumer.stop()
+    with kit.consume_span(record):
+        pass
+    by_name = {span.name: span for span in exporter.get_finished_spans()}
+    return by_name["request"], by_name.get(f"send {topic}"), by_name[f"process {topic}"]
+
+
+@pytest.mark.slow
+@pytest.mark.broker
+async def test_unrewritten_replay_starts_a_new_trace_at_the_consumer(
+    tansu, kit_package, span_exporter
+):
+    request, producer, consumed = await _replay_and_consume(
+        load_fixture("kafka-produce", "fallback_queue_replay", "before"), tansu, kit_package,
+        span_exporter)
+
+    assert producer is None
+    assert consumed.context.trace_id != request.context.trace_id
+
+
+@pytest.mark.slow
+@pytest.mark.broker
+async def test_rewritten_replay_sends_under_the_request_that_published_it(
+    tansu, kit_package, span_exporter
+):
+    request, producer, consumed = await _replay_and_consume(
+        load_fixture("kafka-produce", "fallback_queue_replay", "after"), tansu, kit_package,
+        span_exporter)
+
+    assert (producer.context.trace_id, producer.parent.span_id) == (
+        request.context.trace_id, request.context.span_id)
+    assert consumed.parent.span_id == producer.context.span_id

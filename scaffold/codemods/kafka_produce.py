@@ -67,6 +67,7 @@ import libcst as cst
 
 from scaffold.codemods import _send_wrappers as send_wrappers
 from scaffold.codemods._kafka import (
+    FACTORY,
     PRODUCER_CLASSES,
     Binding,
     KafkaCodemod,
@@ -212,8 +213,9 @@ class KafkaProduce(KafkaCodemod):
             return ".".join([self.module_name, *(c.name.value for c in self.classes)])
         binding = self.lookup(expr)
         if binding is not None:
-            return None if binding.kind in (PRODUCER, BATCH) else self.repo.canonical(
-                binding.kind)
+            if binding.kind in (PRODUCER, BATCH) or binding.kind.endswith(FACTORY):
+                return None  # not an instance of a class the repo model knows
+            return self.repo.canonical(binding.kind)
         if isinstance(expr, cst.Attribute):
             owner = self._class_of(expr.value)
             return self.repo.type_of(f"{owner}.{expr.attr.value}") if owner else None

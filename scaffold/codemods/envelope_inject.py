@@ -97,8 +97,8 @@ SPAN_PROBE = "get_current_span"
 
 class EnvelopeInject(PropagationCodemod):
     PREFILTER = ENVELOPE_SUFFIXES
-    OPTIONS = {"envelope_suffixes": ENVELOPE_SUFFIXES,
-               "publish_methods": DEFAULT_PUBLISH_METHODS}
+    OPTIONS = {"envelope_suffixes": ENVELOPE_SUFFIXES, "publish_methods": tuple(
+        sorted(PUBLISH_NAMES))}
 
     @classmethod
     def wants(cls, source: str) -> bool:

@@ -1617,6 +1617,15 @@ class _Planner:
         return _with(case, patches=tuple(failures), arguments=self._arguments(entry, given))
 
 
+def _cut(name: str, limit: int | None) -> str:
+    """``name`` within ``limit`` characters (room kept for a ``_<n>`` suffix), cut at a word."""
+    if limit is None or len(name) <= limit:
+        return name
+    room = max(limit - 3, 12)
+    cut = name[:room]
+    return cut.rsplit("_", 1)[0] if "_" in cut[5:] else cut
+
+
 class _CannotDrive(Exception):
     """The reason a site's test is generated skipped."""
 
@@ -1835,8 +1844,10 @@ def locate(
     repo_packages: Iterable[str],
     kit: str | None = None,
     helper_module: str | None = None,
+    max_name: int | None = None,
 ) -> ModuleTests:
-    """Every instrumented site of one module, each with the plan of its test."""
+    """Every instrumented site of one module, each with the plan of its test; ``max_name``
+    cuts the tests' names (at a word) so their ``def`` lines fit the repo's line length."""
     tree = cst.parse_module(source)
     wrapper = MetadataWrapper(tree, unsafe_skip_copy=True)
     facts = _Module.of(tree, repo_packages)
@@ -1862,7 +1873,7 @@ def locate(
             column=where.column + 1, code=_first_line(found.anchor), entry=entry_name,
         )
         case = planner.plan(found, site)
-        base = f"test_{found.kind}_{_snake(entry_name or 'module')}"
+        base = _cut(f"test_{found.kind}_{_snake(entry_name or 'module')}", max_name)
         names[base] = names.get(base, 0) + 1
         name = base if names[base] == 1 else f"{base}_{names[base]}"
         tests.cases.append(_with(case, name=name))

@@ -23,6 +23,7 @@ import libcst as cst
 from scaffold import DISTRIBUTION
 from scaffold.config import Config, find_config, ruff_settings_for
 from scaffold.engine.discovery import discover
+from scaffold.repo import packaging
 from scaffold.resources import template_root
 from scaffold.testgen.conventions import read_style
 from scaffold.testgen.layout import fit
@@ -37,9 +38,9 @@ SUPPORT = "tracing_support.py"
 CONTRACT = "test_tracing_contract.py"
 MODULE_PREFIX = "test_trace_"
 DEFAULT_LINE_LENGTH = 88  # ruff's and black's, when the repository configures neither
-# The longest a test function's name may grow beyond its case's name (``async def``, the
-# ``_without_context_still_gets_a_span`` suffix, ``(``): names are cut to fit the line.
-_DEF_OVERHEAD = len("async def ") + len("_without_context_still_gets_a_span") + len("(")
+# What a test's ``def`` line holds besides its name (``async def``, ``(``; the parameters
+# may go on the next lines): names are cut to fit the line.
+_DEF_OVERHEAD = len("async def ") + len("(")
 
 
 @dataclass
@@ -125,6 +126,21 @@ def _module_name(root: Path, relative: PurePosixPath) -> tuple[str, Path]:
     return ".".join(parts), folder
 
 
+def _import_name(root: Path, relative: PurePosixPath,
+                 roots: tuple[packaging.ImportRoot, ...]) -> tuple[str, Path]:
+    """Dotted import name of a file and the folder it is importable from, as the packaging
+    metadata has it (a service folder without ``__init__.py`` under a package is a
+    namespace package its own code imports through); by ``__init__.py`` files otherwise."""
+    path = root.joinpath(*relative.parts)
+    name = packaging.module_name(path, roots)
+    if name:
+        depth = len(name.split(".")) - (0 if relative.name == "__init__.py" else 1)
+        folder = path.parents[depth] if depth < len(path.parents) else None
+        if folder is not None and any(r.path == folder for r in roots):
+            return name, folder
+    return _module_name(root, relative)
+
+
 def _kit_dir(root: Path, kit: str | None, import_roots: set[Path]) -> PurePosixPath | None:
     if kit is None:
         return None
@@ -161,6 +177,9 @@ def find_sites(root: Path, config: Config | None = None) -> Sites:
     resolver = KitResolver(targets)
     sources: list[tuple[PurePosixPath, str, Path]] = []
     kits: Counter[str] = Counter()
+    source_files = [target.path for target in targets
+                    if not target.test and not target.path.is_relative_to(tests_dir)]
+    roots = packaging.import_roots(root, source_files)
     for target in targets:
         try:
             relative = PurePosixPath(target.path.relative_to(root).as_posix())
@@ -168,7 +187,7 @@ def find_sites(root: Path, config: Config | None = None) -> Sites:
             continue
         if target.test or target.path.is_relative_to(tests_dir):
             continue
-        module, import_root = _module_name(root, relative)
+        module, import_root = _import_name(root, relative, roots)
         sources.append((relative, module, import_root))
         kit_for = resolver.kit_for(target)
         if kit_for is not None:

@@ -19,7 +19,7 @@ import builtins
 import re
 import sys
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import libcst as cst
 from libcst.metadata import (
@@ -1164,6 +1164,7 @@ class _Planner:
         self.qualified = qualified
         self.attach_aliases = attach_aliases
         self._guards: set[str] = set()
+        self._falsy_guards: dict[str, tuple[str, ...]] = {}
 
     def plan(self, found: _Found, site: Site) -> Case:
         entry = found.entry
@@ -1192,6 +1193,7 @@ class _Planner:
             name for node in found.ancestors if isinstance(node, (cst.If, cst.While))
             for name in _names_in(node.test)
         }
+        self._falsy_guards = _falsy_guards(found, entry)
         try:
             planned = planner(case, found, entry)
         except _CannotDrive as reason:
@@ -1228,8 +1230,13 @@ class _Planner:
             if param.name in given:
                 arguments.append(Argument(param.name, given[param.name]))
             elif not param.has_default or param.name in guards:
-                arguments.append(Argument(param.name,
-                                          _parameter_value(entry, param, self.qualified)))
+                value = _parameter_value(entry, param, self.qualified)
+                filled = [name for name in self._falsy_guards.get(param.name, ())
+                          if name not in dict(value.overrides)]
+                if value.recipe == "build" and filled:
+                    value = replace(value, overrides=(
+                        *value.overrides, *((name, Value("fill")) for name in filled)))
+                arguments.append(Argument(param.name, value))
         return tuple(arguments)
 
     # -- per kind --
@@ -1755,6 +1762,43 @@ def _equal_guards(found: _Found, entry: _Entry) -> dict[str, dict[str, str]]:
             continue
         wanted.setdefault(left.value.value, {}).setdefault(left.attr.value, _code(right))
     return wanted
+
+
+def _falsy_guards(found: _Found, entry: _Entry) -> dict[str, tuple[str, ...]]:
+    """Attributes of parameters that an ``if`` not holding the site refuses when empty
+    (``if not event_data.parent_id: raise ...``, ``if data.x is None: return``): a test
+    fills them in, though the model lets them default to None."""
+    around = set(map(id, found.ancestors))
+    wanted: dict[str, list[str]] = {}
+
+    def attribute(node: cst.CSTNode) -> tuple[str, str] | None:
+        if isinstance(node, cst.Attribute) and isinstance(node.value, cst.Name) and (
+                node.value.value in entry.param_names):
+            return node.value.value, node.attr.value
+        return None
+
+    class _Collect(cst.CSTVisitor):
+        def visit_If(self, node: cst.If) -> None:
+            if id(node) in around:
+                return
+            test, found_attribute = node.test, None
+            if isinstance(test, cst.UnaryOperation) and isinstance(test.operator, cst.Not):
+                found_attribute = attribute(test.expression)
+            elif (isinstance(test, cst.Comparison) and len(test.comparisons) == 1
+                  and isinstance(test.comparisons[0].operator, cst.Is)
+                  and isinstance(test.comparisons[0].comparator, cst.Name)
+                  and test.comparisons[0].comparator.value == "None"):
+                found_attribute = attribute(test.left)
+            if found_attribute is not None:
+                names = wanted.setdefault(found_attribute[0], [])
+                if found_attribute[1] not in names:
+                    names.append(found_attribute[1])
+
+        def visit_FunctionDef(self, _: cst.FunctionDef) -> bool:
+            return False
+
+    entry.node.body.visit(_Collect())
+    return {name: tuple(attributes) for name, attributes in wanted.items()}
 
 
 def _evaluable(node: cst.CSTNode, entry: _Entry) -> bool:

@@ -56,7 +56,8 @@ class Value:
     attached context), ``recorder`` (a stand-in that records calls), ``dump`` (a model's data),
     ``expression`` (the value of ``label``, code the site compares a field with, in its module),
     ``runner`` (a stand-in whose ``attribute`` method, or itself, runs the callable it is given),
-    ``batch`` (the record as a ``getmany()`` result).
+    ``batch`` (the record as a ``getmany()`` result), ``fill`` (an override: an optional field
+    built from its hint, which the code refuses when empty).
     """
 
     recipe: str

@@ -427,3 +427,35 @@ def test_a_getmany_batch_parameter_is_handed_the_record_as_a_batch():
     assert case.skip is None
     assert argument(case, "messages") == Value("batch", label="messages")
     assert case.record is not None and case.stops == ()
+
+
+def test_an_optional_field_the_code_refuses_when_empty_is_filled_in():
+    case = only("""
+        from huleedu_service_libs.observability import inject_trace_context
+
+        class Publisher:
+            async def publish_result(self, event_data: ResultData, correlation_id) -> None:
+                if not event_data.parent_id:
+                    raise ValueError("batch_id (parent_id) is required")
+                if event_data.storage is None:
+                    return
+                envelope = Envelope(data=event_data, metadata={})
+                inject_trace_context(envelope.metadata)
+                await self.outbox.add_event(envelope)
+    """, helper="huleedu_service_libs.observability")
+    assert case.skip is None
+    overrides = dict(argument(case, "event_data").overrides)
+    assert overrides == {"parent_id": Value("fill"), "storage": Value("fill")}
+
+
+def test_a_falsy_check_leading_to_the_site_fills_nothing():
+    case = only("""
+        from huleedu_service_libs.observability import inject_trace_context
+
+        async def publish(event_data: ResultData, bus) -> None:
+            if not event_data.parent_id:
+                envelope = Envelope(data=event_data, metadata={})
+                inject_trace_context(envelope.metadata)
+                await bus.publish(envelope)
+    """, helper="huleedu_service_libs.observability")
+    assert dict(argument(case, "event_data").overrides) == {}

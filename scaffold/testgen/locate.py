@@ -105,7 +105,9 @@ def _code(node: cst.CSTNode) -> str:
 
 
 def _first_line(node: cst.CSTNode) -> str:
-    return _code(node).strip().splitlines()[0].strip()
+    """The node's first line of code (a compound statement's leading comments skipped)."""
+    lines = [line.strip() for line in _code(node).strip().splitlines()]
+    return next((line for line in lines if line and not line.startswith("#")), lines[0])
 
 
 def _snake(name: str) -> str:
@@ -623,7 +625,11 @@ def _keyed_attributes(entry: _Entry, holder: str) -> tuple[tuple[str, Value], ..
 
 def _passed_to(entry: _Entry, name: str) -> Value | None:
     """An unannotated parameter passed to a class or function of the module's namespace:
-    build it as that callee's parameter (``EventEnvelope(correlation_id=correlation_id)``)."""
+    build it as that callee's parameter (``EventEnvelope(correlation_id=correlation_id)``),
+    also through a local that only renames it (``kind: SubjectType = subject_type``)."""
+    aliases = {name} | {
+        local for local, values in entry.locals.items()
+        if len(values) == 1 and isinstance(values[0], cst.Name) and values[0].value == name}
     for call in _calls_in([entry.node.body]):
         callee = dotted_name(call.func)
         if callee is None or entry.module.binding(callee.split(".")[0]) is None:
@@ -634,7 +640,7 @@ def _passed_to(entry: _Entry, name: str) -> Value | None:
         for arg in call.args:
             if arg.star:
                 break
-            if isinstance(arg.value, cst.Name) and arg.value.value == name:
+            if isinstance(arg.value, cst.Name) and arg.value.value in aliases:
                 where = arg.keyword.value if arg.keyword is not None else str(positional)
                 return Value("passed", label=name, model=_model_path(entry, callee),
                              attribute=where)

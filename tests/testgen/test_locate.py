@@ -459,3 +459,35 @@ def test_a_falsy_check_leading_to_the_site_fills_nothing():
                 await bus.publish(envelope)
     """, helper="huleedu_service_libs.observability")
     assert dict(argument(case, "event_data").overrides) == {}
+
+
+def test_a_site_s_code_is_its_first_line_of_code_not_the_comment_above_it():
+    case = only("""
+        from huleedu_service_libs.observability import use_trace_context
+
+        async def handle(envelope, handler):
+            # Process callback with or without trace context
+            with use_trace_context(envelope.metadata):
+                await handler.run(envelope)
+    """, helper="huleedu_service_libs.observability")
+    assert case.site.code == "with use_trace_context(envelope.metadata):"
+
+
+def test_a_str_parameter_renamed_by_a_typed_local_is_built_for_the_callee_it_reaches():
+    case = only("""
+        from common.events import CreditBalanceChangedV1, EventEnvelope, SubjectRefV1
+        from common.events import SubjectType
+        from huleedu_service_libs.observability import inject_trace_context
+
+        class EventPublisherImpl:
+            async def publish_credit_balance_changed(self, subject_type: str, subject_id: str):
+                subject_type_literal: SubjectType = subject_type  # type: ignore
+                event_data = CreditBalanceChangedV1(
+                    subject=SubjectRefV1(type=subject_type_literal, id=subject_id))
+                envelope = EventEnvelope(data=event_data, metadata={})
+                inject_trace_context(envelope.metadata)
+                await self.outbox_manager.publish_to_outbox(envelope)
+    """, helper="huleedu_service_libs.observability")
+    value = argument(case, "subject_type")
+    assert (value.recipe, value.model, value.attribute, value.keys) == (
+        "passed", "SubjectRefV1", "type", ("str",))

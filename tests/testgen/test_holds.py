@@ -758,3 +758,70 @@ def test_sites_reached_only_through_the_code_s_own_shapes_are_driven(tmp_path, n
     results = {k: v for k, v in outcomes.items() if k.startswith(f"test_trace_svc_{name}")}
     assert len(results) == expected and set(results.values()) == {"passed"}, (
         outcomes["__output__"])
+
+
+# essay_lifecycle_service/metrics.py beside batch_orchestrator_service/metrics.py: two services
+# create a metric of the same name on the process-wide registry the first time they need it.
+# prometheus_client is not a dependency here: the stand-in keeps exactly the two tables (and
+# the duplicate check) of its CollectorRegistry that the harness saves and puts back.
+PROMETHEUS_REGISTRY = """\
+import threading
+
+
+class DuplicateTimeseries(ValueError):
+    pass
+
+
+class CollectorRegistry:
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._names_to_collectors = {}
+        self._collector_to_names = {}
+
+    def register(self, name, collector):
+        with self._lock:
+            if name in self._names_to_collectors:
+                raise DuplicateTimeseries(f"Duplicated timeseries in CollectorRegistry: {name}")
+            self._names_to_collectors[name] = collector
+            self._collector_to_names[collector] = [name]
+
+
+REGISTRY = CollectorRegistry()
+"""
+METERED_HANDLER = """\
+from typing import Any
+
+from prometheus_client.registry import REGISTRY
+
+from helpers.observability import use_trace_context
+from svc.events import EventEnvelope
+
+_metrics: dict[str, Any] | None = None
+
+
+def get_metrics() -> dict[str, Any]:
+    global _metrics
+    if _metrics is None:
+        counter = object()
+        REGISTRY.register("http_requests_total", counter)
+        _metrics = {"requests": counter}
+    return _metrics
+
+
+async def handle(envelope: EventEnvelope, handler: Any) -> None:
+    get_metrics()
+    with use_trace_context(envelope.metadata):
+        await handler.run(envelope)
+"""
+
+
+def test_metrics_one_test_registers_are_taken_back_before_the_next(tmp_path):
+    repo = make_repo(tmp_path, {"first": METERED_HANDLER, "second": METERED_HANDLER})
+    (repo / "prometheus_client").mkdir()
+    (repo / "prometheus_client" / "__init__.py").write_text("")
+    (repo / "prometheus_client" / "registry.py").write_text(PROMETHEUS_REGISTRY)
+    generate_tests(repo)
+    outcomes = _outcomes(repo)
+    results = {k: v for k, v in outcomes.items() if k.startswith(("test_trace_svc_first",
+                                                                    "test_trace_svc_second"))}
+    assert len(results) == 2 and set(results.values()) == {"passed"}, outcomes["__output__"]

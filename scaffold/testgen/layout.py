@@ -182,7 +182,19 @@ def _last_pair(code: str) -> tuple[int, int] | None:
 
 
 def _elements(inner: str) -> list[str]:
-    """The top-level comma-separated parts of a bracket's content, stripped."""
+    """The top-level comma-separated parts of a bracket's content, stripped; a comprehension
+    or a lambda (whose commas do not separate elements) is one part."""
+    top = [" "] * len(inner)
+    depth = 0
+    for index, char in _scan(inner):
+        if char in _OPEN:
+            depth += 1
+        elif char in _CLOSE:
+            depth -= 1
+        elif depth == 0:
+            top[index] = char
+    if re.search(r"\b(for|lambda)\b", "".join(top)):
+        return [inner.strip()] if inner.strip() else []
     parts: list[str] = []
     depth, begin = 0, 0
     for index, char in _scan(inner):

@@ -76,3 +76,11 @@ def test_the_header_fits_any_line_length_and_the_older_header_is_still_ours(tmp_
     assert ownership(path) is Ownership.OURS
     path.write_text(stamped + "# mine\n")
     assert ownership(path) is Ownership.EDITED
+
+
+def test_the_commas_of_a_comprehension_or_a_lambda_are_not_split_at():
+    source = ("def _args(seen):\n    shown = [repr(arg) for arg in seen.args] + [f\"{k}={v!r}\" "
+              "for k, v in seen.kwargs.items()] + sorted(seen.names, key=lambda a, b=1: a)\n")
+    fitted = fit(source, 60)
+    assert fitted != source
+    assert ast.dump(ast.parse(fitted)) == ast.dump(ast.parse(source))

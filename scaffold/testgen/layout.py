@@ -77,8 +77,15 @@ def _fit_line(line: str, width: int) -> list[str]:
                                 break_long_words=False, break_on_hyphens=False)
         return [f'{indent}"""{wrapped[0]}', *(f"{indent}{part}" for part in wrapped[1:]),
                 f'{indent}"""']
-    if line.lstrip().startswith("#"):
-        return [line]  # a comment (a header line) is laid out where it is written
+    indent = line[: len(line) - len(line.lstrip())]
+    if line.lstrip().startswith("#"):  # a comment: wrapped into comment lines
+        text = line.lstrip().removeprefix("#").strip()
+        wrapped = textwrap.wrap(text, width=width - len(indent) - 2, break_long_words=False,
+                                break_on_hyphens=False)
+        return [f"{indent}# {part}" for part in wrapped] if len(wrapped) > 1 else [line]
+    code, comment = _code_and_comment(line)
+    if comment and not comment.startswith(("# noqa", "# type:")) and len(code) <= width:
+        return [*_fit_line(f"{indent}{comment}", width), code]  # the comment goes above
     return _split(line, width, 0)
 
 
@@ -115,17 +122,19 @@ def _split_string(line: str, width: int) -> list[str]:
     body = line.strip()
     comma = body.endswith(",")
     literal = body[:-1] if comma else body
+    prefix = "f" if literal[:1] == "f" else ""
+    literal = literal[len(prefix):]
     if len(literal) < 2 or literal[0] not in "'\"" or literal[-1] != literal[0] or \
             literal.startswith(("'''", '"""')):
         return [line]
     quote, content = literal[0], literal[1:-1]
     if quote in content.replace("\\" + quote, ""):
         return [line]
-    room = max(width - len(indent) - 2, 20)
+    room = max(width - len(indent) - 2 - len(prefix), 20)
     pieces: list[str] = []
     current = ""
     # each piece but the first starts with its space, so a long word ends a piece on its own
-    for word in re.split(r"(?<=[^\\])(?= )", content):
+    for word in _words(content, braces=bool(prefix)):
         if current and len(current) + len(word) > room:
             pieces.append(current)
             current = ""
@@ -134,10 +143,29 @@ def _split_string(line: str, width: int) -> list[str]:
         pieces.append(current)
     if len(pieces) < 2:
         return [line]
-    out = [f"{indent}{quote}{piece}{quote}" for piece in pieces]
+    # an f-string piece without a placeholder is a plain literal (no f-string without one)
+    out = [f"{indent}{prefix if '{' in piece or '}' in piece else ''}{quote}{piece}{quote}"
+           for piece in pieces]
     if comma:
         out[-1] += ","
     return out
+
+
+def _words(content: str, *, braces: bool) -> list[str]:
+    """``content`` cut before each space that is not escaped (nor, in an f-string, inside a
+    placeholder), so adjacent literals of the pieces mean the same string."""
+    words: list[str] = []
+    begin, depth = 0, 0
+    for index, char in enumerate(content):
+        if braces and char == "{":
+            depth += 1
+        elif braces and char == "}":
+            depth = max(depth - 1, 0)
+        elif char == " " and depth == 0 and index > begin and content[index - 1] != "\\":
+            words.append(content[begin:index])
+            begin = index
+    words.append(content[begin:])
+    return words
 
 
 def _scan(code: str):

@@ -57,8 +57,37 @@ def test_a_lone_generator_argument_gets_no_trailing_comma():
 
 
 def test_code_that_cannot_be_split_is_left_as_it_is():
-    source = "x = 1  # " + "word " * 30 + "\n"
+    source = "x = " + " + ".join(f"name_{n}" for n in range(20)) + "\n"
     assert fit(source, 79) == source
+
+
+def test_a_long_comment_is_wrapped_and_a_trailing_one_goes_above_its_line():
+    source = ("# How long one driven call may run; past it the call is cancelled (async) or "
+              "interrupted (sync)\nDRIVE_SECONDS = 30.0\n"
+              "FILL = object()  # an override: build this optional field from its hint rather "
+              "than omit it\n")
+    fitted = fit(source, 79)
+    assert lines_within(fitted, 79), fitted
+    assert fitted.splitlines()[-1] == "FILL = object()"
+    assert ast.dump(ast.parse(fitted)) == ast.dump(ast.parse(source))
+
+
+def test_an_f_string_is_split_outside_its_placeholders():
+    source = ('def skip(self, name, exc):\n    pytest.skip(f"{self.where}: {name} cannot be '
+              'imported here ({exc!r:>{self.width}}); install its dependencies to run this '
+              'test")\n')
+    fitted = fit(source, 60)
+    assert lines_within(fitted, 60), fitted
+    assert ast.dump(ast.parse(fitted)) == ast.dump(ast.parse(source))
+    namespace: dict = {}
+    for text in (source, fitted):
+        exec(text.replace("pytest.skip", "return "), namespace)
+        self = type("S", (), {"where": "w", "width": 3})()
+        namespace.setdefault("results", []).append(namespace["skip"](self, "m", ValueError()))
+    assert namespace["results"][0] == namespace["results"][1]
+    pieces = [line.strip() for line in fitted.splitlines() if line.strip()[:2] in ('f"', '" ')]
+    assert len(pieces) == 3 and all("{" in p for p in pieces if p.startswith("f"))
+    assert pieces[-1].startswith('"')  # the last piece has no placeholder: no f prefix
 
 
 def test_the_header_fits_any_line_length_and_the_older_header_is_still_ours(tmp_path):
@@ -84,3 +113,27 @@ def test_the_commas_of_a_comprehension_or_a_lambda_are_not_split_at():
     fitted = fit(source, 60)
     assert fitted != source
     assert ast.dump(ast.parse(fitted)) == ast.dump(ast.parse(source))
+
+
+def test_generated_tests_pass_ruff_at_the_repo_s_line_length(tmp_path):
+    """E501, W291, I001 (and pyflakes) on every file written, at ruff's default line length and
+    at a repo's own, read from its ruff configuration."""
+    import subprocess
+    import sys
+
+    from scaffold.testgen import generate_tests
+    from tests.testgen import test_holds as holds
+
+    for width in (None, 100):
+        repo = holds.make_repo(tmp_path / str(width), {
+            "client": holds.RETRIED_CLIENT, "routes": holds.ROUTED_HANDLER,
+            "publisher": holds.REFUSING_PUBLISHER, "subjects": holds.SUBJECT_PUBLISHER})
+        if width is not None:
+            with (repo / "pyproject.toml").open("a") as pyproject:
+                pyproject.write(f"\n[tool.ruff]\nline-length = {width}\n")
+        generate_tests(repo)
+        done = subprocess.run(
+            [sys.executable, "-m", "ruff", "check", "--no-cache", "--select", "E,W,F,I",
+             "--config", "pyproject.toml", "tests/tracing"],
+            capture_output=True, text=True, cwd=repo)
+        assert done.returncode == 0, done.stdout

@@ -156,3 +156,34 @@ def test_redis_server_answers_and_is_gone_after_exit(kit_package):
         client.close()
     address = url.removeprefix("redis://").removesuffix("/0")
     assert not _accepts(address)
+
+
+def test_the_test_exporter_needs_no_baggage_processor(run_with_kit):
+    """A repo whose own library sets up tracing may lack opentelemetry-processor-baggage; its
+    generated tests still get spans, only without the correlation_id copy."""
+    report = run_with_kit("""
+        import json, sys
+        sys.modules["opentelemetry.processor.baggage"] = None  # as if not installed
+        from kitpkg.tracekit import correlation_context, get_tracer
+        from kitpkg.tracekit.testing import install_test_exporter
+        exporter = install_test_exporter()
+        with correlation_context("c-1"), get_tracer().start_as_current_span("work"):
+            pass
+        spans = exporter.get_finished_spans()
+        print(json.dumps({"names": [s.name for s in spans],
+                          "attributes": [dict(s.attributes or {}) for s in spans]}))
+    """)
+    assert report == {"names": ["work"], "attributes": [{}]}
+
+
+def test_with_the_baggage_processor_the_test_exporter_copies_the_correlation_id(run_with_kit):
+    report = run_with_kit("""
+        import json
+        from kitpkg.tracekit import correlation_context, get_tracer
+        from kitpkg.tracekit.testing import install_test_exporter
+        exporter = install_test_exporter()
+        with correlation_context("c-1"), get_tracer().start_as_current_span("work"):
+            pass
+        print(json.dumps([dict(s.attributes or {}) for s in exporter.get_finished_spans()]))
+    """)
+    assert report == [{"correlation_id": "c-1"}]

@@ -122,7 +122,8 @@ class RedisQueue(KafkaCodemod):
         self._statements: list[cst.SimpleStatementLine] = []
         self._capture: dict[cst.CSTNode, bool] = {}  # node -> captured as a copy
         self._wraps: dict[int, _Wrap] = {}  # id of an original block -> its wrap
-        self._wrappers: dict[str, dict[str, str]] = {}
+        self._wrappers: dict[str, dict[str, bool]] = {}  # function -> param -> JSON text?
+        self._popped: set[str] = set()  # names of the current function holding a read item
 
     # -- what names hold --
 
@@ -151,7 +152,27 @@ class RedisQueue(KafkaCodemod):
             return self.repo.type_of(f"{owner}.{name[5:]}")
         if "." not in name and not self.functions:
             return self.repo.type_of(f"{self.module_name}.{name}")
+        if "." not in name:
+            annotation = self._annotation_of(name)
+            return self.repo.resolve(self.module_name, annotation) if annotation else None
         return None
+
+    def _annotation_of(self, name: str) -> str | None:
+        """The class a parameter of the current function is annotated with (``X``,
+        ``X | None``, ``Optional[X]``), when the function never rebinds it."""
+        params = self.functions[-1].params
+        param = next((p for p in (*params.posonly_params, *params.params, *params.kwonly_params)
+                      if p.name.value == name), None)
+        if param is None or param.annotation is None or self._assignments(name):
+            return None
+        annotation = param.annotation.annotation
+        if isinstance(annotation, cst.BinaryOperation) and code(annotation.right) == "None":
+            annotation = annotation.left
+        if isinstance(annotation, cst.Subscript) and dotted_name(annotation.value) in (
+                "Optional", "typing.Optional") and len(annotation.slice) == 1 \
+                and isinstance(annotation.slice[0].slice, cst.Index):
+            annotation = annotation.slice[0].slice.value
+        return dotted_name(annotation)
 
     def kind_of(self, expr: cst.CSTNode, local: dict[str, str] | None = None) -> str | None:
         if isinstance(expr, cst.Await):
@@ -193,10 +214,23 @@ class RedisQueue(KafkaCodemod):
 
     def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
         super().visit_FunctionDef(node)
+        if self.in_test_file:
+            return
+        self._popped = set()
         self._consumer(node)
+        # decided before the body is visited: a capture may go into an earlier statement
+        outer = self._statements
+        for place in walk(node.body):
+            self._statements = [place.statement] if isinstance(
+                place.statement, cst.SimpleStatementLine) else []
+            for part in header(place.statement):
+                for call in _descendants(part):
+                    if isinstance(call, cst.Call):
+                        self._producer(call)
+        self._statements = outer
 
-    def visit_Call(self, node: cst.Call) -> None:
-        if not self.functions or not isinstance(node.func, cst.Attribute):
+    def _producer(self, node: cst.Call) -> None:
+        if not isinstance(node.func, cst.Attribute):
             return
         method = node.func.attr.value
         receiver = node.func.value
@@ -204,11 +238,10 @@ class RedisQueue(KafkaCodemod):
             self._push(node, method, self._payloads(node, method))
             return
         forwarded = self._forwarded_by(receiver, method)
-        if forwarded:
-            for param, push in forwarded.items():
-                arg = self._argument_for(node, receiver, method, param)
-                if arg is not None:
-                    self._push(node, push, [arg])
+        for param, json_text in forwarded.items():
+            arg = self._argument_for(node, receiver, method, param)
+            if arg is not None:
+                self._push(node, method, [arg], json_text=json_text)
 
     # -- producers --
 
@@ -218,14 +251,16 @@ class RedisQueue(KafkaCodemod):
         found = argument(call, 1, PUSHES[method] or "")
         return [found] if found is not None else []
 
-    def _push(self, call: cst.Call, method: str, payloads: list[cst.Arg]) -> None:
+    def _push(self, call: cst.Call, method: str, payloads: list[cst.Arg], *,
+              json_text: bool | None = None) -> None:
         for arg in payloads:
             if arg.star:
                 self.report(call, f"{method} with a starred argument: cannot see the payload "
                             "to capture the trace context in; call capture_for_queue from the "
                             "kit on each item")
                 continue
-            reason = self._payload(arg.value, json_text=method != "xadd")
+            reason = self._payload(arg.value, json_text=method != "xadd" if json_text is None
+                                   else json_text)
             if reason is not None:
                 self.report(call, f"{code(call.func)}(...): {reason}; the worker that reads it "
                             "starts a new trace (build the item as a dict and pass it through "
@@ -256,9 +291,13 @@ class RedisQueue(KafkaCodemod):
         return f"the payload {code(value)} is not JSON text of a dict built here"
 
     def _dict(self, value: cst.BaseExpression) -> str | None:
+        if isinstance(value, cst.Call) and _last(value.func) in CAPTURES:
+            return None  # captured already
         copy = False
         target: cst.BaseExpression = value
         if isinstance(value, cst.Name):
+            if self._is_param(value) or value.value in self._popped:
+                return None  # a wrapper's (judged at its callers), or an item read: re-queued
             bound = self._bound_once(value.value)
             if bound is None or not self._is_dict(bound):
                 return f"{value.value} is not a dict built in this function"
@@ -379,7 +418,7 @@ class RedisQueue(KafkaCodemod):
         dotted = self.repo.method(owner, method)
         return self.repo.function(dotted) if dotted else None
 
-    def _forwarded_by(self, receiver: cst.CSTNode, method: str) -> dict[str, str]:
+    def _forwarded_by(self, receiver: cst.CSTNode, method: str) -> dict[str, bool]:
         function = self._callee(receiver, method)
         if function is None:
             return {}
@@ -388,11 +427,12 @@ class RedisQueue(KafkaCodemod):
             self._wrappers[function.dotted] = self._forwards(function, 0)
         return self._wrappers[function.dotted]
 
-    def _forwards(self, function: FunctionInfo, depth: int) -> dict[str, str]:
-        """Parameter -> push method, for each parameter the function hands to a Redis push
-        as its payload, directly or through repo functions it calls."""
+    def _forwards(self, function: FunctionInfo, depth: int) -> dict[str, bool]:
+        """Parameter -> whether it is JSON text (else a dict the function encodes), for each
+        parameter the function hands to a Redis push as its payload, directly, as
+        ``json.dumps(param)``, or through repo functions it calls."""
         params = {p.name for p in function.params if p.kind is not ParamKind.VAR_KEYWORD}
-        found: dict[str, str] = {}
+        found: dict[str, bool] = {}
         for call in function.calls:
             if call.target is None:
                 continue
@@ -404,7 +444,11 @@ class RedisQueue(KafkaCodemod):
                     *call.args[1:2], *(v for k, v in call.keywords if k == keyword_name)]
                 for source in sources:
                     if source in params:
-                        found.setdefault(source, name)
+                        found.setdefault(source, name != "xadd")
+                    else:
+                        encoded = self._encoded_param(function, source)
+                        if encoded in params:
+                            found.setdefault(encoded, False)
             elif depth < 3 and target in self.repo.functions:
                 inner = self.repo.functions[target]
                 forwarded = self._wrappers.get(target)
@@ -417,11 +461,24 @@ class RedisQueue(KafkaCodemod):
                     positional = positional[1:]
                 passed = dict(zip(positional, call.args, strict=False))
                 passed.update((k, v) for k, v in call.keywords if k is not None)
-                for param, push in forwarded.items():
+                for param, json_text in forwarded.items():
                     handed = passed.get(param)
                     if handed is not None and handed in params:
-                        found.setdefault(handed, push)
+                        found.setdefault(handed, json_text)
         return found
+
+    def _encoded_param(self, function: FunctionInfo, source: str) -> str | None:
+        """``p`` when ``source`` is ``json.dumps(p, ...)`` in ``function``'s module."""
+        try:
+            tree = ast.parse(source, mode="eval").body
+        except SyntaxError:
+            return None
+        if not (isinstance(tree, ast.Call) and tree.args and isinstance(tree.args[0], ast.Name)):
+            return None
+        callee = ast.unparse(tree.func)
+        if self.repo.resolve(function.module, callee) not in DUMPS:
+            return None
+        return tree.args[0].id
 
     def _argument_for(self, call: cst.Call, receiver: cst.CSTNode, method: str,
                       param: str) -> cst.Arg | None:
@@ -471,24 +528,29 @@ class RedisQueue(KafkaCodemod):
             return
         local: dict[str, str] = {}
         self._bound_at: dict[str, Place] = {}
-        places = list(walk(node.body))
-        if any(_last(n.func) in RESTORES for n in _descendants(node.body)
-               if isinstance(n, cst.Call)):
-            return  # it restores a context already
-        for place in places:
+        # a function that restores a context already is left as it is
+        pending = not any(_last(n.func) in RESTORES for n in _descendants(node.body)
+                          if isinstance(n, cst.Call))
+        for place in walk(node.body):
             # a compound statement's header only tests the item (`if raw is None:`): the
             # handling is the first simple statement reading it
             read = None if not isinstance(place.statement, cst.SimpleStatementLine) else next(
                 (e for part in header(place.statement)
-                         for e in self._payload_reads(part, local)), None)
+                 for e in self._payload_reads(part, local)), None)
             if read is not None:
-                self._restore(node, place, read, local)
-                return
+                parsed = _parsed_name(place.statement, self)
+                if parsed is not None:
+                    self._popped.add(parsed)  # what was read, parsed: re-queued as it is
+                if pending:
+                    self._restore(node, place, read)
+                    pending = False
             before = dict(local)
             self._bind_consumer(place.statement, local)
             for name, kind in local.items():
                 if before.get(name) != kind:
                     self._bound_at[name] = place
+                    if kind in (VALUE, FIELDS, MESSAGE):
+                        self._popped.add(name)
 
     def _source(self, expr: cst.BaseExpression, local: dict[str, str]) -> str | None:
         """What a pop, read or message iteration gives (PAIR, VALUE, STREAMS, MESSAGE...)."""
@@ -586,13 +648,12 @@ class RedisQueue(KafkaCodemod):
             return code(expr)
         return None
 
-    def _restore(self, function: cst.FunctionDef, place: Place, item: str,
-                 local: dict[str, str]) -> None:
+    def _restore(self, function: cst.FunctionDef, place: Place, item: str) -> None:
         base = item.split("[", 1)[0].split(".", 1)[0]
         bound = self._bound_at.get(base)
         if bound is None:
             return
-        if _conditional(place.statement, item):
+        if _conditional(place.statement, item) and place.in_block:
             self.report(place.statement, f"{item} is read here only under a condition; handle "
                         "the item in its own statement inside with restore_from_queue(...)")
             return
@@ -603,14 +664,21 @@ class RedisQueue(KafkaCodemod):
                 break
             place = parent
         statement, chain = place.statement, place.chain
-        if not (_inside(place, bound) or bound.dominates(place)):
-            return  # bound in another branch: the handling is not always of that item
-        if not place.in_block:
-            self.report(statement, "the item popped from Redis is handled in a one-line block; "
-                        "put it on its own lines so it can run in restore_from_queue(...)")
+        parsed = _parsed_name(statement, self)
+        if isinstance(statement, cst.SimpleStatementLine) and isinstance(
+                statement.body[0], cst.Return):
+            self.report(statement, f"{item}, read from Redis, is returned to the caller: "
+                        "restore its context where it is handled, with restore_from_queue(...) "
+                        "from the kit")
+            return
+        if not place.in_block:  # a one-line suite's line is not in the tree: its statement is
+            owner = next((p.statement for p in walk(function.body)
+                          if p.chain == place.chain[:-1]), None)
+            if owner is not None:
+                self.report(owner, "the item popped from Redis is handled in a one-line block; "
+                            "put it on its own lines so it can run in restore_from_queue(...)")
             return
         block, index = chain[-1]
-        parsed = _parsed_name(statement, self)
         start = index
         if parsed is not None:
             block_node = self._block(function, block)

@@ -124,6 +124,8 @@ class RedisQueue(KafkaCodemod):
         self._wraps: dict[int, _Wrap] = {}  # id of an original block -> its wrap
         self._wrappers: dict[str, dict[str, bool]] = {}  # function -> param -> JSON text?
         self._popped: set[str] = set()  # names of the current function holding a read item
+        self._local: dict[str, str] = {}  # what the current function's names hold (consumer)
+        self._bound_at: dict[str, Place] = {}
 
     # -- what names hold --
 
@@ -273,6 +275,8 @@ class RedisQueue(KafkaCodemod):
         if isinstance(value, (cst.SimpleString, cst.ConcatenatedString, cst.Integer,
                               cst.Float, cst.FormattedString)) or self._is_param(value):
             return None  # a constant signal, or what a wrapper is handed: judged at its callers
+        if any(self._item(node, self._local) is not None for node in _descendants(value)):
+            return None  # an item read from Redis, queued again with the context it carries
         if not json_text:
             return self._dict(value)
         if isinstance(value, cst.Name):
@@ -527,7 +531,8 @@ class RedisQueue(KafkaCodemod):
         if node.name.value.startswith("test"):
             return
         local: dict[str, str] = {}
-        self._bound_at: dict[str, Place] = {}
+        self._local = local
+        self._bound_at = {}
         # a function that restores a context already is left as it is
         pending = not any(_last(n.func) in RESTORES for n in _descendants(node.body)
                           if isinstance(n, cst.Call))
@@ -692,11 +697,32 @@ class RedisQueue(KafkaCodemod):
             self.report(statement, "the handling of the item popped from Redis yields; a span "
                         "restored around it would stay open across the yields")
             return
+        if self._restored_by_callee(region):
+            return
         if not self.has_kit(statement):
             return
         if self.record_change(region[0], "the handling of the item read from Redis now runs "
                               "in a queue_processing span continuing its captured trace"):
             self._wraps[id(block_node)] = _Wrap(start, item)
+
+    def _restored_by_callee(self, region: Sequence[cst.BaseStatement]) -> bool:
+        """Whether the handling calls a repo function that restores a context itself."""
+        if not self.module_name:
+            return False
+        for statement in region:
+            for call in _descendants(statement):
+                if not isinstance(call, cst.Call):
+                    continue
+                function = None
+                if isinstance(call.func, cst.Attribute):
+                    function = self._callee(call.func.value, call.func.attr.value)
+                elif isinstance(call.func, cst.Name):
+                    dotted = self.repo.resolve(self.module_name, call.func.value)
+                    function = self.repo.function(dotted) if dotted else None
+                if function is not None and self.repo.reaches(
+                        function.dotted, lambda target: target.rsplit(".", 1)[-1] in RESTORES):
+                    return True
+        return False
 
     def _block(self, function: cst.FunctionDef, block_id: int) -> cst.IndentedBlock | None:
         for node in _descendants(function):

@@ -23,9 +23,12 @@ a call (a ``RedisPubSub.publish(channel, message)`` wrapper):
 Left alone: payloads that already carry the context (a ``traceparent`` key, an inject or
 ``capture_for_queue`` call on them), constants (a ``"wake"`` signal has nowhere to carry
 context), a payload that is a parameter of the function (a wrapper: its callers are judged),
-functions that already restore a context, and test code. Reported: a payload that is not a
-JSON object built in the function (``model_dump_json()``, a string from elsewhere, a dict
-parameter), starred arguments, handling inside a one-line block, handling that yields.
+an item read from Redis queued again (a retry, a dead-letter list: it keeps the context it
+carries), handling that restores a context already (itself or in a repo function it calls), a
+function that returns what it popped (its caller handles the item, out of this rule's sight),
+and test code. Reported: a payload that is not a JSON object built in the function
+(``model_dump_json()``, a string from elsewhere, a list), starred arguments, an item read
+only under a condition or handled inside a one-line block, handling that yields.
 
 Why: the kit and the helper library carry the trace across Kafka, but a job pushed to a Redis
 list or a notification published on a channel starts a new trace at the worker or listener:
@@ -256,6 +259,8 @@ class RedisQueue(KafkaCodemod):
     def _push(self, call: cst.Call, method: str, payloads: list[cst.Arg], *,
               json_text: bool | None = None) -> None:
         for arg in payloads:
+            if arg.star and self._is_param(arg.value):
+                continue  # a wrapper's own *values: judged at its callers
             if arg.star:
                 self.report(call, f"{method} with a starred argument: cannot see the payload "
                             "to capture the trace context in; call capture_for_queue from the "
@@ -332,8 +337,9 @@ class RedisQueue(KafkaCodemod):
         if not isinstance(value, cst.Name) or not self.functions:
             return False
         params = self.functions[-1].params
+        star = [params.star_arg] if isinstance(params.star_arg, cst.Param) else []
         names = {p.name.value for p in (*params.posonly_params, *params.params,
-                                        *params.kwonly_params)}
+                                        *params.kwonly_params, *star)}
         return value.value in names and self._bound_once(value.value, allow_none=True) is None
 
     def _assignments(self, name: str) -> list[tuple[cst.SimpleStatementLine | None,
@@ -672,10 +678,7 @@ class RedisQueue(KafkaCodemod):
         parsed = _parsed_name(statement, self)
         if isinstance(statement, cst.SimpleStatementLine) and isinstance(
                 statement.body[0], cst.Return):
-            self.report(statement, f"{item}, read from Redis, is returned to the caller: "
-                        "restore its context where it is handled, with restore_from_queue(...) "
-                        "from the kit")
-            return
+            return  # a pop wrapper: its caller handles the item, out of this rule's sight
         if not place.in_block:  # a one-line suite's line is not in the tree: its statement is
             owner = next((p.statement for p in walk(function.body)
                           if p.chain == place.chain[:-1]), None)

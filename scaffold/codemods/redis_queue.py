@@ -197,9 +197,6 @@ class RedisQueue(KafkaCodemod):
 
     # -- visiting --
 
-    def visit_Module(self, node: cst.Module) -> bool:
-        return super().visit_Module(node)
-
     def visit_SimpleStatementLine(self, node: cst.SimpleStatementLine) -> None:
         self._statements.append(node)
 
@@ -235,18 +232,18 @@ class RedisQueue(KafkaCodemod):
         self._statements = outer
 
     def _producer(self, node: cst.Call) -> None:
-        if not isinstance(node.func, cst.Attribute):
+        if isinstance(node.func, cst.Attribute):
+            method = node.func.attr.value
+            if method in PUSHES and self.kind_of(node.func.value) == CLIENT:
+                self._push(node, method, self._payloads(node, method))
+                return
+        function = self._called(node)
+        if function is None:
             return
-        method = node.func.attr.value
-        receiver = node.func.value
-        if method in PUSHES and self.kind_of(receiver) == CLIENT:
-            self._push(node, method, self._payloads(node, method))
-            return
-        forwarded = self._forwarded_by(receiver, method)
-        for param, json_text in forwarded.items():
-            arg = self._argument_for(node, receiver, method, param)
+        for param, json_text in self._forwarded_by(function).items():
+            arg = self._argument_for(node, function, param)
             if arg is not None:
-                self._push(node, method, [arg], json_text=json_text)
+                self._push(node, function.qualname, [arg], json_text=json_text)
 
     # -- producers --
 
@@ -428,10 +425,19 @@ class RedisQueue(KafkaCodemod):
         dotted = self.repo.method(owner, method)
         return self.repo.function(dotted) if dotted else None
 
-    def _forwarded_by(self, receiver: cst.CSTNode, method: str) -> dict[str, bool]:
-        function = self._callee(receiver, method)
-        if function is None:
-            return {}
+    def _called(self, call: cst.Call) -> FunctionInfo | None:
+        """The repo function a call calls: a method of a class the repo model knows the
+        receiver to be, or a module function the file's name resolves to."""
+        if isinstance(call.func, cst.Attribute):
+            return self._callee(call.func.value, call.func.attr.value)
+        if not isinstance(call.func, cst.Name) or not self.module_name or (
+                self.functions and (self._assignments(call.func.value)
+                                    or self._is_param(call.func))):
+            return None
+        dotted = self.repo.resolve(self.module_name, call.func.value)
+        return self.repo.functions.get(dotted) if dotted else None
+
+    def _forwarded_by(self, function: FunctionInfo) -> dict[str, bool]:
         if function.dotted not in self._wrappers:
             self._wrappers[function.dotted] = {}
             self._wrappers[function.dotted] = self._forwards(function, 0)
@@ -490,11 +496,8 @@ class RedisQueue(KafkaCodemod):
             return None
         return tree.args[0].id
 
-    def _argument_for(self, call: cst.Call, receiver: cst.CSTNode, method: str,
+    def _argument_for(self, call: cst.Call, function: FunctionInfo,
                       param: str) -> cst.Arg | None:
-        function = self._callee(receiver, method)
-        if function is None:
-            return None
         positional = [p.name for p in function.params
                       if p.kind in (ParamKind.POSITIONAL_ONLY, ParamKind.POSITIONAL)]
         if function.owner is not None and positional[:1] == ["self"]:

@@ -304,6 +304,8 @@ class RedisQueue(KafkaCodemod):
         if isinstance(value, cst.Name):
             if self._is_param(value) or value.value in self._popped:
                 return None  # a wrapper's (judged at its callers), or an item read: re-queued
+            if self._is_captured(value):
+                return None
             bound = self._bound_once(value.value)
             if bound is None or not self._is_dict(bound):
                 return f"{value.value} is not a dict built in this function"
@@ -324,11 +326,24 @@ class RedisQueue(KafkaCodemod):
         return isinstance(value, cst.Call) and self.refers_to(value.func, {"builtins.dict"})
 
     def _carries_context(self, value: cst.BaseExpression) -> bool:
+        """A ``traceparent`` key, or a copy (``dict(x)``, ``{**x}``) of a captured dict."""
         if isinstance(value, cst.Dict):
             return any(isinstance(e, cst.DictElement) and isinstance(e.key, cst.SimpleString)
                        and e.key.evaluated_value in ("traceparent", b"traceparent")
-                       for e in value.elements)
+                       for e in value.elements) or any(
+                isinstance(e, cst.StarredDictElement) and self._is_captured(e.value)
+                for e in value.elements)
+        if isinstance(value, cst.Call) and value.args:
+            return self._is_captured(value.args[0].value)
         return False
+
+    def _is_captured(self, value: cst.BaseExpression) -> bool:
+        if isinstance(value, cst.Name):
+            if self._captured(value.value):
+                return True
+            bound = self._bound_once(value.value)
+            value = bound if bound is not None else value
+        return isinstance(value, cst.Call) and _last(value.func) in CAPTURES
 
     def _is_param(self, value: cst.BaseExpression) -> bool:
         if not isinstance(value, cst.Name) or not self.functions:

@@ -311,7 +311,7 @@ class RedisQueue(KafkaCodemod):
                 return f"{value.value} is not a dict built in this function"
             if self._captured(value.value):
                 return None
-            copy = self._reads(value.value) > 1
+            copy = self._read_later(value.value)
             value = bound
         if not self._is_dict(value):
             return f"the payload {code(value)} is not a dict built here"
@@ -352,78 +352,73 @@ class RedisQueue(KafkaCodemod):
         star = [params.star_arg] if isinstance(params.star_arg, cst.Param) else []
         names = {p.name.value for p in (*params.posonly_params, *params.params,
                                         *params.kwonly_params, *star)}
-        return value.value in names and self._bound_once(value.value, allow_none=True) is None
+        return value.value in names and not self._assignments(value.value)
 
     def _assignments(self, name: str) -> list[tuple[cst.SimpleStatementLine | None,
                                                     cst.BaseExpression | None]]:
         """Every binding of ``name`` in the current function: (statement, value or None)."""
-        found: list[tuple[cst.SimpleStatementLine | None, cst.BaseExpression | None]] = []
+        return _bindings_in(self.functions[-1], name)
 
-        class _Finder(cst.CSTVisitor):
-            def __init__(self) -> None:
-                self.statement: cst.SimpleStatementLine | None = None
-
-            def visit_SimpleStatementLine(self, node: cst.SimpleStatementLine) -> None:
-                self.statement = node
-
-            def visit_Assign(self, node: cst.Assign) -> None:
-                for target in node.targets:
-                    if isinstance(target.target, cst.Name) and target.target.value == name:
-                        found.append((self.statement, node.value))
-                    elif name in _names(target.target):
-                        found.append((self.statement, None))
-
-            def visit_AnnAssign(self, node: cst.AnnAssign) -> None:
-                if dotted_name(node.target) == name:
-                    found.append((self.statement, node.value))
-
-            def visit_AugAssign(self, node: cst.AugAssign) -> None:
-                if dotted_name(node.target) == name:
-                    found.append((self.statement, None))
-
-            def visit_NamedExpr(self, node: cst.NamedExpr) -> None:
-                if dotted_name(node.target) == name:
-                    found.append((None, None))
-
-            def visit_For(self, node: cst.For) -> None:
-                if name in _names(node.target):
-                    found.append((None, None))
-
-            def visit_AsName(self, node: cst.AsName) -> None:
-                if name in _names(node.name):
-                    found.append((None, None))
-
-            def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
-                return node is outer
-
-            def visit_ClassDef(self, node: cst.ClassDef) -> bool:
-                return False
-
-        outer = self.functions[-1]
-        outer.visit(_Finder())
-        return found
-
-    def _bound_once(self, name: str, *, allow_none: bool = False) -> cst.BaseExpression | None:
-        """The value of ``name``'s only binding, a plain assignment whose statement comes
-        before the current one in the same or an enclosing block."""
-        bindings = self._assignments(name)
-        if len(bindings) != 1 or not self._statements:
+    def _bound_once(self, name: str) -> cst.BaseExpression | None:
+        """The value ``name`` holds at the current statement: the nearest binding before it in
+        its block (or, past a compound statement that binds it nowhere else, in an enclosing
+        one), when that binding is a plain assignment; None when the code does not say."""
+        if not self._statements:
             return None
-        statement, value = bindings[0]
-        if statement is None or value is None:
+        function = self.functions[-1]
+        places = list(walk(function.body))
+        here = next((p for p in places if p.statement is self._statements[-1]), None)
+        if here is None or not here.in_block:
             return None
-        places = {p.statement: p for p in walk(self.functions[-1].body)}
-        here, there = places.get(self._statements[-1]), places.get(statement)
-        if here is None or there is None or not there.dominates(here):
-            return None
-        return value
+        at = {p.chain: p.statement for p in places}
+        suites = {id(n): n for n in _descendants(function) if isinstance(n, cst.IndentedBlock)}
+        chain = here.chain
+        for depth in range(len(chain) - 1, -1, -1):
+            block_id, index = chain[depth]
+            block = suites.get(block_id)
+            if block is None:
+                return None
+            for statement in reversed(block.body[:index]):
+                found = _bindings_in(statement, name)
+                if found:
+                    (bound, value), = found if len(found) == 1 else ((None, None),)
+                    return value if bound is statement else None
+            enclosing = at.get(chain[:depth]) if depth else None
+            if enclosing is None:
+                return None
+            # a loop's later statements reach it again, a try's handlers see its body's
+            if not isinstance(enclosing, cst.If) and _bindings_in(enclosing, name):
+                return None
+        return None
 
-    def _reads(self, name: str) -> int:
-        count = 0
-        for node in _descendants(self.functions[-1].body):
-            if isinstance(node, cst.Name) and node.value == name:
-                count += 1
-        return count - 1  # its binding
+    def _read_later(self, name: str) -> bool:
+        """Whether ``name`` may be read after the current statement (a dict captured in place
+        would then show the propagation keys there): in the statement itself besides the
+        push, in the statements after it, or anywhere in a loop around it."""
+        function = self.functions[-1]
+        places = list(walk(function.body))
+        here = next((p for p in places if p.statement is self._statements[-1]), None) \
+            if self._statements else None
+        if here is None:
+            return True
+        at = {p.chain: p.statement for p in places}
+        suites = {id(n): n for n in _descendants(function) if isinstance(n, cst.IndentedBlock)}
+
+        def reads(node: cst.CSTNode) -> int:  # its names, less the ones that bind it
+            return sum(isinstance(n, cst.Name) and n.value == name
+                       for n in _descendants(node)) - len(_bindings_in(node, name))
+
+        if reads(here.statement) > 1:
+            return True
+        for depth in range(len(here.chain) - 1, -1, -1):
+            block_id, index = here.chain[depth]
+            block = suites.get(block_id)
+            if block is None or any(reads(s) for s in block.body[index + 1:]):
+                return True
+            enclosing = at.get(here.chain[:depth]) if depth else None
+            if isinstance(enclosing, (cst.For, cst.While)) and reads(enclosing) > 1:
+                return True
+        return False
 
     def _captured(self, name: str) -> bool:
         return any(dotted_name(arg.value) == name
@@ -828,6 +823,67 @@ def _returns_pubsub(function: FunctionInfo, resolve) -> bool:
             if isinstance(inner, ast.Tuple) and inner.elts else inner
     name = ast.unparse(tree) if isinstance(tree, (ast.Name, ast.Attribute)) else None
     return name is not None and resolve(function.module, name) in PUBSUB_CLASSES
+
+
+def _bindings_in(root: cst.CSTNode, name: str) -> list[tuple[cst.SimpleStatementLine | None,
+                                                               cst.BaseExpression | None]]:
+    """Every binding of ``name`` in ``root`` (not in nested scopes): (its simple statement, the
+    value of a plain ``name = value``; None for any other kind of binding)."""
+    found: list[tuple[cst.SimpleStatementLine | None, cst.BaseExpression | None]] = []
+
+    class _Finder(cst.CSTVisitor):
+        def __init__(self) -> None:
+            self.statement: cst.SimpleStatementLine | None = None
+
+        def visit_SimpleStatementLine(self, node: cst.SimpleStatementLine) -> None:
+            self.statement = node
+
+        def visit_Assign(self, node: cst.Assign) -> None:
+            for target in node.targets:
+                if isinstance(target.target, cst.Name) and target.target.value == name:
+                    found.append((self.statement, node.value))
+                elif name in _names(target.target):
+                    found.append((self.statement, None))
+
+        def visit_AnnAssign(self, node: cst.AnnAssign) -> None:
+            if dotted_name(node.target) == name:
+                found.append((self.statement, node.value))
+
+        def visit_AugAssign(self, node: cst.AugAssign) -> None:
+            if dotted_name(node.target) == name:
+                found.append((self.statement, None))
+
+        def visit_NamedExpr(self, node: cst.NamedExpr) -> None:
+            if dotted_name(node.target) == name:
+                found.append((None, None))
+
+        def visit_For(self, node: cst.For) -> None:
+            if name in _names(node.target):
+                found.append((None, None))
+
+        def visit_AsName(self, node: cst.AsName) -> None:
+            if name in _names(node.name):
+                found.append((None, None))
+
+        def visit_Del(self, node: cst.Del) -> None:
+            if name in _names(node.target):
+                found.append((None, None))
+
+        def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
+            if node is not root and node.name.value == name:
+                found.append((None, None))
+            return node is root
+
+        def visit_ClassDef(self, node: cst.ClassDef) -> bool:
+            if node.name.value == name:
+                found.append((None, None))
+            return False
+
+        def visit_Lambda(self, node: cst.Lambda) -> bool:
+            return False
+
+    root.visit(_Finder())
+    return found
 
 
 def _names(target: cst.CSTNode) -> set[str]:

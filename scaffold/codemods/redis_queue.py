@@ -2,15 +2,16 @@
 
 What it does: on a redis-py client (``redis.Redis``, ``redis.asyncio.Redis``, their
 ``from_url``, ``pipeline()``; found by construction, annotation, or the repo model's type of
-``self.x``), and on repo functions that forward one of their parameters as the payload of such
-a call (a ``RedisPubSub.publish(channel, message)`` wrapper):
+``self.x``), and on calls of repo functions and methods (through ``self``, ``self.x`` or an
+annotated parameter) that forward one of their parameters as the payload of such a call, as
+it is or as ``json.dumps(param)`` (a ``RedisPubSub.publish(channel, message)`` wrapper):
 
 - producer: ``lpush``/``rpush``/``lpushx``/``rpushx``/``publish``/``spublish`` of
   ``json.dumps(D)``, and ``xadd(stream, D)``, where ``D`` is a dict built in the function (a
-  dict literal or ``dict(...)``, inline or bound once to a name the call's statement follows,
-  the JSON text bound once to a name too) get ``capture_for_queue(D)`` from the kit: the item
-  carries ``traceparent`` (and ``tracestate``, the correlation id) as keys of its object. A
-  dict also read elsewhere is captured as a copy (``capture_for_queue(dict(D))``).
+  dict literal or ``dict(...)``, inline or in a name whose assignment reaches the call, the
+  JSON text in such a name too) get ``capture_for_queue(D)`` from the kit: the item carries
+  ``traceparent`` (and ``tracestate``, the correlation id) as keys of its object. A dict that
+  may be read again after the push is captured as a copy (``capture_for_queue(dict(D))``).
 - consumer: where a function handles what it popped or read (``blpop``/``brpop``/``lpop``/
   ``rpop``/``lmove``..., ``xread``/``xreadgroup`` entries, a pub/sub's ``listen()`` /
   ``get_message()``, the pub/sub from ``client.pubsub()`` or from a repo method annotated to
@@ -19,6 +20,9 @@ a call (a ``RedisPubSub.publish(channel, message)`` wrapper):
   runs inside ``with restore_from_queue(item):``, a ``queue_processing`` CONSUMER span
   continuing the captured trace. ``restore_from_queue`` reads the item as parsed or as Redis
   returns it (JSON text, stream fields with ``bytes`` keys); anything else starts a new root.
+
+Wrappers are followed where they are called from a file that names a Redis command (the
+engine's syntax gate); a caller in a file that names none is not looked at.
 
 Left alone: payloads that already carry the context (a ``traceparent`` key, an inject or
 ``capture_for_queue`` call on them), constants (a ``"wake"`` signal has nowhere to carry

@@ -21,6 +21,7 @@ ORDER: tuple[str, ...] = (
     "thread-context",
     "kafka-produce",
     "kafka-consume",
+    "redis-queue",
     "envelope-inject",
     "envelope-restore",
     "http-inject",

@@ -169,8 +169,26 @@ def test_capture_writes_trace_context_and_correlation_id(kit_package, span_expor
 
 
 @pytest.mark.parametrize(
-    "item", [None, {}, {"traceparent": "garbage", "correlation_id": "has space"}],
-    ids=["none", "empty", "malformed"],
+    "item",
+    [
+        json.dumps({"essay_id": 1, "traceparent": UPSTREAM}),
+        json.dumps({"essay_id": 1, "traceparent": UPSTREAM}).encode(),
+        {b"essay_id": b"1", b"traceparent": UPSTREAM.encode()},
+    ],
+    ids=["json text", "json bytes", "stream fields with bytes keys"],
+)
+def test_restore_reads_an_item_as_redis_returns_it(kit_package, span_exporter, item):
+    with kit_package.restore_from_queue(item):
+        pass
+    (processed,) = span_exporter.get_finished_spans()
+    assert processed.context.trace_id == UPSTREAM_TRACE
+    assert processed.parent is not None and processed.parent.span_id == UPSTREAM_SPAN
+
+
+@pytest.mark.parametrize(
+    "item", [None, {}, {"traceparent": "garbage", "correlation_id": "has space"}, "not json",
+             b"[1, 2]"],
+    ids=["none", "empty", "malformed", "text that is no JSON", "JSON that is no object"],
 )
 def test_restore_from_an_item_without_context_starts_a_root(kit_package, span_exporter, item):
     before = context.get_current()

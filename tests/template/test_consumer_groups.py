@@ -4,8 +4,9 @@ Three instances of the worker run as real processes (``python -m feedback`` from
 project's own venv) in one group on a 6-partition topic, against the real Tansu broker, and
 export their spans over OTLP/gRPC to a real receiver (the one the generated projects' tests
 use). Events with known trace parents are sent in a stream; mid-stream one instance is
-SIGKILLed and a fourth joins, so the group rebalances twice while records are in flight. When
-every event's derived event has arrived, the survivors are stopped by SIGTERM.
+SIGKILLed and, once the survivors took its partitions over, a fourth joins: the group
+rebalances twice while records are in flight. When every event's derived event has arrived,
+the survivors are stopped by SIGTERM.
 
 Then: every event has its derived event (distinct derived ids = events sent; duplicates, which
 at-least-once delivery allows, are counted and printed), every derived event is in its
@@ -51,11 +52,13 @@ PACKAGE = "feedback"
 EVENTS = int(os.environ.get("SCAFFOLD_SCALE_EVENTS", "3000"))
 PARTITIONS = int(os.environ.get("SCAFFOLD_SCALE_PARTITIONS", "6"))
 INSTANCES = int(os.environ.get("SCAFFOLD_SCALE_INSTANCES", "3"))
-# The victim is killed once this share of the derived events arrived, the newcomer started
-# once this share arrived (both while events are still being sent).
+# The stream comes in three thirds, in paced chunks: the victim is killed once this share of
+# the derived events arrived; the second third is sent once it is dead, while the survivors take
+# its partitions over; the newcomer starts after that, and the last third is sent once it has
+# partitions. So records are in flight through both rebalances, whatever their timing.
 KILL_AT = 0.2
-JOIN_AT = 0.4
 CHUNK = 100
+PACE_S = float(os.environ.get("SCAFFOLD_SCALE_PACE_S", "0.2"))
 DERIVED_TYPE = "essay.submitted.summarised"
 # Safety nets so a broken service fails instead of hanging: never measurements.
 TIMEOUT_S = float(os.environ.get("SCAFFOLD_SCALE_TIMEOUT_S", "420"))
@@ -120,8 +123,11 @@ class Worker:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    def assignments(self) -> int:
+        return self.log().count("partitions assigned")
+
     def has_partitions(self) -> bool:
-        return "partitions assigned" in self.log()
+        return self.assignments() > 0
 
     def stop(self, signum: int) -> None:
         if self.process.poll() is None:
@@ -156,11 +162,17 @@ async def _wait_for(condition: Any, what: str, timeout: float = TIMEOUT_S) -> No
         await asyncio.sleep(0.1)
 
 
-async def _send_stream(bootstrap: str, topic: str, events: list[tuple[Sent, bytes]]) -> None:
+async def _send_stream(
+    bootstrap: str, topic: str, events: list[tuple[Sent, bytes]],
+    gates: dict[int, asyncio.Event],
+) -> None:
+    """Send ``events`` in paced chunks; the chunk starting at index ``i`` awaits ``gates[i]``."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
     await producer.start()
     try:
         for start in range(0, len(events), CHUNK):
+            if start in gates:
+                await gates[start].wait()
             deliveries = [
                 await producer.send(
                     topic, value, key=str(sent.correlation_id).encode(),
@@ -169,7 +181,7 @@ async def _send_stream(bootstrap: str, topic: str, events: list[tuple[Sent, byte
                 for sent, value in events[start:start + CHUNK]
             ]
             await asyncio.gather(*deliveries)
-            await asyncio.sleep(0.2)  # a stream, not one burst: the rebalances meet it
+            await asyncio.sleep(PACE_S)  # a stream, not one burst: the rebalances meet it
     finally:
         await producer.stop()
 
@@ -236,14 +248,26 @@ async def test_scaled_out_workers_lose_nothing_across_kill_and_join(
         )
         victim = newcomer = workers[0]
         reader = asyncio.create_task(derived.read(tansu, out_topic, reading))
-        sender = asyncio.create_task(_send_stream(tansu, topic, events))
+        killed, joined = asyncio.Event(), asyncio.Event()
+        third = EVENTS // 3 // CHUNK * CHUNK
+        gates = {third: killed, 2 * third: joined}
+        sender = asyncio.create_task(_send_stream(tansu, topic, events, gates))
         try:
             await _wait_for(lambda: len(derived.ids) >= KILL_AT * EVENTS, "the first events")
-            victim = next(worker for worker in workers if worker.has_partitions())
+            victim = workers[0]
             victim.stop(signal.SIGKILL)
-            await _wait_for(lambda: len(derived.ids) >= JOIN_AT * EVENTS, "more events")
+            victim.process.wait()
+            killed.set()
+            survivors = workers[1:]
+            before = {worker.name: worker.assignments() for worker in survivors}
+            await _wait_for(
+                lambda: all(worker.assignments() > before[worker.name] for worker in survivors),
+                "the survivors to take the victim's partitions over",
+            )
             newcomer = Worker(project, f"worker-{INSTANCES}", env, tmp_path)
             workers.append(newcomer)
+            await _wait_for(newcomer.has_partitions, "the newcomer to get partitions")
+            joined.set()
             await sender
             await _wait_for(lambda: set(derived.ids) >= expected, "every derived event")
         finally:
@@ -254,17 +278,30 @@ async def test_scaled_out_workers_lose_nothing_across_kill_and_join(
             await asyncio.sleep(1.0)  # the last derived records of the stop reach the reader
             reading.set()
             await reader
-        logs = "\n".join(f"--- {worker.name}\n{worker.log()[-3000:]}" for worker in workers)
+        full_logs = [worker.log() for worker in workers]
+        logs = "\n".join(
+            f"--- {worker.name}\n{log[-3000:]}"
+            for worker, log in zip(workers, full_logs, strict=True)
+        )
+        if os.environ.get("SCAFFOLD_SCALE_LOGS"):
+            for worker, log in zip(workers, full_logs, strict=True):
+                print(f"--- {worker.name}")
+                print("\n".join(line[:240] for line in log.splitlines()
+                                if "aiokafka" not in line or "group" in line.lower()))
+        happened = {
+            what: sum(log.count(what) for log in full_logs)
+            for what in ("partitions revoked", "abandoned", "failed (")
+        }
         spans = collector.spans_with_resource()
 
     duplicates = sum(count - 1 for count in derived.ids.values())
     print(
         f"{EVENTS} events, {len(derived.records)} derived records, "
-        f"{len(derived.ids)} distinct, {duplicates} duplicates; {len(spans)} spans exported"
+        f"{len(derived.ids)} distinct, {duplicates} duplicates; {len(spans)} spans exported; "
+        f"in the workers' logs: {happened}"
     )
     assert codes[victim.name] == -signal.SIGKILL
     assert all(codes[worker.name] == 0 for worker in survivors), (codes, logs)
-    assert newcomer.has_partitions(), logs  # the fourth instance really took work over
 
     # Every event's derived event, at least once, and nothing else.
     assert set(derived.ids) == expected, logs
@@ -274,18 +311,18 @@ async def test_scaled_out_workers_lose_nothing_across_kill_and_join(
     by_correlation = {sent.correlation_id: sent for sent, _ in events}
     for record in derived.records:
         body = json.loads(record.value)
-        sent = by_correlation[UUID(body["correlation_id"])]
+        source = by_correlation[UUID(body["correlation_id"])]
         traceparent = _traceparent(record)
-        assert traceparent is not None and traceparent.split("-")[1] == sent.trace_id
-        assert body["metadata"]["traceparent"].split("-")[1] == sent.trace_id
+        assert traceparent is not None and traceparent.split("-")[1] == source.trace_id
+        assert body["metadata"]["traceparent"].split("-")[1] == source.trace_id
 
     # Every CONSUMER span (killed and abandoned work included) is its sender's child.
     consumers = [span for _, span in spans if span.kind == span.SPAN_KIND_CONSUMER]
     assert consumers
     for span in consumers:
-        sent = senders.get(span.trace_id.hex())
-        assert sent is not None, span.name
-        assert span.parent_span_id.hex() == sent.span_id, span.name
+        source = senders.get(span.trace_id.hex())
+        assert source is not None, span.name
+        assert span.parent_span_id.hex() == source.span_id, span.name
 
     # The survivors ended every span they started: whatever they exported under one of their
     # spans (thread work, the send of the derived event) has that parent exported as well.

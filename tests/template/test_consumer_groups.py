@@ -14,7 +14,9 @@ sender's trace, every exported CONSUMER span has its sender's span as parent, an
 survivor exported under one of its own spans has that parent exported too (nothing was left
 unended at shutdown).
 
-The numbers are configurable (``SCAFFOLD_SCALE_*`` variables) for local runs.
+The numbers are configurable for local runs (``SCAFFOLD_SCALE_EVENTS``, ``_PARTITIONS``,
+``_INSTANCES``, ``_PACE_S``, ``_TIMEOUT_S``); ``SCAFFOLD_SCALE_LOGS=1`` prints the workers'
+own log lines (assignments, revocations) with ``-s``.
 """
 
 from __future__ import annotations
@@ -26,7 +28,6 @@ import os
 import secrets
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -336,6 +337,3 @@ async def test_scaled_out_workers_lose_nothing_across_kill_and_join(
         assert not orphans, f"{worker.name}: parents never ended for {Counter(orphans)}"
         assert sum(span.kind == span.SPAN_KIND_CONSUMER for span in own) > 0
 
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(pytest.main([__file__, "-s"]))

@@ -71,9 +71,13 @@ def service(tmp_path: Path, template_repo: Path) -> Path:
 
 
 def _release_v2(template_repo: Path) -> None:
-    """Template v2: a new file, and a new first line of the service README."""
+    """Template v2: a new question, a new file using it, and a new first line of the README."""
     service_template = template_repo / "templates" / "service"
-    (service_template / "RUNBOOK.md.jinja").write_text("# Runbook of {{ service_name }}\n")
+    with open(template_repo / "copier.yml", "a") as copier_yml:
+        copier_yml.write('\nrunbook_owner:\n  type: str\n  default: "team-{{ service_name }}"\n')
+    (service_template / "RUNBOOK.md.jinja").write_text(
+        "# Runbook of {{ service_name }}\n\nOwner: {{ runbook_owner }}\n"
+    )
     _replace_line(
         service_template / "README.md.jinja", 0, "# {{ service_name }} (a traced service)"
     )
@@ -91,10 +95,16 @@ def test_update_brings_the_new_version_and_keeps_the_owners_edit(service, templa
     updated = _copier(service, "update", "--trust", "--defaults")
 
     assert updated.returncode == 0, updated.stderr
-    assert (service / "RUNBOOK.md").read_text() == "# Runbook of grading_service\n"
+    # The new question takes its default, and the new file uses it.
+    assert (service / "RUNBOOK.md").read_text() == (
+        "# Runbook of grading_service\n\nOwner: team-grading_service\n"
+    )
     assert (service / "README.md").read_text().startswith("# grading_service (a traced service)\n")
     assert handlers.read_text().endswith(OWNER_HELPER)
-    assert yaml.safe_load((service / ".copier-answers.yml").read_text())["_commit"] == "v2"
+    answers = yaml.safe_load((service / ".copier-answers.yml").read_text())
+    assert answers["_commit"] == "v2"
+    assert answers["runbook_owner"] == "team-grading_service"
+    assert answers["dead_letter_topic"] == "{topic}.dlq"
     kit_header = (service / "grading_service" / "tracekit" / "tracing.py").read_text()
     assert kit_header.startswith("# Rendered by scaffold v2 ")
     assert _git(service, "ls-files", "--unmerged") == ""

@@ -23,7 +23,7 @@ from libcst.codemod import CodemodContext, ContextAwareVisitor
 from libcst.metadata import PositionProvider, ProviderT
 
 from scaffold.engine.discovery import is_test_file
-from scaffold.engine.model import Finding, Settings, Status
+from scaffold.engine.model import Finding, Settings, Site, SiteKind, SiteStatus, Status
 from scaffold.engine.options import resolve_options
 from scaffold.engine.runner import process_source
 from scaffold.engine.sites import FILE_STATE, SETTINGS, module_of, repo_of
@@ -78,6 +78,8 @@ class Check(ContextAwareVisitor):
     OPTIONS: ClassVar[Mapping[str, Any]] = {}
     # Glob patterns (matched against file names) of non-Python files ``check_config_file`` reads.
     CONFIG_FILES: ClassVar[tuple[str, ...]] = ()
+    # What its findings' sites are, in `scaffold report` (None: they are no propagation sites).
+    SITE_KIND: ClassVar[SiteKind | str | None] = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -86,11 +88,14 @@ class Check(ContextAwareVisitor):
         cls.SUMMARY = (module.__doc__ or cls.__doc__ or "").strip().splitlines()[0]
         if PositionProvider not in cls.METADATA_DEPENDENCIES:
             cls.METADATA_DEPENDENCIES = (PositionProvider, *cls.METADATA_DEPENDENCIES)
+        if cls.SITE_KIND is not None:  # a rule module may spell it: SITE_KIND = "queue"
+            cls.SITE_KIND = SiteKind(cls.SITE_KIND)
 
     def __init__(self, context: CodemodContext, options: Mapping[str, Any] | None = None) -> None:
         super().__init__(context)
         self.options = self.resolve_options(options)
         self.findings: list[Finding] = []
+        self.sites: list[Site] = []  # recorded with record_site; findings' sites are derived
 
     @classmethod
     def resolve_options(cls, options: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -158,6 +163,25 @@ class Check(ContextAwareVisitor):
                 end_column=where.end.column + 1,
             )
         )
+
+    def record_correct(self, node: cst.CSTNode, note: str = "") -> None:
+        """Record a site that already carries the context (``note``: how)."""
+        self.record_site(node, SiteStatus.CORRECT, note)
+
+    def record_skipped(self, node: cst.CSTNode, reason: str) -> None:
+        """Record a site seen but left out of scope, and why."""
+        self.record_site(node, SiteStatus.SKIPPED, reason)
+
+    def record_site(self, node: cst.CSTNode, status: SiteStatus, reason: str = "", *,
+                    kind: SiteKind | None = None) -> None:
+        """Record a site the check saw and accepts (``CORRECT``) or leaves out (``SKIPPED``)."""
+        declared = kind or self.SITE_KIND
+        if declared is None:
+            return
+        kind = SiteKind(declared)
+        where = self.get_metadata(PositionProvider, node).start
+        self.sites.append(Site(self.path, where.line, where.column + 1, kind, self.ID, status,
+                               reason))
 
     @classmethod
     def check_config_file(

@@ -192,6 +192,7 @@ class _Plan:
 class Bootstrap(PropagationCodemod):
     USES_REPO = True  # start-up code often calls set-up in another module
     PREFILTER = ("__main__", "Quart", "FastAPI", INIT)
+    SITE_KIND = "tracing-setup"  # its rows in `scaffold report`
     GATE = SyntaxGate(names=QUART | FASTAPI, words={INIT, SERVICE_NAME})
 
     @classmethod

@@ -92,6 +92,7 @@ SPAN_PROBE = "get_current_span"
 
 class EnvelopeInject(PropagationCodemod):
     PREFILTER = ENVELOPE_SUFFIXES
+    SITE_KIND = "envelope-build"  # its rows in `scaffold report`
     OPTIONS = {"envelope_suffixes": ENVELOPE_SUFFIXES, "publish_methods": tuple(
         sorted(PUBLISH_NAMES))}
 

@@ -139,6 +139,7 @@ class _Guard:
 
 class EnvelopeRestore(PropagationCodemod):
     PREFILTER = ENVELOPE_SUFFIXES
+    SITE_KIND = "envelope-intake"  # its rows in `scaffold report`
     OPTIONS = {"envelope_suffixes": ENVELOPE_SUFFIXES}
 
     @classmethod

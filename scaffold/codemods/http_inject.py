@@ -268,6 +268,7 @@ def _pairs(value: cst.BaseExpression) -> list[Pair]:
 
 class HttpInject(PropagationCodemod):
     PREFILTER = ("httpx", "aiohttp")
+    SITE_KIND = "http-call"  # its rows in `scaffold report`
     GATE = SyntaxGate(names=CLIENT_CLASSES | MODULE_REQUESTS)
     OPTIONS = {
         # host globs (fnmatch, case-insensitive) that are the platform's own

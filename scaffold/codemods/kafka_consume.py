@@ -154,6 +154,7 @@ class _RootNames(FastVisitor):
 
 class KafkaConsume(KafkaCodemod):
     PREFILTER = ("AIOKafkaConsumer",)
+    SITE_KIND = "kafka-consume"  # its rows in `scaffold report`
     GATE = SyntaxGate(names=CONSUMER_CLASSES)
     DERIVED = {(CONSUMER, "getone"): RECORD, (CONSUMER, "getmany"): BATCH}
 

@@ -91,6 +91,7 @@ INJECTS = frozenset({"inject", "inject_headers", "inject_trace_context"})
 class KafkaProduce(KafkaCodemod):
     # Configured wrappers are named by the user, so the gate is what every send mentions.
     PREFILTER = ("send", "publish", "roducer")
+    SITE_KIND = "kafka-produce"  # its rows in `scaffold report`
     USES_REPO = True  # a configured wrapper's signature and body may be in another file
 
     @classmethod

@@ -225,6 +225,7 @@ class _Pools(FastVisitor):
 
 class ThreadContext(Codemod):
     PREFILTER = ("Thread", "Timer", "run_in_executor")
+    SITE_KIND = "thread-hand-off"  # its rows in `scaffold report`
     # A Thread, Timer or run_in_executor call is a site where it is named, but nothing it
     # returns is followed: these keep a definition without carrying anything. A pool is
     # followed (pool.submit), so its class stays a carrier.

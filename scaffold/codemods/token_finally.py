@@ -77,6 +77,7 @@ class _Scope:
 
 class TokenFinally(Codemod):
     PREFILTER = ("attach",)
+    SITE_KIND = "context-token"  # its rows in `scaffold report`
     SLICE_WORDS = frozenset({"detach"})  # detaches are reordered, exits read
     GATE = SyntaxGate(names={ATTACH})  # detaches are only reordered after their attaches
     METADATA_DEPENDENCIES = (QualifiedNameProvider,)

@@ -36,8 +36,9 @@ def _jobs(value: str) -> int:
     return jobs
 
 
-def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
-    """PATH... and the flags every engine command takes."""
+def add_engine_arguments(parser: argparse.ArgumentParser,
+                         formats: Sequence[str] = FORMATS) -> None:
+    """PATH... and the flags every engine command takes (``formats``: its --format choices)."""
     parser.add_argument("paths", nargs="+", metavar="PATH", help="files or folders to process")
     parser.add_argument("--select", type=_ids, default=(), metavar="IDS",
                         help="comma-separated rule ids to run (default: all, or the config's)")
@@ -45,7 +46,7 @@ def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
                         help="comma-separated rule ids not to run")
     parser.add_argument("--jobs", type=_jobs, default=0, metavar="N",
                         help="processes to use (default: 0 = all cores)")
-    parser.add_argument("--format", choices=FORMATS, default="text",
+    parser.add_argument("--format", choices=formats, default="text",
                         help="output format (default: text)")
     parser.add_argument("--include-tests", action="store_true", default=None,
                         help="let codemods rewrite test files too (tests/, test_*.py, "
@@ -56,16 +57,21 @@ def execute(
     args: argparse.Namespace, rules: Sequence[Rule], options: Options, *, diff: bool = False
 ) -> RunResult:
     """Run the engine for a command, with a progress bar on a terminal; raise UsageError."""
+    result = run_engine(args, rules, options)
+    write_report(result, args.format, sys.stdout, diff=diff)
+    return result
+
+
+def run_engine(args: argparse.Namespace, rules: Sequence[Rule], options: Options) -> RunResult:
+    """``execute`` without the report: the run, for a command that renders it its own way."""
     from scaffold.cli import UsageError
 
     try:
         with _progress() as on_progress:
-            result = run(args.paths, rules, options, known_ids=all_rule_ids(),
-                         on_progress=on_progress)
+            return run(args.paths, rules, options, known_ids=all_rule_ids(),
+                       on_progress=on_progress)
     except (ConfigError, PathNotFound, KitEdited) as exc:
         raise UsageError(str(exc)) from exc
-    write_report(result, args.format, sys.stdout, diff=diff)
-    return result
 
 
 class _progress:

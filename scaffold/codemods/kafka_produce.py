@@ -164,6 +164,8 @@ class KafkaProduce(KafkaCodemod):
 
     def _rewrite(self, original_node: cst.Call, updated_node: cst.Call) -> cst.BaseExpression:
         func = original_node.func
+        if (dotted_name(func) or "").rsplit(".", 1)[-1] in ("traced_send", "traced_publish"):
+            self.record_correct(original_node, "sends through the kit")
         if not isinstance(func, cst.Attribute):
             return updated_node
         binding = self.lookup(func.value)
@@ -209,6 +211,7 @@ class KafkaProduce(KafkaCodemod):
         if self._carries_context(argument(original, 5, "headers")) or (
             self.functions and self.functions[-1].name.value in self._in_producer_span
         ):
+            self.record_correct(original, "its headers carry the context")
             return updated
         if argument(original, 0, "topic") is None:
             return updated
@@ -238,6 +241,8 @@ class KafkaProduce(KafkaCodemod):
     def _append(self, original: cst.Call, updated: cst.Call) -> cst.Call:
         headers = keyword(original, "headers")
         if any(arg.star for arg in original.args) or self._carries_context(headers):
+            if not any(arg.star for arg in original.args):
+                self.record_correct(original, "its headers carry the context")
             return updated
         if not self.has_kit(original) or not self.record_change(
             original, "the batched record now carries the current trace context in its "
@@ -289,6 +294,7 @@ class KafkaProduce(KafkaCodemod):
     def _publish(self, original: cst.Call, updated: cst.Call,
                  entry: str) -> cst.BaseExpression:
         if self._carries_context(keyword(original, "headers")):
+            self.record_correct(original, "its headers carry the context")
             return updated
         wrapper = code(original.func)
         model = self._model()

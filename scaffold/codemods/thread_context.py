@@ -69,6 +69,8 @@ POOL_CLASS_NAMES = {name.rsplit(".", 1)[-1] for name in THREAD_POOLS | PROCESS_P
 _THREAD_ENDINGS = {"Thread", "Timer"}
 _POOL_METHODS = {"submit", "map", "run_in_executor"}  # the calls leave_Call looks at by name
 _CARRIED = "copy_context"  # already rewritten (or written by hand the same way)
+# what this codemod writes with a kit (its threads module): sites that carry the context
+_KIT_HELPERS = ("TracedThread", "TracedTimer", "submit", "executor_map", "run_in_executor")
 
 Scope = cst.CSTNode  # the Module, a ClassDef (its self.x attributes) or a FunctionDef
 T = TypeVar("T")
@@ -374,6 +376,9 @@ class ThreadContext(Codemod):
                 return self._executor(original_node, updated_node, method)
             if method == "run_in_executor" and not self._is_kit_helper(func):
                 return self._run_in_executor(original_node, updated_node)
+            if self._kit is not None and self.refers_to(func, {
+                    f"{self._kit}.threads.{name}" for name in _KIT_HELPERS}):
+                self.record_correct(original_node, "it goes through the kit's thread helpers")
         return updated_node
 
     def _is_kit_helper(self, func: cst.Attribute) -> bool:
@@ -385,6 +390,8 @@ class ThreadContext(Codemod):
                 name: str) -> cst.Call:
         found = _argument(updated, index, name)
         if found is None or _CARRIED in _code(found[1].value):
+            if found is not None:
+                self.record_correct(original, f"its {name} runs in a copied context")
             return updated
         kind = "Thread" if kit_class == "TracedThread" else "Timer"
         if not self.record_change(original, f"threading.{kind} now runs its {name} in the "
@@ -405,6 +412,7 @@ class ThreadContext(Codemod):
             return updated
         fn = args[0].value
         if _CARRIED in _code(fn):
+            self.record_correct(original, "the function runs in a copied context")
             return updated
         if not self.record_change(original, f"ThreadPoolExecutor.{method} now carries the "
                                   "submitting context into the worker"):
@@ -428,6 +436,7 @@ class ThreadContext(Codemod):
             return updated
         executor, fn = args[0].value, args[1].value
         if _CARRIED in _code(fn):
+            self.record_correct(original, "the function runs in a copied context")
             return updated
         is_default = isinstance(executor, cst.Name) and executor.value == "None"
         kind = THREAD_KIND if is_default else self._pool_kind(original.args[0].value)

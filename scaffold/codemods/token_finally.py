@@ -243,6 +243,7 @@ class TokenFinally(Codemod):
                 found = codemod._attach_of(statement)
                 if found is not None and found.token in detached:
                     codemod._guaranteed.add(found.call)
+                    codemod.record_correct(found.call, "a finally detaches its token")
 
         node.body.visit(_Scan())
 
@@ -262,6 +263,7 @@ class TokenFinally(Codemod):
             if isinstance(following, cst.Try) and following.finalbody is not None:
                 if found.token in self._finally_detaches(following.finalbody):
                     self._guaranteed.add(found.call)
+                    self.record_correct(found.call, "a finally detaches its token")
 
     # -- rewriting, bottom-up --
 

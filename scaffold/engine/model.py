@@ -66,6 +66,11 @@ class SiteKind(StrEnum):
         """How a summary counts them: "Kafka sends", "HTTP calls"."""
         return _SITE_LABELS[self]
 
+    @property
+    def verb(self) -> str:
+        """What its sites do when they are right: "carry context", "set tracing up"."""
+        return _SITE_VERBS.get(self, "carry context")
+
 
 _SITE_LABELS = {
     SiteKind.KAFKA_PRODUCE: "Kafka sends",
@@ -77,6 +82,11 @@ _SITE_LABELS = {
     SiteKind.QUEUE: "queue items",
     SiteKind.CONTEXT_TOKEN: "context tokens",
     SiteKind.TRACING_SETUP: "tracing set-ups",
+}
+
+_SITE_VERBS = {
+    SiteKind.CONTEXT_TOKEN: "are always detached",
+    SiteKind.TRACING_SETUP: "set tracing up",
 }
 
 

@@ -97,8 +97,10 @@ class Counts:
         return sum(self.by_status.get(status, 0) for status in CARRYING)
 
     def sentence(self) -> str:
-        """``12/14 Kafka sends carry context`` (plus what is fixable, reported, skipped)."""
-        text = f"{self.carrying}/{self.in_scope} {self.kind.label} carry context"
+        """``12/14 Kafka sends carry context`` (plus what is fixable, reported, skipped):
+        of the sites in scope, how many carry context now (tokens: are always detached,
+        tracing set-ups: set tracing up)."""
+        text = f"{self.carrying}/{self.in_scope} {self.kind.label} {self.kind.verb}"
         rest = [f"{self.by_status[status]} {status.value}" for status in
                 (SiteStatus.FIXABLE, SiteStatus.REPORTED, SiteStatus.SKIPPED)
                 if self.by_status.get(status)]
@@ -260,8 +262,10 @@ th { background: #f0f0f0; font-weight: 600; }
 td.where { font-family: ui-monospace, "DejaVu Sans Mono", monospace; font-size: 12.5px;
   word-break: break-all; }
 td.reason { color: #444; font-size: 13px; }
-table.counts td.label { width: 34%; }
-table.counts td.bar { width: 46%; }
+table.counts td.label { width: 22%; } table.counts td.ratio { width: 16%; white-space: nowrap; }
+table.counts td.bar { width: 36%; } th.n, td.n { text-align: right; width: 6%; }
+table.counts + table.counts { margin-top: 14px; }
+a { color: #0d47a1; text-decoration: none; }
 .bar-track { display: flex; height: 14px; background: #eee; border-radius: 3px;
   overflow: hidden; }
 .bar-track div { height: 100%; }
@@ -269,27 +273,63 @@ details { margin-bottom: 6px; } summary { cursor: pointer; color: #333; }
 """
 
 
-def _bar(counts: Counts, widest: int) -> str:
-    total = sum(counts.by_status.values())
+def _bar(by_status: Mapping[SiteStatus, int], widest: int) -> str:
+    total = sum(by_status.values())
     segments = "".join(
-        f'<div class="seg-{status.value}" title="{counts.by_status[status]} {status.value}" '
-        f'style="width:{100 * counts.by_status[status] / max(widest, 1):.2f}%;'
+        f'<div class="seg-{status.value}" title="{by_status[status]} {status.value}" '
+        f'style="width:{100 * by_status[status] / max(widest, 1):.2f}%;'
         f'background:{_COLOURS[status]}"></div>'
-        for status in STATUSES if counts.by_status.get(status))
+        for status in STATUSES if by_status.get(status))
     return f'<div class="bar-track" data-total="{total}">{segments}</div>'
 
 
-def _counts_table(counts: Sequence[Counts]) -> str:
+def _shown(table: SiteTable) -> list[SiteStatus]:
+    """The statuses some row has (a check run has no fixed sites: no empty column)."""
+    present = {row.site.status for row in table.rows}
+    return [status for status in STATUSES if status in present] or [SiteStatus.CORRECT]
+
+
+def _status_cells(by_status: Mapping[SiteStatus, int], shown: Sequence[SiteStatus]) -> str:
+    return "".join(f'<td class="n">{by_status.get(status, 0) or ""}</td>' for status in shown)
+
+
+def _status_heads(shown: Sequence[SiteStatus]) -> str:
+    return "".join(f'<th class="n">{status.value}</th>' for status in shown)
+
+
+def _counts_table(counts: Sequence[Counts], shown: Sequence[SiteStatus]) -> str:
     widest = max((sum(c.by_status.values()) for c in counts), default=1)
-    head = "".join(f"<th>{status.value}</th>" for status in STATUSES)
     body = "".join(
-        f'<tr data-kind="{c.kind.value}"><td class="label">{html.escape(c.sentence())}</td>'
-        f'<td class="bar">{_bar(c, widest)}</td>'
-        + "".join(f"<td>{c.by_status.get(status, 0)}</td>" for status in STATUSES)
-        + "</tr>"
+        f'<tr data-kind="{c.kind.value}"><td class="label">{html.escape(c.kind.label)}</td>'
+        f'<td class="ratio">{c.carrying}/{c.in_scope} {c.kind.verb}</td>'
+        f'<td class="bar">{_bar(c.by_status, widest)}</td>'
+        f"{_status_cells(c.by_status, shown)}</tr>"
         for c in counts)
-    return (f'<table class="counts"><tr><th>kind</th><th>sites</th>{head}</tr>'
-            f"{body}</table>")
+    return (f'<table class="counts"><tr><th>kind</th><th>in scope</th><th>sites</th>'
+            f"{_status_heads(shown)}</tr>{body}</table>")
+
+
+def _services_table(table: SiteTable, shown: Sequence[SiteStatus]) -> str:
+    """One line per service: all its sites, whatever their kind, as one bar."""
+    totals = {service: Counter(row.site.status for row in table.rows_of(service))
+              for service in table.services}
+    widest = max((sum(c.values()) for c in totals.values()), default=1)
+    body = []
+    for service, by_status in totals.items():
+        in_scope = sum(n for status, n in by_status.items() if status is not SiteStatus.SKIPPED)
+        carrying = sum(by_status.get(status, 0) for status in CARRYING)
+        body.append(
+            f'<tr data-service="{html.escape(service)}">'
+            f'<td class="label"><a href="#{_anchor(service)}">{html.escape(service)}</a></td>'
+            f'<td class="ratio">{carrying}/{in_scope} correct or fixed</td>'
+            f'<td class="bar">{_bar(by_status, widest)}</td>'
+            f"{_status_cells(by_status, shown)}</tr>")
+    return (f'<table class="counts"><tr><th>service</th><th>in scope</th><th>sites</th>'
+            f"{_status_heads(shown)}</tr>{''.join(body)}</table>")
+
+
+def _anchor(service: str) -> str:
+    return "service-" + "".join(ch if ch.isalnum() else "-" for ch in service)
 
 
 def _rows_table(rows: Sequence[Row]) -> str:
@@ -306,11 +346,12 @@ def _rows_table(rows: Sequence[Row]) -> str:
 
 
 def html_page(table: SiteTable, *, title: str = "") -> str:
-    """One self-contained page (inline CSS, no script, nothing fetched): the overall counts,
-    then per service its counts as bars and its sites (a collapsed table)."""
+    """One self-contained page (inline CSS, no script, nothing fetched): overall counts per
+    kind and per service, then per service its counts as bars and its sites (collapsed)."""
     heading = html.escape(f"Propagation sites{f' of {title}' if title else ''}")
+    shown = _shown(table)
     legend = "".join(f'<span><i style="background:{_COLOURS[status]}"></i>{status.value}</span>'
-                     for status in STATUSES)
+                     for status in shown)
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -318,11 +359,12 @@ def html_page(table: SiteTable, *, title: str = "") -> str:
         f"<title>{heading}</title><style>{_CSS}</style></head><body>",
         f"<h1>{heading}</h1>",
         f'<p class="lead">{len(table.rows)} sites in {len(table.services)} services, '
-        f"{table.files} files looked at. A site carries context when it is correct or fixed."
-        "</p>",
+        f"{table.files} files looked at. A site carries context when it is correct or fixed; "
+        "skipped sites are out of scope and not counted in the ratio.</p>",
         f'<p class="legend">{legend}</p>',
         '<section class="service" data-service="(all)"><h2>All services</h2>',
-        _counts_table(table.counts()),
+        _counts_table(table.counts(), shown),
+        _services_table(table, shown),
         "</section>",
     ]
     if table.failed:
@@ -331,9 +373,10 @@ def html_page(table: SiteTable, *, title: str = "") -> str:
     for service in table.services:
         rows = table.rows_of(service)
         parts += [
-            f'<section class="service" data-service="{html.escape(service)}">',
+            f'<section class="service" data-service="{html.escape(service)}" '
+            f'id="{_anchor(service)}">',
             f"<h2>{html.escape(service)}</h2>",
-            _counts_table(table.counts(service)),
+            _counts_table(table.counts(service), shown),
             f"<details><summary>{len(rows)} sites</summary>{_rows_table(rows)}</details>",
             "</section>",
         ]

@@ -167,8 +167,8 @@ def test_the_summary_counts_per_service_and_kind(fleet, capsys):
     assert (tokens["kind"], tokens["correct"], tokens["fixable"], tokens["reported"],
             tokens["skipped"], tokens["in_scope"], tokens["carrying"]) == (
         "context-token", 1, 1, 1, 2, 3, 1)
-    assert tokens["summary"] == "1/3 context tokens carry context (1 fixable, 1 reported, " \
-        "2 skipped)"
+    assert tokens["summary"] == (
+        "1/3 context tokens are always detached (1 fixable, 1 reported, 2 skipped)")
     assert [(k["kind"], k["carrying"], k["in_scope"]) for k in summary["total"]] == [
         ("http-call", 1, 2), ("thread-hand-off", 1, 2), ("context-token", 1, 3)]
     code, text = _report(capsys, str(fleet))
@@ -188,7 +188,7 @@ def test_csv_has_a_header_and_the_json_rows(fleet, capsys):
 def test_exit_codes_and_output_file(tmp_path, fleet, capsys):
     clean = _write(tmp_path / "clean", {"svc.py": CORRECT_ONLY})
     code, out = _report(capsys, str(clean))
-    assert code == 0 and "1/1 context tokens carry context" in out
+    assert code == 0 and "1/1 context tokens are always detached" in out
     assert _report(capsys, str(tmp_path / "missing"))[0] == 2
     broken = _write(tmp_path / "broken", {"svc.py": "from opentelemetry import context\n"
                                                     "context.attach(\n"})
@@ -274,8 +274,9 @@ def _table():
 def test_the_page_is_self_contained_and_escapes_what_it_shows():
     page = html_page(_table(), title="demo")
     assert page.startswith("<!DOCTYPE html>") and "<style>" in page
-    for external in ("<script", "<link", "src=", "href=", "@import", "url("):
+    for external in ("<script", "<link", "src=", "@import", "url("):
         assert external not in page
+    assert page.count('href="') == page.count('href="#')  # links only within the page
     assert "`&lt;shared&gt;` &amp; co" in page and "<shared>" not in page
 
 

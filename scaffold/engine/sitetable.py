@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from scaffold.engine.model import FileResult, Finding, Kind, Site, SiteKind, SiteStatus
-from scaffold.repo.packaging import Packaging
+from scaffold.repo.packaging import PROJECT_FILES, Packaging
 
 TABLE_FORMATS = ("text", "json", "csv", "html")
 STATUSES = tuple(SiteStatus)
@@ -158,18 +158,26 @@ class SiteTable:
 
 class Services:
     """The service a file belongs to: its nearest project folder (``pyproject.toml``,
-    ``setup.py``, ``setup.cfg``) below the root, relative to it; for a file of the root's
-    own project (or none), the top-level package it is imported as, else its first folder."""
+    ``setup.py``, ``setup.cfg``) below the root, relative to it. For a file of the root's own
+    project (or of none): the folder it is in whose siblings are projects (a service without
+    metadata among services with it), else the top-level package it is imported as, else its
+    first folder."""
 
     def __init__(self, root: Path) -> None:
         self.root = Path(os.path.abspath(root))
         self._packaging = Packaging(self.root)
+        self._among_projects: dict[Path, bool] = {}
 
     def of(self, path: str | os.PathLike[str]) -> str:
         absolute = Path(os.path.abspath(path))
         project = self._packaging.project_of(absolute)
         if project is not None and project != self.root and project.is_relative_to(self.root):
             return project.relative_to(self.root).as_posix()
+        if absolute.is_relative_to(self.root):
+            for folder in reversed(absolute.parents):
+                if folder.is_relative_to(self.root) and folder != self.root and (
+                        self._beside_projects(folder)):
+                    return folder.relative_to(self.root).as_posix()
         module = self._packaging.module_of(absolute)
         if module and "." in module:
             return module.split(".")[0]
@@ -178,6 +186,15 @@ class Services:
             if len(parts) > 1:
                 return parts[0]
         return self.root.name or "."
+
+
+    def _beside_projects(self, folder: Path) -> bool:
+        parent = folder.parent
+        if parent not in self._among_projects:
+            self._among_projects[parent] = any(
+                sibling.is_dir() and any((sibling / name).is_file() for name in PROJECT_FILES)
+                for sibling in parent.iterdir()) if parent.is_dir() else False
+        return self._among_projects[parent]
 
 
 def site_table(results: Iterable[FileResult], root: str | os.PathLike[str]) -> SiteTable:

@@ -237,12 +237,15 @@ def test_a_service_is_the_nearest_project_below_the_root_or_the_top_package(tmp_
         "libs/shared/pyproject.toml": "[project]\nname = 'shared'\n",
         "libs/shared/shared/__init__.py": "",
         "libs/shared/shared/bus.py": "",
+        "libs/bare/bare/__init__.py": "",  # no metadata, among projects: a service too
+        "libs/bare/bare/client.py": "",
         "app/__init__.py": "",
         "app/main.py": "",
         "script.py": "",
     })
     services = Services(root)
     assert services.of(root / "libs/shared/shared/bus.py") == "libs/shared"
+    assert services.of(root / "libs/bare/bare/client.py") == "libs/bare"
     assert services.of(root / "app/main.py") == "app"
     assert services.of(root / "script.py") == "mono"
 

@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     from scaffold.cli import UsageError
 
     options = Options(write=False, select=args.select, ignore=args.ignore, jobs=args.jobs,
-                      include_tests=args.include_tests, vendor_kit=True, test_sites=True)
+                      include_tests=args.include_tests, vendor_kit=True, all_sites=True)
     result = run_engine(args, (*all_codemods(), *all_checks()), options)
     root = root_of(args.paths)
     table = site_table(result.results, root)

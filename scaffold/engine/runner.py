@@ -74,9 +74,10 @@ class Options:
     # check: a finding alone exits 1; retrofit: only changes do (findings are printed), so
     # `retrofit --check` exits 0 once nothing is left to change
     findings_fail: bool = True
-    # scaffold report: codemods visit test files too (in check mode), so that the site table
-    # lists their sites, as skipped when include-tests is off
-    test_sites: bool = False
+    # scaffold report: codemods visit test files (when include-tests is off) and the files
+    # the config excludes too, in check mode, so that the site table lists their sites as
+    # skipped, with the reason
+    all_sites: bool = False
 
 
 @dataclass(frozen=True)
@@ -590,10 +591,15 @@ def _plan(
 TEST_FILE_SCOPE = "test file: retrofit leaves test code alone (include-tests is off)"
 
 
-def _test_scope(target: Target, options: Options) -> str | None:
-    """Why the sites of ``target`` are out of scope, when ``Options.test_sites`` has codemods
-    visit a test file retrofit would leave alone (None: they are in scope, or not visited)."""
-    if not (options.test_sites and target.test) or target.generated:
+def _out_of_scope(target: Target, options: Options) -> str | None:
+    """Why the sites of ``target`` are out of scope, when ``Options.all_sites`` has codemods
+    visit a file retrofit would leave alone: the config excludes it, or it is a test file
+    (None: they are in scope, or not visited)."""
+    if not options.all_sites or target.generated:
+        return None
+    if target.excluded:
+        return f"excluded by 'exclude' in [tool.scaffold] of {target.config.where}"
+    if not target.test:
         return None
     include = options.include_tests
     if include is None:
@@ -629,8 +635,9 @@ def run(
     def reads(name: str) -> bool:
         return any(getattr(rule, "reads_config_file", lambda _: False)(name) for rule in rules)
 
-    targets = discover(paths, wants_other_file=reads)
-    kits = vendor.KitResolver(targets)
+    targets = discover(paths, wants_other_file=reads, excluded=options.all_sites)
+    # files the config excludes are visited for their sites only: nothing else sees them
+    kits = vendor.KitResolver([target for target in targets if not target.excluded])
     if options.vendor_kit:
         kits.refuse_edited(force=options.force)  # before anything is written
     plans: dict[tuple[int, bool, bool], tuple[tuple[Rule, ...], Settings]] = {}
@@ -651,7 +658,7 @@ def run(
         if target.skip_reason:
             results.append(FileResult(target.display, Status.SKIPPED, reason=target.skip_reason))
             continue
-        scope = _test_scope(target, options)
+        scope = _out_of_scope(target, options)
         key = (id(target.config), target.test and scope is None, target.generated)
         plan = plans.get(key)
         if plan is None:
@@ -671,7 +678,7 @@ def run(
             tasks.append(with_kit(task, target))
     global _REPO
     wanted = any(uses_repo(rule) for chosen, _ in plans.values() for rule in chosen)
-    _REPO = build_repo(targets) if wanted else None
+    _REPO = build_repo([t for t in targets if not t.excluded]) if wanted else None
     passed = [0, 0, 0]
     parsed = []
     try:

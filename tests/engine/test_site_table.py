@@ -231,6 +231,21 @@ def test_retrofit_json_carries_the_same_rows(fleet, capsys):
         ("context-token", "reported"), ("context-token", "skipped")]
 
 
+def test_files_the_config_excludes_are_listed_as_skipped(fleet, capsys):
+    (fleet / "pyproject.toml").write_text(
+        '[project]\nname = "fleet"\n\n[tool.scaffold]\nexclude = ["services/billing/**"]\n')
+    rows = _rows(capsys, fleet)
+    billing = [row for row in rows if row["service"] == "services/billing"]
+    assert len(billing) == 5 and {row["status"] for row in billing} == {"skipped"}
+    assert all(row["reason"].startswith("excluded by 'exclude' in [tool.scaffold]")
+               for row in billing)
+    assert "(in scope: fixable)" in billing[1]["reason"]
+    assert main(["retrofit", "--check", "--jobs", "1", "--format", "json", str(fleet)]) == 1
+    checked = json.loads(capsys.readouterr().out)
+    assert not [row for row in checked["site_table"]["rows"]
+                if row["service"] == "services/billing"]
+
+
 def test_a_service_is_the_nearest_project_below_the_root_or_the_top_package(tmp_path):
     root = _write(tmp_path / "mono", {
         "pyproject.toml": "[project]\nname = 'mono'\n",
@@ -252,7 +267,7 @@ def test_a_service_is_the_nearest_project_below_the_root_or_the_top_package(tmp_
 
 def test_run_result_sites_come_through_the_library_api(fleet):
     result = run([fleet], __import__("scaffold.codemods").codemods.all_codemods(),
-                 Options(jobs=1, test_sites=True))
+                 Options(jobs=1, all_sites=True))
     kinds = {site.kind for site in result.sites}
     assert kinds == {SiteKind.HTTP_CALL, SiteKind.THREAD_HANDOFF, SiteKind.CONTEXT_TOKEN}
     assert all(isinstance(site, Site) for site in result.sites)

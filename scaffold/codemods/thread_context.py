@@ -71,6 +71,9 @@ _POOL_METHODS = {"submit", "map", "run_in_executor"}  # the calls leave_Call loo
 _CARRIED = "copy_context"  # already rewritten (or written by hand the same way)
 # what this codemod writes with a kit (its threads module): sites that carry the context
 _KIT_HELPERS = ("TracedThread", "TracedTimer", "submit", "executor_map", "run_in_executor")
+# what names them in a file (the module is imported under this alias): correct sites to count
+_KIT_WORDS = frozenset({"TracedThread", "TracedTimer", "executor_map", "tracekit_threads"})
+_SITE_METHODS = _POOL_METHODS | set(_KIT_HELPERS)
 
 Scope = cst.CSTNode  # the Module, a ClassDef (its self.x attributes) or a FunctionDef
 T = TypeVar("T")
@@ -220,7 +223,7 @@ class _Pools(FastVisitor):
             if name is not None:
                 self.given_target.add(name)
         func = node.func
-        if (isinstance(func, cst.Attribute) and func.attr.value in _POOL_METHODS) \
+        if (isinstance(func, cst.Attribute) and func.attr.value in _SITE_METHODS) \
                 or self.codemod.may_end_in(func, _THREAD_ENDINGS):
             self.mark_path()  # a call leave_Call may rewrite
 
@@ -231,14 +234,15 @@ class ThreadContext(Codemod):
     # A Thread, Timer or run_in_executor call is a site where it is named, but nothing it
     # returns is followed: these keep a definition without carrying anything. A pool is
     # followed (pool.submit), so its class stays a carrier.
-    SLICE_WORDS = frozenset({"Thread", "Timer", "run_in_executor"})
-    GATE = SyntaxGate(names={THREAD, TIMER, *THREAD_POOLS}, words={"run_in_executor"})
+    SLICE_WORDS = frozenset({"Thread", "Timer", "run_in_executor", *_KIT_WORDS})
+    GATE = SyntaxGate(names={THREAD, TIMER, *THREAD_POOLS},
+                      words={"run_in_executor", *_KIT_WORDS})
     METADATA_DEPENDENCIES = (QualifiedNameProvider,)
 
     @classmethod
     def wants(cls, source: str) -> bool:
         # a Thread/Timer/pool is only named through an import of threading or concurrent
-        return "run_in_executor" in source or (
+        return "run_in_executor" in source or any(word in source for word in _KIT_WORDS) or (
             ("threading" in source or "concurrent" in source)
             and ("Thread" in source or "Timer" in source)
         )

@@ -226,7 +226,7 @@ def test_retrofit_json_carries_the_same_rows(fleet, capsys):
     assert [(row["kind"], row["status"]) for row in after
             if Path(row["path"]).name in ("tokens.py", "calls.py")] == [
         ("http-call", "skipped"), ("http-call", "correct"), ("http-call", "correct"),
-        ("thread-hand-off", "correct"),
+        ("thread-hand-off", "correct"), ("thread-hand-off", "correct"),  # the kit's thread
         ("context-token", "correct"), ("context-token", "correct"),
         ("context-token", "reported"), ("context-token", "skipped")]
 

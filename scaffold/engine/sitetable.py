@@ -146,6 +146,8 @@ class SiteTable:
 
     def as_dict(self) -> dict[str, Any]:
         return {
+            "files": self.files,
+            "failed": list(self.failed),
             "rows": [row.as_dict() for row in self.rows],
             "summary": {
                 "services": [{"service": service,

@@ -162,6 +162,7 @@ def test_every_status_is_a_row_with_its_service(fleet, capsys):
 def test_the_summary_counts_per_service_and_kind(fleet, capsys):
     code, out = _report(capsys, "--format", "json", str(fleet))
     summary = json.loads(out)["summary"]
+    assert (json.loads(out)["files"], json.loads(out)["failed"]) == (12, [])
     orders = next(s for s in summary["services"] if s["service"] == "services/orders")
     (tokens,) = orders["kinds"]
     assert (tokens["kind"], tokens["correct"], tokens["fixable"], tokens["reported"],

@@ -126,6 +126,7 @@ class SiteTable:
     rows: tuple[Row, ...]
     files: int = 0  # files looked at
     failed: tuple[str, ...] = ()  # files that could not be processed (their sites are unknown)
+    root: str = ""  # the folder services are named from (the page shows paths below it)
 
     @property
     def services(self) -> list[str]:
@@ -206,7 +207,7 @@ def site_table(results: Iterable[FileResult], root: str | os.PathLike[str]) -> S
     rows = sorted(Row(services.of(site.path), site) for result in results
                   for site in result.sites)
     failed = tuple(result.path for result in results if result.status.value == "failed")
-    return SiteTable(tuple(rows), files=len(results), failed=failed)
+    return SiteTable(tuple(rows), files=len(results), failed=failed, root=str(services.root))
 
 
 def root_of(paths: Sequence[str | os.PathLike[str]]) -> Path:
@@ -281,6 +282,8 @@ th { background: #f0f0f0; font-weight: 600; }
 td.where { font-family: ui-monospace, "DejaVu Sans Mono", monospace; font-size: 12.5px;
   word-break: break-all; }
 td.reason { color: #444; font-size: 13px; }
+table.sites td:nth-child(2), table.sites td:nth-child(3), td.status { white-space: nowrap; }
+code { font-family: ui-monospace, "DejaVu Sans Mono", monospace; font-size: 12.5px; }
 table.counts td.label { width: 22%; } table.counts td.ratio { width: 16%; white-space: nowrap; }
 table.counts td.bar { width: 36%; } th.n, td.n { text-align: right; width: 6%; }
 table.counts + table.counts { margin-top: 14px; }
@@ -351,10 +354,19 @@ def _anchor(service: str) -> str:
     return "service-" + "".join(ch if ch.isalnum() else "-" for ch in service)
 
 
-def _rows_table(rows: Sequence[Row]) -> str:
+def _shown_path(path: str, root: str, service: str) -> str:
+    """``path`` below ``root`` when it is there (the page names the root once), and below
+    the service's folder when it is in it (the section names the service)."""
+    if root and Path(os.path.abspath(path)).is_relative_to(root):
+        path = Path(os.path.abspath(path)).relative_to(root).as_posix()
+    return path.removeprefix(f"{service}/")
+
+
+def _rows_table(rows: Sequence[Row], root: str) -> str:
     body = "".join(
         f'<tr data-status="{row.site.status.value}">'
-        f'<td class="where">{html.escape(row.site.path)}:{row.site.line}</td>'
+        f'<td class="where">{html.escape(_shown_path(row.site.path, root, row.service))}:'
+        f"{row.site.line}</td>"
         f"<td>{row.site.kind.value}</td><td>{html.escape(row.site.rule_id)}</td>"
         f'<td class="status"><i style="background:{_COLOURS[row.site.status]}"></i>'
         f"{row.site.status.value}</td>"
@@ -362,6 +374,10 @@ def _rows_table(rows: Sequence[Row]) -> str:
         for row in rows)
     return ("<table class=\"sites\"><tr><th>file:line</th><th>kind</th><th>rule</th>"
             f"<th>status</th><th>reason</th></tr>{body}</table>")
+
+
+def _under(root: str) -> str:
+    return f" under <code>{html.escape(root)}</code>" if root else ""
 
 
 def html_page(table: SiteTable, *, title: str = "") -> str:
@@ -378,8 +394,9 @@ def html_page(table: SiteTable, *, title: str = "") -> str:
         f"<title>{heading}</title><style>{_CSS}</style></head><body>",
         f"<h1>{heading}</h1>",
         f'<p class="lead">{len(table.rows)} sites in {len(table.services)} services, '
-        f"{table.files} files looked at. A site carries context when it is correct or fixed; "
-        "skipped sites are out of scope and not counted in the ratio.</p>",
+        f"{table.files} files looked at{_under(table.root)}. A site carries context when it is "
+        "correct or fixed; skipped sites are out of scope and not counted in the ratio. Within "
+        "a service, paths are below its folder.</p>",
         f'<p class="legend">{legend}</p>',
         '<section class="service" data-service="(all)"><h2>All services</h2>',
         _counts_table(table.counts(), shown),
@@ -396,7 +413,8 @@ def html_page(table: SiteTable, *, title: str = "") -> str:
             f'id="{_anchor(service)}">',
             f"<h2>{html.escape(service)}</h2>",
             _counts_table(table.counts(service), shown),
-            f"<details><summary>{len(rows)} sites</summary>{_rows_table(rows)}</details>",
+            f"<details><summary>{len(rows)} sites</summary>{_rows_table(rows, table.root)}"
+            "</details>",
             "</section>",
         ]
     parts.append("</body></html>\n")

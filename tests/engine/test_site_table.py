@@ -343,3 +343,31 @@ def test_the_page_renders_in_a_headless_browser(tmp_path, fleet, capsys):
         ["skipped", "fixable", "correct", "fixable", "correct",
          "fixable", "correct", "reported", "skipped", "skipped"])
     assert "<title>Propagation sites of fleet</title>" in dom
+
+
+def test_a_check_records_sites_through_its_findings_and_record_correct():
+    """A check's SITE_KIND (spelled as a string) makes its findings reported sites;
+    record_correct adds the ones it accepts."""
+    import libcst as cst
+
+    from scaffold.checks.base import Check
+    from scaffold.engine import process_source
+
+    class QueueCheck(Check):
+        WHY = FIX_HINT = "-"
+        SITE_KIND = "queue"
+
+        def visit_Call(self, node: cst.Call) -> None:
+            if isinstance(node.func, cst.Attribute) and node.func.attr.value == "lpush":
+                if any(arg.keyword and arg.keyword.value == "traceparent" for arg in node.args):
+                    self.record_correct(node, "carries a traceparent")
+                else:
+                    self.report(node, "pushes an item without context")
+
+    source = b"r.lpush('q', item)\nr.lpush('q', item, traceparent=tp)\n"
+    result = process_source(source, "svc/queue.py", [QueueCheck])
+    assert QueueCheck.SITE_KIND is SiteKind.QUEUE
+    assert [(site.line, site.kind, site.status, site.reason) for site in result.sites] == [
+        (1, SiteKind.QUEUE, SiteStatus.REPORTED, "pushes an item without context"),
+        (2, SiteKind.QUEUE, SiteStatus.CORRECT, "carries a traceparent"),
+    ]

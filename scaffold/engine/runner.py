@@ -480,7 +480,7 @@ class _Task:
     write: bool
     size: int = 0  # bytes, when read ahead: the largest files go to the workers first
     test: bool = False  # test code (Target.test)
-    # why its sites are out of scope (Options.test_sites on a test file retrofit leaves alone)
+    # why its sites are out of scope (Options.all_sites: a test or excluded file retrofit skips)
     out_of_scope: str | None = None
 
 

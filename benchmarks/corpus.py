@@ -17,8 +17,9 @@ from pathlib import Path
 
 import libcst as cst
 
+from scaffold.api import Options, run
 from scaffold.codemods import all_codemods
-from scaffold.engine import Options, Status, run
+from scaffold.engine import Status
 
 PACKAGES = ("aiokafka", "opentelemetry", "copier", "jinja2", "libcst", "aiohttp", "anyio", "redis")
 

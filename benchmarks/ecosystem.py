@@ -34,10 +34,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from scaffold.repo.packaging import Packaging
+
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_CORPORA = REPO.parent / "shared" / "corpora"
 CACHE = REPO / ".ecosystem"  # venvs reused between runs (gitignored)
-TEST_PARTS = {"tests", "test"}
 
 
 @dataclass
@@ -127,30 +128,25 @@ def changed_files(tree: Path) -> list[Path]:
     return sorted(tree / line[3:].strip() for line in names if line[3:].strip())
 
 
-def is_test_file(relative: Path) -> bool:
-    return (bool(TEST_PARTS & set(relative.parts[:-1])) or relative.name == "conftest.py"
-            or relative.name.startswith("test_") or relative.name.endswith("_test.py"))
-
-
-def import_root(path: Path, top: Path) -> tuple[Path, str] | None:
-    """Where ``path`` is imported from and its dotted name: the folder above its topmost package."""
-    folder = path.parent
-    parts = [] if path.name == "__init__.py" else [path.stem]
-    while folder != top and (folder / "__init__.py").is_file():
-        parts.insert(0, folder.name)
-        folder = folder.parent
-    if not parts or not all(p.isidentifier() for p in parts):
+def import_root(path: Path, packaging: Packaging) -> tuple[Path, str] | None:
+    """Where ``path`` is imported from and its dotted name, as the packaging metadata says
+    (the same model retrofit places kits by: src/ layouts, package lists, namespace folders)."""
+    name = packaging.module_of(path)
+    if not name or not all(part.isidentifier() for part in name.split(".")):
         return None
-    return folder, ".".join(parts)
+    return packaging.root_of(path).path, name
 
 
-def owning_project(path: Path, top: Path) -> Path | None:
-    for folder in path.parents:
-        if (folder / "pyproject.toml").is_file() or (folder / "setup.py").is_file():
-            return folder
-        if folder == top:
-            break
-    return None
+def harness_env(corpus: Path) -> dict[str, str]:
+    """The variables the corpus's own test harness exports (settings its modules read at
+    import), so an import that needs them is judged as the corpus's maintainers run it."""
+    harness = corpus.parent / f"{corpus.name}-unit-tests"
+    found: dict[str, str] = {}
+    if harness.is_file():
+        for line in harness.read_text("utf-8").splitlines():
+            if line.startswith("export "):
+                found.update(re.findall(r"(\w+)=(\S+)", line[len("export "):]))
+    return found
 
 
 def local_projects(top: Path) -> dict[str, Path]:
@@ -224,25 +220,26 @@ def importable(python: Path, modules: Sequence[tuple[Path, str]], env: dict[str,
 
 
 def check_imports(row: Row, tree: Path, base: Path, files: Sequence[Path], work: Path,
-                  constraints: Path | None) -> None:
+                  constraints: Path | None, harness: dict[str, str]) -> None:
     """Rewritten modules import after retrofit wherever they imported before."""
+    packaging = Packaging(tree)
     modules = []
     for path in files:
-        relative = path.relative_to(tree)
-        if path.suffix == ".py" and not is_test_file(relative):
-            located = import_root(path, tree)
+        if path.suffix == ".py" and not packaging.is_test_file(path):
+            located = import_root(path, packaging)
             if located:
                 modules.append((path, *located))
     if not modules:
         row.imports = (0, 0, 0)
         return
     python = _fresh_venv(work / "imports-venv")
-    projects = {p for path, _, _ in modules if (p := owning_project(path, tree))}
+    projects = {p for path, _, _ in modules if (p := packaging.project_of(path))}
     not_installable = install_projects(python, sorted(projects), tree, constraints)
     row.notes += [f"not installable here (modules not counted): {p.relative_to(tree)}: {why}"
                      for p, why in not_installable.items()]
-    modules = [m for m in modules if owning_project(m[0], tree) not in not_installable]
+    modules = [m for m in modules if packaging.project_of(m[0]) not in not_installable]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
+    env.update(harness)
     after = importable(python, [(root, name) for _, root, name in modules], env)
     existed = [(base / root.relative_to(tree), name) for path, root, name in modules
                if (base / path.relative_to(tree)).exists()]  # new files (kits) had no before
@@ -366,7 +363,7 @@ def judge(corpus: Path, work: Path, *, with_unit_tests: bool, with_imports: bool
     manifests = [p for p in files if p.name == "pyproject.toml" or p.name.startswith(
         "requirements")]
     if with_imports:
-        check_imports(row, tree, base, files, work, constraints)
+        check_imports(row, tree, base, files, work, constraints, harness_env(corpus))
     if with_unit_tests:
         unit_tests(row, corpus, tree, base, constraints, manifests)
     return row

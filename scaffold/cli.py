@@ -13,14 +13,9 @@ import sys
 from collections.abc import Sequence
 
 from scaffold import __version__, commands
+from scaffold.errors import EXIT_CHANGES, EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, UsageError
 
-EXIT_OK = 0
-EXIT_CHANGES = 1
-EXIT_ERROR = 2
-
-
-class UsageError(Exception):
-    """A bad flag, value or configuration: one line on stderr and exit 2."""
+__all__ = ["EXIT_CHANGES", "EXIT_ERROR", "EXIT_OK", "UsageError", "build_parser", "entry", "main"]
 
 
 def _command_modules() -> list:
@@ -65,7 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("scaffold: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except Exception as exc:  # a bug: one line unless --debug
         if args.debug:
             raise

@@ -54,8 +54,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from scaffold.errors import UsageError
 
-class ConfigError(Exception):
+
+class ConfigError(UsageError):
     """The configuration is unreadable or invalid; the message names the key and the file."""
 
 

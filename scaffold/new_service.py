@@ -20,13 +20,14 @@ import yaml
 from copier.errors import UserMessageError
 
 from scaffold import __version__
+from scaffold.errors import UsageError
 from scaffold.resources import template_root
 
 # Computed by copier.yml itself (``when: false``), but a caller may pin it.
 _COMPUTED = frozenset({"kit_version"})
 
 
-class NewServiceError(Exception):
+class NewServiceError(UsageError):
     """The service could not be generated; the message is one line for the user."""
 
 

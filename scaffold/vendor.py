@@ -37,11 +37,20 @@ from pathlib import Path
 
 from scaffold import __version__
 from scaffold.engine.discovery import SKIPPED_DIRS, Target
-from scaffold.engine.model import NO_KIT_MESSAGE, FileResult, Finding, Kind, Status
+from scaffold.engine.model import (
+    NO_KIT_MESSAGE,
+    VENDORED_HEADER_PREFIX,
+    FileResult,
+    Finding,
+    Kind,
+    Status,
+    is_vendored,
+)
+from scaffold.errors import UsageError
 from scaffold.kit import KIT_PACKAGE, kit_sources
 from scaffold.repo.packaging import PROJECT_FILES, Packaging, subfolders
 
-HEADER_PREFIX = "# Vendored by scaffold retrofit from kit "
+HEADER_PREFIX = VENDORED_HEADER_PREFIX  # the engine skips files starting with it
 _HEADER = re.compile(
     re.escape(HEADER_PREFIX) + r"(?P<version>\S+) \(sha256:(?P<digest>[0-9a-f]{32})\)"
 )
@@ -50,7 +59,7 @@ KIT_MARKER = "threads.py"  # a rendered kit is recognised by its threads module
 VENDORED_KIT_RULE = "vendored-kit"  # the rule id on the sites that report kit files
 
 
-class KitEdited(Exception):
+class KitEdited(UsageError):
     """A vendored kit was edited by hand and the run would overwrite it (exit 2)."""
 
 
@@ -65,11 +74,6 @@ class KitLocation:
     def package_name(self) -> str:
         """The package the kit lives in: the template variable ``package_name``."""
         return self.import_path.rpartition(".")[0]
-
-
-def is_vendored(source: bytes) -> bool:
-    """Does this file start with the vendored-kit header?"""
-    return source.startswith(HEADER_PREFIX.encode())
 
 
 def _digest(body: str) -> str:

@@ -4,8 +4,8 @@ import re
 from pathlib import Path
 
 from scaffold.commands.rules import rules_markdown
-from scaffold.engine.registry import all_rules
 from scaffold.engine.report import rules_table
+from scaffold.registry import all_rules
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import libcst as cst
 import libcst.matchers as m
 
-from scaffold.codemods.base import dotted_name
+from scaffold.engine.rule import dotted_name
 
 
 def terminal_name(node: cst.BaseExpression) -> str | None:

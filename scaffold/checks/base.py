@@ -10,21 +10,20 @@ other line any.
 
 from __future__ import annotations
 
-import fnmatch
-import sys
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import PurePath
 from textwrap import dedent
 from typing import Any, ClassVar
 
 import libcst as cst
 from libcst.codemod import CodemodContext, ContextAwareVisitor
-from libcst.metadata import PositionProvider, ProviderT
+from libcst.metadata import PositionProvider
 
 from scaffold.engine.discovery import is_test_file
+from scaffold.engine.discovery import is_test_support as is_test_support  # checks import it here
 from scaffold.engine.model import Finding, Settings, Site, SiteKind, SiteStatus, Status
-from scaffold.engine.options import resolve_options
+from scaffold.engine.rule import NO_FIX, RuleDoc, RuleMetadata
 from scaffold.engine.runner import process_source
 from scaffold.engine.sites import FILE_STATE, SETTINGS, module_of, repo_of
 from scaffold.repo import RepoModel
@@ -61,35 +60,19 @@ def _as_example(example: str | Valid) -> Valid:
     return Valid(example) if isinstance(example, str) else example
 
 
-class Check(ContextAwareVisitor):
-    """Base of every check; subclasses set the class attributes and call ``report``."""
+class Check(RuleMetadata, ContextAwareVisitor):
+    """Base of every check; subclasses set the class attributes and call ``report``.
 
-    ID: ClassVar[str]
-    SUMMARY: ClassVar[str]
+    ``ID``, ``SUMMARY``, ``PREFILTER``, ``USES_REPO``, ``OPTIONS`` (defaults the configuration
+    may override by name), ``CONFIG_FILES`` and the text gates are
+    ``scaffold.engine.rule.RuleMetadata``'s, shared with codemods.
+    """
+
+    KIND = "check"
     WHY: ClassVar[str]
     FIX_HINT: ClassVar[str]
     VALID: ClassVar[Sequence[str | Valid]] = ()
     INVALID: ClassVar[Sequence[str | Invalid]] = ()
-    METADATA_DEPENDENCIES: ClassVar[tuple[ProviderT, ...]] = (PositionProvider,)
-    # A file is visited only if it contains at least one of these substrings (empty: always).
-    PREFILTER: ClassVar[tuple[str, ...]] = ()
-    USES_REPO: ClassVar[bool] = False  # reads self.repo: the engine builds one model per run
-    # Option defaults; the configuration may override them by name (kebab-case or snake_case).
-    OPTIONS: ClassVar[Mapping[str, Any]] = {}
-    # Glob patterns (matched against file names) of non-Python files ``check_config_file`` reads.
-    CONFIG_FILES: ClassVar[tuple[str, ...]] = ()
-    # What its findings' sites are, in `scaffold report` (None: they are no propagation sites).
-    SITE_KIND: ClassVar[SiteKind | str | None] = None
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        module = sys.modules[cls.__module__]
-        cls.ID = cls.__module__.rsplit(".", 1)[-1].replace("_", "-")
-        cls.SUMMARY = (module.__doc__ or cls.__doc__ or "").strip().splitlines()[0]
-        if PositionProvider not in cls.METADATA_DEPENDENCIES:
-            cls.METADATA_DEPENDENCIES = (PositionProvider, *cls.METADATA_DEPENDENCIES)
-        if cls.SITE_KIND is not None:  # a rule module may spell it: SITE_KIND = "queue"
-            cls.SITE_KIND = SiteKind(cls.SITE_KIND)
 
     def __init__(self, context: CodemodContext, options: Mapping[str, Any] | None = None) -> None:
         super().__init__(context)
@@ -98,30 +81,16 @@ class Check(ContextAwareVisitor):
         self.sites: list[Site] = []  # recorded with record_site; findings' sites are derived
 
     @classmethod
-    def resolve_options(cls, options: Mapping[str, Any] | None) -> dict[str, Any]:
-        """Defaults overlaid with configured values; unknown names and wrong types are errors."""
-        return resolve_options("check", cls.ID, cls.OPTIONS, options)
-
-    @classmethod
-    def wants(cls, source: str) -> bool:
-        """The cheap text prefilter: can this source contain anything the check looks for?"""
-        return not cls.PREFILTER or any(needle in source for needle in cls.PREFILTER)
-
-    @classmethod
-    def help_text(cls) -> str:
-        """The rule doc in ruff's headings (markdown): what, why, an example, its fix."""
-        doc = (sys.modules[cls.__module__].__doc__ or "").strip()
-        what = doc.split("\n\n", 1)[1].strip() if "\n\n" in doc else ""
-        parts = [cls.SUMMARY]
-        if what:
-            parts.append(what)
-        parts.append(f"Why is this bad? {cls.WHY}")
-        if cls.INVALID:
-            parts.append(f"Example:\n\n```python\n{_as_example(cls.INVALID[0]).source}```")
-        if cls.VALID:
-            parts.append(f"Use instead:\n\n```python\n{_as_example(cls.VALID[0]).source}```")
-        parts.append(f"Fix: {cls.FIX_HINT}")
-        return "\n\n".join(parts)
+    def rule_doc(cls) -> RuleDoc:
+        """The module docstring's What it does, ``WHY``, the first invalid and valid examples,
+        and ``FIX_HINT`` (a check never rewrites: its fix is the user's)."""
+        doc = super().rule_doc()
+        return replace(
+            doc, why=cls.WHY,
+            example=_as_example(cls.INVALID[0]).source if cls.INVALID else doc.example,
+            use_instead=_as_example(cls.VALID[0]).source if cls.VALID else doc.use_instead,
+            fix_safety=f"No automatic fix ({NO_FIX}): a check only reports. {cls.FIX_HINT}",
+        )
 
     @property
     def path(self) -> str:
@@ -178,30 +147,9 @@ class Check(ContextAwareVisitor):
         declared = kind or self.SITE_KIND
         if declared is None:
             return
-        kind = SiteKind(declared)
         where = self.get_metadata(PositionProvider, node).start
-        self.sites.append(Site(self.path, where.line, where.column + 1, kind, self.ID, status,
-                               reason))
-
-    @classmethod
-    def check_config_file(
-        cls, path: str, text: str, options: Mapping[str, Any] | None = None
-    ) -> list[Finding]:
-        """Findings in a non-Python file matched by ``CONFIG_FILES`` (none by default)."""
-        return []
-
-    @classmethod
-    def reads_config_file(cls, path: str | PurePath) -> bool:
-        name = PurePath(path).name
-        return any(fnmatch.fnmatch(name, pattern) for pattern in cls.CONFIG_FILES)
-
-
-def is_test_support(path: str | PurePath) -> bool:
-    """A ``testing.py`` module or one in a ``testing`` package: shipped code that serves tests
-    (pytest plugins such as the kit's, fakes). Retrofit's scope counts them as code
-    (``discovery.is_test_file``); checks about test-only tricks exempt them too."""
-    pure = PurePath(path)
-    return pure.name == "testing.py" or "testing" in pure.parts[:-1]
+        self.sites.append(Site(self.path, where.line, where.column + 1, SiteKind(declared),
+                               self.ID, status, reason))
 
 
 def is_test_path(path: str | PurePath) -> bool:

@@ -17,9 +17,9 @@ from typing import ClassVar
 import libcst as cst
 from libcst.metadata import QualifiedNameProvider
 
-from scaffold.checks.base import is_test_support
 from scaffold.codemods._arguments import with_separators as with_separators
 from scaffold.codemods.base import Codemod, dotted_name
+from scaffold.engine.discovery import is_test_support
 from scaffold.engine.dispatch import FastVisitor
 from scaffold.engine.model import NO_KIT_MESSAGE
 

@@ -34,7 +34,6 @@ cannot end like any of ``names``.
 from __future__ import annotations
 
 import builtins
-import sys
 from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, ClassVar
@@ -47,17 +46,17 @@ from libcst.metadata import (
     CodeRange,
     MetadataWrapper,
     PositionProvider,
-    ProviderT,
     QualifiedNameProvider,
     ScopeProvider,
 )
 
 from scaffold.engine.dispatch import FastTransformer, FastVisitor
-from scaffold.engine.gates import SyntaxGate, SyntaxIndex
+from scaffold.engine.gates import SyntaxIndex
 from scaffold.engine.metadata import OnDemand
 from scaffold.engine.model import Finding, Kind, Settings, Site, SiteKind, SiteStatus
-from scaffold.engine.options import resolve_options
 from scaffold.engine.positions import place_sites
+from scaffold.engine.rule import RuleMetadata
+from scaffold.engine.rule import dotted_name as dotted_name  # codemods import it from here
 from scaffold.engine.sites import FILE_STATE, SETTINGS, SYNTAX, FileState, module_of, repo_of
 from scaffold.repo import RepoModel
 
@@ -65,39 +64,22 @@ SAFE = "safe"
 UNSAFE = "unsafe"
 
 
-class Codemod(ContextAwareTransformer, FastTransformer):
-    """Base of every codemod; subclasses set the class attributes and rewrite in ``leave_*``."""
+class Codemod(RuleMetadata, ContextAwareTransformer, FastTransformer):
+    """Base of every codemod; subclasses set the class attributes and rewrite in ``leave_*``.
 
-    ID: ClassVar[str]
-    SUMMARY: ClassVar[str]
+    ``ID``, ``SUMMARY``, ``PREFILTER``, ``GATE``, ``SLICE_WORDS`` (site words: identifiers
+    that keep a function or class naming them, beside the gate's names and words, see
+    ``scaffold.engine.slicing``), ``USES_REPO``, ``OPTIONS`` and the text gates are
+    ``scaffold.engine.rule.RuleMetadata``'s, shared with checks.
+    """
+
+    KIND = "codemod"
     FIX_SAFETY: ClassVar[str] = SAFE  # "unsafe": applied only with --unsafe-fixes
-    # A file is parsed only if it contains at least one of these substrings (empty: always).
-    PREFILTER: ClassVar[tuple[str, ...]] = ()
-    # Site words: identifiers that keep a function or class naming them, beside the gate's
-    # names and words (which also carry a value elsewhere, see scaffold.engine.slicing);
-    # declaring them lets the engine parse only such definitions. None: the whole module.
-    SLICE_WORDS: ClassVar[frozenset[str] | None] = None
-    # Then checked on the stdlib ast: what the code must name for this codemod to act (None: parse).
-    GATE: ClassVar[SyntaxGate | None] = None
-    # Reads the repo model (self.repo): the engine builds one per run only if a rule does.
-    USES_REPO: ClassVar[bool] = False
-    METADATA_DEPENDENCIES: ClassVar[tuple[ProviderT, ...]] = (PositionProvider,)
-    OPTIONS: ClassVar[Mapping[str, Any]] = {}  # [tool.scaffold.options.<id>]: name -> default
-    # What its sites are, in `scaffold report` (None: it records no propagation sites).
-    SITE_KIND: ClassVar[SiteKind | str | None] = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        module = sys.modules[cls.__module__]
-        cls.ID = cls.__dict__.get("ID") or cls.__module__.rsplit(".", 1)[-1].replace("_", "-")
-        doc = (module.__doc__ or cls.__doc__ or "").strip()
-        cls.SUMMARY = cls.__dict__.get("SUMMARY") or (doc.splitlines()[0] if doc else cls.ID)
         if cls.FIX_SAFETY not in (SAFE, UNSAFE):
             raise TypeError(f"{cls.__name__}.FIX_SAFETY must be 'safe' or 'unsafe'")
-        if PositionProvider not in cls.METADATA_DEPENDENCIES:
-            cls.METADATA_DEPENDENCIES = (PositionProvider, *cls.METADATA_DEPENDENCIES)
-        if cls.SITE_KIND is not None:  # a rule module may spell it: SITE_KIND = "http-call"
-            cls.SITE_KIND = SiteKind(cls.SITE_KIND)
         if (QualifiedNameProvider in cls.METADATA_DEPENDENCIES
                 and ScopeProvider not in cls.METADATA_DEPENDENCIES):
             # qualified_names() asks the scope per node instead of naming every node up front
@@ -117,29 +99,6 @@ class Codemod(ContextAwareTransformer, FastTransformer):
         self._names: set[str] | None = None
         self.fast_dispatch()
 
-    # -- class-level metadata the engine, `scaffold rules` and the reporters read --
-
-    @classmethod
-    def resolve_options(cls, options: Mapping[str, Any] | None) -> dict[str, Any]:
-        """``OPTIONS`` overlaid with configured values; unknown names and wrong types (and any
-        option for a codemod that takes none) are configuration errors, never no-ops."""
-        return resolve_options("codemod", cls.ID, cls.OPTIONS, options)
-
-    @classmethod
-    def wants(cls, source: str) -> bool:
-        """The cheap text prefilter: can this source contain anything the codemod rewrites?"""
-        return not cls.PREFILTER or any(needle in source for needle in cls.PREFILTER)
-
-    @classmethod
-    def wants_configured(cls, source: str, options: Mapping[str, Any] | None) -> bool:
-        """The prefilter under configured options (names they add must count too)."""
-        return cls.wants(source)
-
-    @classmethod
-    def syntax_gate(cls, settings: Settings) -> SyntaxGate | None:
-        """The syntax gate for a project's files (override when configured names widen it)."""
-        return cls.GATE
-
     @contextmanager
     def resolve(self, wrapper: MetadataWrapper) -> Iterator[None]:
         """Declared metadata, each provider resolved on ``wrapper`` when first read."""
@@ -148,11 +107,6 @@ class Codemod(ContextAwareTransformer, FastTransformer):
             yield
         finally:
             self.metadata = {}
-
-    @classmethod
-    def help_text(cls) -> str:
-        """The rule doc (What it does / Why / Example / Fix safety): the module docstring."""
-        return (sys.modules[cls.__module__].__doc__ or cls.SUMMARY).strip()
 
     # -- what the engine handed this file --
 
@@ -447,16 +401,6 @@ class _PlainNames(FastVisitor):
     def visit_Attribute(self, node: cst.Attribute) -> bool:
         node.value.visit(self)  # the attribute's own name binds nothing
         return False
-
-
-def dotted_name(node: cst.CSTNode) -> str | None:
-    """``a.b.c`` for a chain of names and attributes; ``None`` for anything else."""
-    if isinstance(node, cst.Name):
-        return node.value
-    if isinstance(node, cst.Attribute):
-        base = dotted_name(node.value)
-        return None if base is None else f"{base}.{node.attr.value}"
-    return None
 
 
 def _dotted(node: cst.CSTNode) -> str:

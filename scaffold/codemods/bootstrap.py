@@ -95,7 +95,6 @@ import libcst as cst
 import libcst.matchers as m
 from libcst.codemod.visitors import AddImportsVisitor, RemoveImportsVisitor
 
-from scaffold.checks.base import is_test_support
 from scaffold.codemods._propagation import (
     PropagationCodemod,
     Statement,
@@ -108,6 +107,7 @@ from scaffold.codemods._propagation import (
     statements_of,
 )
 from scaffold.codemods.base import dotted_name
+from scaffold.engine.discovery import is_test_support
 from scaffold.engine.dispatch import FastVisitor
 from scaffold.engine.gates import SyntaxGate
 from scaffold.engine.model import Settings

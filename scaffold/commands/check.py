@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import argparse
 
-from scaffold.checks import all_checks
-from scaffold.codemods import all_codemods
-from scaffold.engine.command import add_engine_arguments, execute
-from scaffold.engine.runner import Options
+from scaffold import api
+from scaffold.commands._engine import add_engine_arguments, progress, report
 
 NAME = "check"
 HELP = (
@@ -26,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    # vendor_kit without write: the kit files retrofit would write are reported, as --check does
-    options = Options(write=False, select=args.select, ignore=args.ignore, jobs=args.jobs,
-                      include_tests=args.include_tests, vendor_kit=True)
-    return execute(args, (*all_codemods(), *all_checks()), options).exit_code
+    with progress() as on_progress:
+        result = api.check(args.paths, select=args.select, ignore=args.ignore, jobs=args.jobs,
+                           include_tests=args.include_tests, on_progress=on_progress)
+    return report(args, result)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from scaffold.cli import UsageError
+from scaffold import api
+from scaffold.errors import UsageError
 
 NAME = "new"
 HELP = (
@@ -30,17 +31,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    # Copier is imported here, not at the top: every other command starts without it
-    from scaffold.new_service import NewServiceError, create_service
-
     data = {}
     for item in args.data:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise UsageError(f"--data needs KEY=VALUE, got '{item}'")
         data[key] = value
-    try:
-        create_service(args.dest, data=data, defaults=args.defaults, vcs_ref=args.vcs_ref)
-    except NewServiceError as exc:
-        raise UsageError(str(exc)) from exc
+    api.new_service(args.dest, data=data, defaults=args.defaults, vcs_ref=args.vcs_ref)
     return 0

@@ -5,9 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from scaffold.codemods import all_codemods
-from scaffold.engine.command import add_engine_arguments, execute
-from scaffold.engine.runner import Options
+from scaffold import api
+from scaffold.commands._engine import add_engine_arguments, progress, report
 
 NAME = "retrofit"
 HELP = "rewrite a repo so its tracing is correct (see 'scaffold rules' for what changes)"
@@ -31,29 +30,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    options = Options(
-        write=not (args.check or args.diff),
-        select=args.select,
-        ignore=args.ignore,
-        jobs=args.jobs,
-        unsafe_fixes=args.unsafe_fixes,
-        include_tests=args.include_tests,
-        generate_tests=not args.no_tests,
-        vendor_kit=True,
-        force=args.force,
-        add_dependencies=not args.no_deps,
-        findings_fail=False,
-    )
-    exit_code = execute(args, all_codemods(), options, diff=args.diff).exit_code
-    if options.write and options.generate_tests:
-        _write_tests(args)
-    return exit_code
-
-
-def _write_tests(args: argparse.Namespace) -> None:
-    """After a write run: the tests proving the retrofit (summary on stderr under --format)."""
-    from scaffold.testgen import generate_for
-
+    write = not (args.check or args.diff)
+    with progress() as on_progress:
+        done = api.retrofit(
+            args.paths, write=write, select=args.select, ignore=args.ignore, jobs=args.jobs,
+            unsafe_fixes=args.unsafe_fixes, include_tests=args.include_tests, force=args.force,
+            add_dependencies=not args.no_deps, generate_tests=not args.no_tests,
+            on_progress=on_progress,
+        )
+    exit_code = report(args, done.result, diff=args.diff)
+    # the tests proving the retrofit (summary on stderr under --format, stdout stays the report)
     out = sys.stdout if args.format == "text" else sys.stderr
-    for generated in generate_for(args.paths):
+    for generated in done.tests:
         print(generated.summary(), file=out)
+    return exit_code

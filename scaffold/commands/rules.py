@@ -6,8 +6,8 @@ import argparse
 import json
 import sys
 
-from scaffold.engine.registry import all_rules
-from scaffold.engine.report import rules_table
+from scaffold import api
+from scaffold.errors import UsageError
 
 NAME = "rules"
 HELP = "list every codemod and check (id, kind, fix safety, summary)"
@@ -20,9 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from scaffold.cli import UsageError
-
-    table = rules_table(all_rules())
+    table = api.rules()
     if args.explain:
         match = [rule for rule in table if rule["id"] == args.explain]
         if not match:

@@ -25,6 +25,7 @@ from pathlib import Path, PurePath, PurePosixPath
 import pathspec
 
 from scaffold.config import Config, find_config
+from scaffold.errors import UsageError
 
 SKIPPED_DIRS = frozenset(
     {
@@ -57,6 +58,14 @@ def is_test_file(relative: str | PurePath, tests_dir: str | None = None) -> bool
                 or _under(relative, tests_dir))
 
 
+def is_test_support(path: str | PurePath) -> bool:
+    """A ``testing.py`` module or one in a ``testing`` package: shipped code that serves tests
+    (pytest plugins such as the kit's, fakes). Retrofit's scope counts them as code
+    (``is_test_file``); rules about test-only tricks exempt them too."""
+    pure = PurePath(path)
+    return pure.name == "testing.py" or "testing" in pure.parts[:-1]
+
+
 def _folders(pure: PurePosixPath) -> list[str]:
     return [part for part in pure.parts[:-1] if part not in ("", ".", "..", "/")]
 
@@ -85,7 +94,7 @@ class Target:
     excluded: bool = False
 
 
-class PathNotFound(Exception):
+class PathNotFound(UsageError):
     """A PATH argument does not exist."""
 
 

@@ -278,7 +278,10 @@ def without_rebuild(cls: type[_V]) -> type[_V]:
     """
     sub = _WITHOUT_REBUILD.get(cls)
     if sub is None:
-        sub = _WITHOUT_REBUILD[cls] = type(f"{cls.__name__}WithoutRebuild", (_NoRebuild, cls), {})
+        # the rule's own module: a class hook that reads it (a rule's ID) sees the same
+        namespace = {"__module__": cls.__module__, "__doc__": cls.__doc__}
+        sub = _WITHOUT_REBUILD[cls] = type(
+            f"{cls.__name__}WithoutRebuild", (_NoRebuild, cls), namespace)
     return sub  # type: ignore[return-value]
 
 

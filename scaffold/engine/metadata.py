@@ -8,8 +8,9 @@ positions, or qualified names, walked every node two to three times more than ne
 whose only visitor method is ``visit_Module`` is called there directly, a non-batchable one
 (positions) is generated directly, and anything else goes through LibCST unchanged.
 
-Scope and expression context, the two that every qualified name needs, run LibCST's own
-visitors without the rebuild of every node ``CSTNode.visit`` does (``without_rebuild``).
+Scope, expression context, qualified names and parents run LibCST's own visitors without
+the rebuild of every node ``CSTNode.visit`` does (``without_rebuild``): the checks, which
+read parents and qualified names on every file they see, paid that rebuild twice a file.
 
 ``OnDemand`` is the mapping a rule's ``get_metadata`` reads: a provider is resolved the first
 time the rule asks for it, so a codemod that records nothing never pays for positions, and
@@ -27,13 +28,17 @@ from libcst.metadata import (
     BatchableMetadataProvider,
     ExpressionContextProvider,
     MetadataWrapper,
+    ParentNodeProvider,
     ProviderT,
+    QualifiedNameProvider,
     ScopeProvider,
 )
 from libcst.metadata.expression_context_provider import (
     ExpressionContext,
     ExpressionContextVisitor,
 )
+from libcst.metadata.name_provider import QualifiedNameVisitor
+from libcst.metadata.parent_node_provider import ParentNodeVisitor
 from libcst.metadata.scope_provider import ScopeVisitor
 
 from scaffold.engine.dispatch import without_rebuild
@@ -51,9 +56,21 @@ def _expression_contexts(provider: ExpressionContextProvider, module: cst.Module
     module.visit(without_rebuild(ExpressionContextVisitor)(provider, ExpressionContext.LOAD))
 
 
+def _parents(provider: ParentNodeProvider, module: cst.Module) -> None:
+    """``ParentNodeProvider.visit_Module``, walking without rebuilding."""
+    module.visit(without_rebuild(ParentNodeVisitor)(provider))
+
+
+def _qualified_names(provider: QualifiedNameProvider, module: cst.Module) -> None:
+    """``QualifiedNameProvider.visit_Module``, walking without rebuilding."""
+    module.visit(without_rebuild(QualifiedNameVisitor)(provider))
+
+
 _WALKS: dict[Any, Callable[[Any, cst.Module], None]] = {
     ScopeProvider: _scopes,
     ExpressionContextProvider: _expression_contexts,
+    ParentNodeProvider: _parents,
+    QualifiedNameProvider: _qualified_names,
 }
 
 

@@ -12,6 +12,14 @@ from scaffold.config import ImportSorting
 # How a site that needs the kit, in a file retrofit found no place to vendor one for, is
 # reported: vendoring reads it to explain why, once per project.
 NO_KIT_MESSAGE = "no kit to call here"
+# The first bytes of every file retrofit vendored (``scaffold.vendor`` writes the rest of the
+# line): such a file is output, never input, so the engine neither rewrites nor reports it.
+VENDORED_HEADER_PREFIX = "# Vendored by scaffold retrofit from kit "
+
+
+def is_vendored(source: bytes) -> bool:
+    """Does this file start with the vendored-kit header?"""
+    return source.startswith(VENDORED_HEADER_PREFIX.encode())
 
 
 class Kind(StrEnum):

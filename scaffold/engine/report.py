@@ -15,7 +15,8 @@ from urllib.parse import quote
 
 from scaffold import __version__
 from scaffold.engine.model import FileResult, Finding, Kind, Status
-from scaffold.engine.runner import Rule, RunResult, is_codemod
+from scaffold.engine.rule import Rule, is_codemod
+from scaffold.engine.runner import RunResult
 from scaffold.engine.sitetable import root_of, site_table
 
 FORMATS = ("text", "json", "sarif", "github")
@@ -25,16 +26,12 @@ JSON_REPORT_VERSION = 1
 
 def rule_info(rule: Rule) -> dict[str, str]:
     """What every reporter says about a rule, read from its class attributes."""
-    if hasattr(rule, "help_text"):
-        help_text = rule.help_text()
-    else:
-        help_text = f"{rule.WHY}\n\nFix: {rule.FIX_HINT}"
     return {
         "id": rule.ID,
         "kind": "codemod" if is_codemod(rule) else "check",
         "summary": rule.SUMMARY,
-        "help": help_text,
-        "fix_safety": getattr(rule, "FIX_SAFETY", "none"),
+        "help": rule.help_text(),
+        "fix_safety": rule.FIX_SAFETY,
     }
 
 

@@ -17,21 +17,22 @@ from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, cast
 
 import libcst as cst
 from libcst.codemod import CodemodContext
 from libcst.codemod.visitors import AddImportsVisitor, RemoveImportsVisitor
 
-from scaffold import dependencies, vendor  # module imports: both import this package back
 from scaffold.config import Config, ConfigError, ruff_settings_for
 from scaffold.engine.discovery import Target, discover, is_test_file
-from scaffold.engine.gates import SourceSyntax, SyntaxGate
+from scaffold.engine.dispatch import without_rebuild
+from scaffold.engine.gates import SourceSyntax
 from scaffold.engine.imports import TopImportsAdder, place_in_sections
 from scaffold.engine.layout import fit_changed_lines
 from scaffold.engine.metadata import Metadata
-from scaffold.engine.model import FileResult, Finding, Kind, Settings, Site, Status
+from scaffold.engine.model import FileResult, Finding, Kind, Settings, Site, Status, is_vendored
 from scaffold.engine.positions import place_sites
+from scaffold.engine.rule import CodemodVisitor, Rule, as_visitor, is_codemod
 from scaffold.engine.sites import (
     FILE_STATE,
     MODULE,
@@ -46,12 +47,11 @@ from scaffold.engine.sites import (
 from scaffold.engine.sitetable import fixed, out_of_scope, sites_of
 from scaffold.engine.slicing import Slice, import_aliases, slice_module
 from scaffold.engine.writer import atomic_write
+from scaffold.errors import EXIT_CHANGES, EXIT_ERROR, EXIT_OK
 from scaffold.repo import RepoModel
 
-EXIT_OK, EXIT_CHANGES, EXIT_ERROR = 0, 1, 2
 UNSAFE_NOTE = " (unsafe fix: apply with --unsafe-fixes)"
 
-Rule = Any  # a Codemod or Check subclass: ID, SUMMARY, PREFILTER, wants(), findings after a visit
 ProgressCallback = Callable[[int, int], None]
 
 
@@ -65,12 +65,6 @@ class Options:
     jobs: int = 0  # processes; 0 = one per core
     unsafe_fixes: bool | None = None  # None: the config decides
     include_tests: bool | None = None  # codemods rewrite test files too; None: the config decides
-    generate_tests: bool = True  # hook for the test generator of a later issue (--no-tests)
-    vendor_kit: bool = False  # retrofit: write the kit where rewritten files import it
-    force: bool = False  # with vendor_kit: overwrite a vendored kit someone edited
-    # with vendor_kit: add what rewritten files now import to their project's dependency list
-    # (False, --no-deps: report it as a finding)
-    add_dependencies: bool = True
     # check: a finding alone exits 1; retrofit: only changes do (findings are printed), so
     # `retrofit --check` exits 0 once nothing is left to change
     findings_fail: bool = True
@@ -78,6 +72,23 @@ class Options:
     # the config excludes too, in check mode, so that the site table lists their sites as
     # skipped, with the reason
     all_sites: bool = False
+
+
+class RunHooks(Protocol):
+    """What a caller adds around a run (``scaffold.api``: the kit, declared dependencies).
+
+    The engine calls ``started`` once discovery is done and before any file is read or
+    written (it may raise to stop the run), ``kit_for`` for each file that reaches the rules
+    (``Settings.kit``: the import path of the kit that file may call, or None), and
+    ``finished`` with every file's result; what it returns is added to the run's results.
+    """
+
+    def started(self, targets: Sequence[Target]) -> None: ...
+
+    def kit_for(self, target: Target) -> str | None: ...
+
+    def finished(self, results: Sequence[FileResult],
+                 targets: Sequence[Target]) -> Iterable[FileResult]: ...
 
 
 @dataclass(frozen=True)
@@ -194,10 +205,6 @@ class _RemoveUnusedImports(RemoveImportsVisitor):
                                                                updated_node.body))
 
 
-def is_codemod(rule: Rule) -> bool:
-    return isinstance(rule, type) and issubclass(rule, cst.CSTTransformer)
-
-
 def _reason_for_parse_error(exc: Exception) -> str:
     if isinstance(exc, cst.ParserSyntaxError):
         return f"syntax error at line {exc.editor_line}, column {exc.editor_column}: {exc.message}"
@@ -223,29 +230,29 @@ def process_source(
                       dotted=module, test=test)[0]
 
 
-def _syntax_gate(rule: Rule, settings: Settings) -> SyntaxGate | None:
-    gate_for = getattr(rule, "syntax_gate", None)
-    return gate_for(settings) if gate_for is not None else None
-
-
 def _wants(rule: Rule, probe: str, settings: Settings) -> bool:
     """The text prefilter: the rule's own (under its configured options), then what its
     syntax gate needs spelled out."""
     options = settings.options.get(rule.ID)
-    configured = getattr(rule, "wants_configured", None)
-    if not (configured(probe, options) if options and configured else rule.wants(probe)):
+    if not (rule.wants_configured(probe, options) if options else rule.wants(probe)):
         return False
-    gate = _syntax_gate(rule, settings)
+    gate = rule.syntax_gate(settings)
     return gate is None or gate.may_admit(probe)
 
 
 def _admits(rule: Rule, syntax: SourceSyntax, settings: Settings) -> bool:
     """The rule's syntax gate, if it has one and the stdlib can parse the file."""
-    gate = _syntax_gate(rule, settings)
+    gate = rule.syntax_gate(settings)
     return gate is None or syntax.index is None or gate.admits(syntax.index)
 
 
-def _placed(codemods: Sequence[Any]) -> list[Finding]:
+def _read_only(rule: Rule) -> Rule:
+    """A check's class (a read-only visitor) that walks without LibCST's rebuild."""
+    assert isinstance(rule, type) and issubclass(rule, cst.CSTVisitor), rule
+    return cast(Rule, without_rebuild(rule))  # the same rule: a subclass adding only the walk
+
+
+def _placed(codemods: Sequence[CodemodVisitor]) -> list[Finding]:
     """The sites of codemods that visited one same tree, positioned in one pass."""
     place_sites(codemods)
     return [finding for codemod in codemods for finding in codemod.findings]
@@ -265,10 +272,10 @@ def _slice(active: Sequence[Rule], syntax: SourceSyntax, source: bytes,
     sites: set[str] = set()
     names: set[str] = set()
     for rule in active:
-        own = getattr(rule, "SLICE_WORDS", None)
+        own = rule.SLICE_WORDS
         if own is None:
             return None
-        gate = _syntax_gate(rule, settings)
+        gate = rule.syntax_gate(settings)
         if gate is None:  # its gate names what it follows; without one, parse everything
             return None
         sites.update(own)
@@ -284,7 +291,7 @@ def libcst_input(source: bytes, rules: Sequence[Rule], settings: Settings) -> by
     measure, by the same steps ``_transform`` takes)."""
     probe = source.decode("latin-1")
     active = [rule for rule in rules if _wants(rule, probe, settings)]
-    if not active or vendor.is_vendored(source) or b"\0" in source:
+    if not active or is_vendored(source) or b"\0" in source:
         return None
     syntax = SourceSyntax(source)
     active = [rule for rule in active if _admits(rule, syntax, settings)]
@@ -307,7 +314,7 @@ def _transform(
     """
     probe = source.decode("latin-1")  # prefilter needles are ASCII: any byte decoding keeps them
     active = [rule for rule in rules if _wants(rule, probe, settings)]
-    if not active or vendor.is_vendored(source):  # a vendored kit is output, never input
+    if not active or is_vendored(source):  # a vendored kit is output, never input
         return FileResult(path, Status.UNCHANGED), None, 0
     if b"\0" in source:
         return FileResult(path, Status.FAILED, reason="binary file (contains NUL bytes)"), None, 1
@@ -340,7 +347,7 @@ def _transform(
     if dotted is not None:
         scratch[MODULE] = dotted
     context = CodemodContext(filename=path, scratch=scratch)
-    current = None
+    current: Rule | None = None
     try:
         findings: list[Finding] = []
         sites: list[Site] = []
@@ -353,16 +360,19 @@ def _transform(
             )
             check_context = replace(context, wrapper=wrapper)
             for current in checks:
-                check = current(check_context, settings.options.get(current.ID))
-                module.visit(check)
+                # read-only: walked without LibCST's rebuild of every node it enters
+                check = _read_only(current)(check_context, settings.options.get(current.ID))
+                module.visit(as_visitor(check))
                 sites.extend(check.sites)
                 findings.extend(
                     finding for finding in check.findings
                     if not state.suppressed(finding.rule_id, finding.line, finding.end_line or 0)
                 )
         tree = module
-        same_tree: list[Any] = []  # codemods that visited ``tree``: their sites placed at once
-        for current in (rule for rule in active if is_codemod(rule)):
+        same_tree: list[CodemodVisitor] = []  # codemods that visited ``tree``: placed at once
+        for current in active:
+            if not is_codemod(current):
+                continue
             if tree is not wrapper.module:
                 wrapper = Metadata(tree, unsafe_skip_copy=True)
                 state.lines = None
@@ -372,7 +382,7 @@ def _transform(
             removals = list(context.scratch.get(RemoveImportsVisitor.CONTEXT_KEY, []))
             codemod = current(replace(context, wrapper=wrapper), settings.options.get(current.ID))
             with codemod.resolve(wrapper):
-                rewritten = tree.visit(codemod)
+                rewritten = tree.visit(as_visitor(codemod))
             visited.append(codemod)
             if applies:
                 same_tree.append(codemod)
@@ -450,7 +460,7 @@ def _start_worker(repo: RepoModel | None) -> None:
 
 def uses_repo(rule: Rule) -> bool:
     """Whether the rule reads the repo model (``USES_REPO``): only then is one built."""
-    return bool(getattr(rule, "USES_REPO", False))
+    return rule.USES_REPO
 
 
 def build_repo(targets: Sequence[Target]) -> RepoModel:
@@ -512,7 +522,7 @@ def _run_task(task: _Task) -> tuple[FileResult, int]:
         findings = [
             finding
             for rule in task.rules
-            if getattr(rule, "reads_config_file", None) and rule.reads_config_file(task.path.name)
+            if rule.reads_config_file(task.path.name)
             for finding in rule.check_config_file(
                 task.display, text, task.settings.options.get(rule.ID)
             )
@@ -619,12 +629,15 @@ def run(
     *,
     known_ids: Iterable[str] = (),
     on_progress: ProgressCallback | None = None,
+    hooks: RunHooks | None = None,
 ) -> RunResult:
     """Discover the files under ``paths`` and run ``rules`` over them.
 
     ``rules`` are the command's rules in run order; ``known_ids`` are every rule id any
-    command knows (a config's select may name checks and codemods alike). Raises ConfigError
-    for an unknown id or bad configuration, PathNotFound for a missing path.
+    command knows (a config's select may name checks and codemods alike). Without ``hooks``
+    each file's kit is the configured one (``scaffold.api.run`` adds the planned kit and
+    vendoring). Raises ConfigError for an unknown id or bad configuration, PathNotFound for a
+    missing path.
     """
     rules = tuple(rules)
     own_ids = {rule.ID for rule in rules}
@@ -633,13 +646,13 @@ def run(
     _check_ids(options.ignore, own_ids, "--ignore")
 
     def reads(name: str) -> bool:
-        return any(getattr(rule, "reads_config_file", lambda _: False)(name) for rule in rules)
+        return any(rule.reads_config_file(name) for rule in rules)
 
     targets = discover(paths, wants_other_file=reads, excluded=options.all_sites)
     # files the config excludes are visited for their sites only: nothing else sees them
-    kits = vendor.KitResolver([target for target in targets if not target.excluded])
-    if options.vendor_kit:
-        kits.refuse_edited(force=options.force)  # before anything is written
+    in_scope = [target for target in targets if not target.excluded]
+    if hooks is not None:
+        hooks.started(in_scope)  # before anything is written
     plans: dict[tuple[int, bool, bool], tuple[tuple[Rule, ...], Settings]] = {}
     results: list[FileResult] = []
     python: list[tuple[_Task, Target]] = []
@@ -650,8 +663,9 @@ def run(
         # ruff reads the configuration nearest to each file: so do import placement and the
         # line length the codemods and the layout pass keep to
         sorting = ruff_settings_for(target.path, task.settings.import_sorting)
+        kit = hooks.kit_for(target) if hooks is not None else task.settings.kit
         return replace(task, settings=replace(
-            task.settings, kit=kits.kit_for(target), import_sorting=sorting,
+            task.settings, kit=kit, import_sorting=sorting,
             line_length=sorting.line_length or task.settings.line_length))
 
     for target in targets:
@@ -673,8 +687,7 @@ def run(
                      options.write and scope is None, test=target.test, out_of_scope=scope)
         if target.python:
             python.append((task, target))
-        elif any(getattr(rule, "reads_config_file", None) and rule.reads_config_file(
-                target.path.name) for rule in chosen):
+        elif any(rule.reads_config_file(target.path.name) for rule in chosen):
             tasks.append(with_kit(task, target))
     global _REPO
     wanted = any(uses_repo(rule) for chosen, _ in plans.values() for rule in chosen)
@@ -697,10 +710,8 @@ def run(
                     parsed.append(result.path)
     finally:
         _REPO = None
-    if options.vendor_kit:
-        results.extend(kits.vendor(results, write=options.write, force=options.force))
-        results.extend(dependencies.declare(results, targets, write=options.write,
-                                            add=options.add_dependencies))
+    if hooks is not None:
+        results.extend(hooks.finished(tuple(results), in_scope))
     results.sort(key=lambda result: result.path)
     gates = GateCounts(len(python), passed[1] + passed[2], passed[2], tuple(sorted(parsed)))
     return RunResult(tuple(results), rules, options, gates,

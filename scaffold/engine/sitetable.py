@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from scaffold.engine.model import FileResult, Finding, Kind, Site, SiteKind, SiteStatus
-from scaffold.repo.packaging import PROJECT_FILES, Packaging
+from scaffold.repo import PROJECT_FILES, Packaging
 
 TABLE_FORMATS = ("text", "json", "csv", "html")
 STATUSES = tuple(SiteStatus)

@@ -14,8 +14,8 @@ import pytest
 
 from scaffold.checks import all_checks
 from scaffold.cli import main
-from scaffold.engine.registry import all_rule_ids
 from scaffold.kit import KIT_PACKAGE, render_kit
+from scaffold.registry import all_rule_ids
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "legacy_service"

@@ -6,8 +6,9 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
+from scaffold.api import Options, run
 from scaffold.codemods.bootstrap import Bootstrap
-from scaffold.engine import Kind, Options, Status, run
+from scaffold.engine import Kind, Status
 
 CONFIG = """\
 [tool.scaffold]

@@ -77,8 +77,13 @@ def test_every_codemod_has_changed_and_unchanged_fixtures_and_a_rule_doc():
         cases = [p for p in (FIXTURES / codemod.ID).iterdir() if p.is_dir()]
         assert any((c / "after.py").exists() for c in cases), codemod.ID
         assert any(not (c / "after.py").exists() for c in cases), codemod.ID
-        doc = codemod.help_text()
-        for heading in ("What it does:", "Why:", "Example::", "Use instead::", "Fix safety:"):
-            assert heading in doc, (codemod.ID, heading)
+        # the module docstring has every section of the rule doc (What it does:, Why:,
+        # Example::, Use instead::, Fix safety:), which `scaffold rules` renders
+        doc = codemod.rule_doc()
+        for section in ("what", "why", "example", "use_instead", "fix_safety"):
+            assert getattr(doc, section), (codemod.ID, section)
+        for heading in ("## What it does", "## Why is this bad?", "## Example", "Use instead:",
+                        "## Fix safety"):
+            assert heading in codemod.help_text(), (codemod.ID, heading)
         assert codemod.FIX_SAFETY in ("safe", "unsafe")
         assert codemod.ID == codemod.__module__.rsplit(".", 1)[-1].replace("_", "-")

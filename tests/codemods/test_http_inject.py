@@ -152,8 +152,8 @@ def test_internal_hosts_and_names_are_options():
 
 
 def test_a_wrong_option_is_a_configuration_error(tmp_path):
+    from scaffold.api import Options, run
     from scaffold.config import ConfigError
-    from scaffold.engine import Options, run
 
     (tmp_path / "pyproject.toml").write_text(
         '[tool.scaffold.options.http-inject]\ninternal-hosts = "*.svc"\n')

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from scaffold.api import Options, run
 from scaffold.codemods.kafka_produce import KafkaProduce
-from scaffold.engine import Kind, Options, run
+from scaffold.engine import Kind
 
 CONFIG = """\
 [tool.scaffold]

@@ -8,10 +8,10 @@ from pathlib import Path
 import jsonschema
 import pytest
 
+from scaffold.api import Options, run
 from scaffold.checks import all_checks
 from scaffold.cli import main
 from scaffold.codemods import all_codemods
-from scaffold.engine import Options, run
 from scaffold.engine.report import sarif
 
 SCHEMA = json.loads(
@@ -167,4 +167,4 @@ def test_rules_lists_every_codemod_and_check(capsys):
     kinds = {row["id"]: (row["kind"], row["fix_safety"]) for row in table}
     assert kinds["token-finally"] == ("codemod", "safe")
     assert main(["rules", "--explain", "thread-context"]) == 0
-    assert "Fix safety:" in capsys.readouterr().out
+    assert "## Fix safety" in capsys.readouterr().out

@@ -166,7 +166,7 @@ def test_the_repos_own_first_party_packages_come_from_its_import_sorter_settings
         tmp_path, table):
     """``common_core`` is first party only because the repo says so: with that read, the
     block counts as sorted and the new imports go into their sections."""
-    from scaffold.engine import Options, run
+    from scaffold.api import Options, run
 
     (tmp_path / "pyproject.toml").write_text(f'[project]\nname = "svc"\nversion = "0"\n\n{table}')
     (tmp_path / "svc").mkdir()
@@ -182,7 +182,7 @@ def test_the_repos_own_first_party_packages_come_from_its_import_sorter_settings
 def test_an_order_it_does_not_model_keeps_libcsts_placement(tmp_path):
     """``force-sort-within-sections`` sorts ``import x`` and ``from x`` lines together: not
     isort's default order, so the new lines go where LibCST puts them, not somewhere wrong."""
-    from scaffold.engine import Options, run
+    from scaffold.api import Options, run
 
     (tmp_path / "pyproject.toml").write_text(
         "[tool.ruff]\nline-length = 120\n\n"  # the rewritten line stays one line
@@ -245,7 +245,7 @@ def test_a_file_is_sorted_by_the_ruff_settings_that_govern_it(tmp_path):
     """A monorepo: [tool.scaffold] at the root, a service whose own pyproject.toml has the
     ruff settings (``common_core`` first party there only); ruff reads the nearest one, and so
     does the placement of added imports."""
-    from scaffold.engine import Options, run
+    from scaffold.api import Options, run
 
     (tmp_path / "pyproject.toml").write_text(
         '[tool.scaffold]\nselect = ["thread-context"]\n\n[tool.ruff]\nline-length = 100\n')

@@ -88,7 +88,7 @@ def test_lines_it_cannot_split_safely_stay_as_they_are(line):
 
 
 def test_a_rewrite_in_a_repo_configuring_ruff_keeps_its_line_length(tmp_path: Path):
-    from scaffold.engine import Options, run
+    from scaffold.api import Options, run
 
     (tmp_path / "pyproject.toml").write_text("[tool.ruff]\nline-length = 79\n")
     source = (

@@ -9,18 +9,10 @@ from pathlib import Path
 import libcst as cst
 import pytest
 
+from scaffold.api import Options, run
 from scaffold.codemods import all_codemods, codemods_by_id
 from scaffold.codemods.base import Codemod
-from scaffold.engine import (
-    FileResult,
-    Kind,
-    Options,
-    Settings,
-    Status,
-    process_source,
-    run,
-    runner,
-)
+from scaffold.engine import FileResult, Kind, Settings, Status, process_source, runner
 
 UNGUARDED = (
     "from opentelemetry import context\n"

@@ -9,9 +9,10 @@ from pathlib import Path
 import libcst as cst
 import pytest
 
+from scaffold.api import Options, run
 from scaffold.checks.base import Check
 from scaffold.codemods.base import Codemod
-from scaffold.engine import Options, discover, process_source, run, runner
+from scaffold.engine import discover, process_source, runner
 from scaffold.repo import RepoModel
 
 

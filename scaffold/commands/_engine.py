@@ -1,22 +1,18 @@
 """What ``scaffold retrofit`` and ``scaffold check`` share on the command line.
 
-Both take PATH..., --select/--ignore/--jobs/--format, print through the same reporters and
-exit with the same codes; each command module only adds its own flags and picks its rules.
+Both take PATH..., --select/--ignore/--jobs/--format, show a progress bar on a terminal,
+print through the same reporters and exit with the same codes; each command module only adds
+its own flags and calls its function of ``scaffold.api``.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from scaffold.config import ConfigError
-from scaffold.engine.discovery import PathNotFound
-from scaffold.engine.registry import all_rule_ids
-from scaffold.engine.report import FORMATS, write_report
-from scaffold.engine.runner import Options, Rule, RunResult, run
-from scaffold.vendor import KitEdited
+from scaffold.api import FORMATS, RunResult, write_report
 
 if TYPE_CHECKING:  # rich is imported only when a bar is shown
     from rich.progress import Progress, TaskID
@@ -53,35 +49,20 @@ def add_engine_arguments(parser: argparse.ArgumentParser,
                              "*_test.py, conftest.py; default: the config's include-tests)")
 
 
-def execute(
-    args: argparse.Namespace, rules: Sequence[Rule], options: Options, *, diff: bool = False
-) -> RunResult:
-    """Run the engine for a command, with a progress bar on a terminal; raise UsageError."""
-    result = run_engine(args, rules, options)
+def report(args: argparse.Namespace, result: RunResult, *, diff: bool = False) -> int:
+    """Print ``result`` in the ``--format`` asked for; the exit code."""
     write_report(result, args.format, sys.stdout, diff=diff)
-    return result
+    return result.exit_code
 
 
-def run_engine(args: argparse.Namespace, rules: Sequence[Rule], options: Options) -> RunResult:
-    """``execute`` without the report: the run, for a command that renders it its own way."""
-    from scaffold.cli import UsageError
-
-    try:
-        with _progress() as on_progress:
-            return run(args.paths, rules, options, known_ids=all_rule_ids(),
-                       on_progress=on_progress)
-    except (ConfigError, PathNotFound, KitEdited) as exc:
-        raise UsageError(str(exc)) from exc
-
-
-class _progress:
+class progress:
     """A transient rich progress bar on stderr when it is a terminal; nothing when piped."""
 
     def __init__(self) -> None:
         self._bar: Progress | None = None
         self._task: TaskID | None = None
 
-    def __enter__(self):
+    def __enter__(self) -> Callable[[int, int], None] | None:
         if not sys.stderr.isatty():
             return None
         from rich.console import Console

@@ -36,6 +36,7 @@ CONSUMER_CLASSES = frozenset({
 
 Scope = cst.CSTNode  # a Module, a ClassDef (its self.x attributes) or a FunctionDef
 Classify = Callable[[cst.CSTNode], "str | None"]  # expression -> what its instances are
+FACTORY = "()"  # a kind's suffix for what makes instances of it: the class itself, a factory
 
 
 @dataclass(frozen=True)
@@ -137,15 +138,31 @@ class _Collector(FastVisitor):
             value = value.expression
         if isinstance(value, cst.Call):
             kind = self.classify(value.func)
+            if kind is None:
+                # a factory held in a name: ``self.factory = factory or AIOKafkaConsumer``
+                held = self._value(value.func)
+                if held is not None and held.kind.endswith(FACTORY):
+                    kind = held.kind.removesuffix(FACTORY)
             if kind is None and isinstance(value.func, cst.Attribute):
                 receiver = self._value(value.func.value)
                 if receiver is not None:
                     kind = self.derived.get((receiver.kind, value.func.attr.value))
             return Binding(kind, value, function) if kind is not None else None
+        if isinstance(value, cst.BooleanOperation) and isinstance(value.operator, cst.Or):
+            # ``injected or Default``: what the caller injects stands in for the default
+            left, right = self._value(value.left), self._value(value.right)
+            if left is None or right is None or left.kind == right.kind:
+                return left or right
+            return None
         name = dotted_name(value) if value is not None else None
         if name is None:
             return None
-        return self.found.lookup(name, self.module, self.classes, self.functions)
+        found = self.found.lookup(name, self.module, self.classes, self.functions)
+        if found is None and value is not None:
+            kind = self.classify(value)  # the class itself, not an instance: a factory
+            if kind is not None and not kind.endswith(FACTORY):
+                return Binding(kind + FACTORY, None, function)
+        return found
 
     def _bind(self, target: cst.CSTNode, binding: Binding | None) -> None:
         name = dotted_name(target)

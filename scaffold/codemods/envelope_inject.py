@@ -3,7 +3,8 @@
 What it does: where a function builds an event envelope (``X = EventEnvelope(...)``, any class
 whose name ends in ``Envelope`` or in one of the option ``envelope-suffixes``, generic ones too)
 and then publishes it (``publish``, ``publish_event``, ``publish_to_outbox``, ``send``,
-``send_and_wait``, or the option ``publish-methods`` when set: directly, through a bus or
+``send_and_wait``, any method named ``publish_...`` such as an event publisher's
+``publish_batch_event``, or the option ``publish-methods`` when set: directly, through a bus or
 through an outbox, the envelope itself or its serialised form), injects the current context
 into ``X.metadata`` just before the publish, creating the dict when it is ``None``. With the
 kit that is ``X.metadata = inject_metadata(X.metadata)``; with a configured ``helper-module``
@@ -87,6 +88,10 @@ from scaffold.codemods._propagation import (
 PUBLISH_NAMES = frozenset(
     {"publish", "publish_event", "publish_to_outbox", "send", "send_and_wait"}
 )
+# without the option, any method named publish_... (an event publisher's
+# publish_batch_event, publish_to_topic, publish_to_dlq) publishes what it is handed
+PUBLISH_PREFIX = "publish_"
+DEFAULT_PUBLISH_METHODS = tuple(sorted(PUBLISH_NAMES))
 SPAN_PROBE = "get_current_span"
 
 
@@ -259,6 +264,9 @@ class EnvelopeInject(PropagationCodemod):
         methods = self.options["publish_methods"]
         if self.calls_one_of(call, methods):
             return True
+        if tuple(methods) == DEFAULT_PUBLISH_METHODS and isinstance(call.func, cst.Attribute) \
+                and call.func.attr.value.startswith(PUBLISH_PREFIX):
+            return True  # a publisher's own method: publish_batch_event(envelope)
         first = positional(call, 0)
         return first is not None and isinstance(first.value, (cst.Name, cst.Attribute)) \
             and last_name(first.value) in methods

@@ -10,8 +10,12 @@ is there:
   branch alone. With the kit it is ``with restore_span(X.metadata, name, kind=..., attributes=
   ...)`` (from ``tracer.start_as_current_span(name, context=extract(X.metadata), ...)`` or
   ``use_trace_context`` + ``trace_operation``); otherwise the branch is kept with its extract
-  restoring only when ``X.metadata`` is there (``... if X.metadata else nullcontext()``; an
-  extract falls back to the current context) and its tracer ``tracer or get_tracer(__name__)``.
+  restoring only when ``X.metadata`` carries a traceparent (``... if X.metadata and
+  "traceparent" in X.metadata else nullcontext()``; an extract falls back to the current
+  context) and its tracer ``tracer or get_tracer(__name__)``. The guard may also test
+  ``hasattr(X, "metadata")`` (kept in the condition). The ``else`` branch must do the traced
+  work: the same code, or the same code with the span ``None`` (``span=None`` where the traced
+  branch passes ``span``, no ``if span:`` bookkeeping, ``except E:`` for ``except E as e:``).
 - a handler that parses the envelope from its message argument and never reads ``X.metadata``
   gets the rest of its body wrapped: ``with restore_span(X.metadata, X.event_type):`` (the
   configured ``helper-module``'s ``use_trace_context`` + ``trace_operation`` without the kit;
@@ -60,6 +64,7 @@ from typing import Any, cast
 
 import libcst as cst
 from libcst.codemod.visitors import RemoveImportsVisitor
+from libcst.metadata import PositionProvider
 
 from scaffold.codemods._propagation import (
     ENVELOPE_SUFFIXES,
@@ -124,17 +129,76 @@ def _same_code(first: Sequence[cst.BaseStatement], second: Sequence[cst.BaseStat
     return tree(first) == tree(second)
 
 
+def _tree(statements: Sequence[cst.BaseStatement]) -> ast.Module:
+    return ast.parse(cst.Module(body=cast(Sequence[cst.SimpleStatementLine], statements)).code)
+
+
+class _WithoutSpan(ast.NodeTransformer):
+    """The traced work as it runs when its span is ``None``: ``span`` reads as ``None``,
+    ``if span:`` / ``if span is not None:`` blocks vanish, and an ``except ... as e`` whose
+    body no longer reads ``e`` loses the name (what the untraced branch writes)."""
+
+    def __init__(self, alias: str | None) -> None:
+        self.alias = alias
+
+    def visit_Name(self, node: ast.Name) -> ast.AST:
+        if node.id == self.alias and isinstance(node.ctx, ast.Load):
+            return ast.copy_location(ast.Constant(None), node)
+        return node
+
+    def visit_If(self, node: ast.If) -> ast.AST | list[ast.stmt]:
+        self.generic_visit(node)
+        test = node.test
+        if isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(
+                test.ops[0], ast.IsNot) and isinstance(test.comparators[0], ast.Constant) \
+                and test.comparators[0].value is None:
+            test = test.left
+        if isinstance(test, ast.Constant) and test.value is None:
+            return node.orelse
+        return node
+
+    def visit_ExceptHandler(self, node: ast.ExceptHandler) -> ast.AST:
+        self.generic_visit(node)
+        if node.name is not None and not any(
+                isinstance(n, ast.Name) and n.id == node.name for n in ast.walk(node)):
+            node.name = None
+        return node
+
+
+def _same_work_without_span(untraced: Sequence[cst.BaseStatement],
+                            traced: Sequence[cst.BaseStatement], alias: str | None) -> bool:
+    """Whether the untraced branch is the traced work with its span ``None``: the traced
+    branch then does the same work, plus what it records on its span."""
+    tree = _tree(traced)
+    if alias is not None and any(
+            (isinstance(node, ast.Name) and node.id == alias
+             and not isinstance(node.ctx, ast.Load))
+            or (isinstance(node, ast.arg) and node.arg == alias)
+            or (isinstance(node, ast.ExceptHandler) and node.name == alias)
+            for node in ast.walk(tree)):
+        return False  # the name is rebound: it is not the span everywhere
+    return ast.dump(_WithoutSpan(alias).visit(tree)) == ast.dump(
+        _WithoutSpan(None).visit(_tree(untraced)))
+
+
 class _Guard:
     """An ``if X.metadata and tracer:`` around a restore, as found on the original tree."""
 
-    def __init__(self, statement: cst.If, envelope: str, tracers: set[str]) -> None:
+    def __init__(self, statement: cst.If, envelope: str, tracers: set[str],
+                 tests: Sequence[str] = ()) -> None:
         self.statement, self.envelope, self.tracers = statement, envelope, tracers
+        self.tests = [test for test in tests if test.startswith("hasattr(")]
         body = statement.body.body
         self.setup, self.block = list(body[:-1]), body[-1]
 
     @property
     def metadata(self) -> str:
         return f"{self.envelope}.metadata"
+
+    @property
+    def has_context(self) -> str:
+        """The test that the metadata carries a trace context (``hasattr`` kept if tested)."""
+        return " and ".join([*self.tests, carries_context(self.metadata)])
 
 
 class EnvelopeRestore(PropagationCodemod):
@@ -180,12 +244,10 @@ class EnvelopeRestore(PropagationCodemod):
             statement = place.statement
             if isinstance(statement, cst.SimpleStatementLine) and len(statement.body) == 1:
                 small = statement.body[0]
-                if (
-                    isinstance(small, cst.Assign) and len(small.targets) == 1
-                    and isinstance(small.targets[0].target, cst.Name)
-                    and self.parsed_envelope(small.value) is not None
-                ):
-                    parsed[small.targets[0].target.value] = place
+                target = _parsed_target(small)
+                if target is not None and self.parsed_envelope(
+                        cast(cst.Assign | cst.AnnAssign, small).value) is not None:
+                    parsed[target] = place
         if not parsed:
             return
         for place in places:
@@ -198,13 +260,16 @@ class EnvelopeRestore(PropagationCodemod):
     def _guard(self, statement: cst.If, envelopes: set[str]) -> None:
         metadata: set[str] = set()
         tracers: set[str] = set()
+        tests: list[str] = []
         for operand in _operands(statement.test):
             text = code(operand)
             envelope = next((name for name in envelopes if text in (
-                f"{name}.metadata", f"{name}.metadata is not None", f"bool({name}.metadata)")),
+                f"{name}.metadata", f"{name}.metadata is not None", f"bool({name}.metadata)",
+                f'hasattr({name}, "metadata")', f"hasattr({name}, 'metadata')")),
                 None)
             if envelope is not None:
                 metadata.add(envelope)
+                tests.append(text)
                 continue
             tracer = _tested_name(operand)
             if tracer is None:
@@ -212,7 +277,7 @@ class EnvelopeRestore(PropagationCodemod):
             tracers.add(tracer)
         if len(metadata) != 1 or not isinstance(statement.body, cst.IndentedBlock):
             return
-        guard = _Guard(statement, metadata.pop(), tracers)
+        guard = _Guard(statement, metadata.pop(), tracers, tests)
         restores = [call for call in collect(statement.body).calls
                     if self.calls_one_of(call, RESTORE_NAMES | {"start_as_current_span"})
                     and guard.metadata in code(call)]
@@ -229,7 +294,13 @@ class EnvelopeRestore(PropagationCodemod):
             self.report(statement, f"without {guard.metadata} this work does not run at all; "
                         "if it should, run it under the restored span in both cases")
             return
-        if isinstance(orelse, cst.Else) and _same_code(statements_of(orelse.body), work.body):
+        alias = next((code(item.asname.name) for item in items if item.asname is not None
+                      and isinstance(item.asname.name, cst.Name)
+                      and isinstance(item.item, cst.Call)
+                      and self.calls_one_of(item.item, SPAN_STARTS)), None)
+        if isinstance(orelse, cst.Else) and (
+                _same_code(statements_of(orelse.body), work.body)
+                or _same_work_without_span(statements_of(orelse.body), work.body, alias)):
             self._unguard(guard, items, depth)
         elif not self._starts_span(statements_of(orelse.body) if isinstance(orelse, cst.Else)
                               else [orelse]):
@@ -248,9 +319,14 @@ class EnvelopeRestore(PropagationCodemod):
         return True
 
     def _unguard(self, guard: _Guard, items: list[cst.WithItem], depth: int) -> None:
-        if not self.record_change(guard.statement, f"the handler's span no longer depends on "
-                                  f"`{code(guard.statement.test)}`: it starts with or without "
-                                  "metadata"):
+        spans = any(isinstance(item.item, cst.Call) and self.calls_one_of(item.item, SPAN_STARTS)
+                    for item in items)
+        message = (f"the handler's span no longer depends on `{code(guard.statement.test)}`: "
+                   "it starts with or without metadata") if spans else (
+            f"the work no longer depends on `{code(guard.statement.test)}`: it runs in the "
+            f"context restored from {guard.metadata} when that carries a traceparent, in the "
+            "current one otherwise")
+        if not self.record_change(guard.statement, message):
             return
         call = self._restore_span_call(guard, items) if self.kit_function_available else None
         restore_span = self.kit_function("restore_span") if call is not None else None
@@ -277,9 +353,14 @@ class EnvelopeRestore(PropagationCodemod):
         if_safe = self._none_safe(guard)
         RemoveImportsVisitor.remove_unused_import_by_node(self.context, guard.statement.test)
 
+        column = self.get_metadata(PositionProvider, guard.statement).start.column
+        limit = self.settings.line_length
+
         def unguarded(updated: cst.If) -> list[cst.BaseStatement]:
             body = [cast(cst.BaseStatement, statement.visit(if_safe))
                     for statement in statements_of(updated.body)]
+            if isinstance(body[0], cst.With) and limit is not None:
+                body[0] = _laid_out(body[0], column, limit)
             body[0] = with_comment(body[0].with_changes(leading_lines=updated.leading_lines),
                                    comment)
             return body
@@ -340,6 +421,10 @@ class EnvelopeRestore(PropagationCodemod):
         calls = collect(guard.statement.body).calls  # local names, aliases resolved here
         restores = {last_name(call.func) for call in calls
                     if self.calls_one_of(call, RESTORE_NAMES)}
+        extracts = {last_name(call.func) for call in calls
+                    if self.calls_one_of(call, EXTRACT_NAMES)}
+        spans = {last_name(call.func) for call in calls
+                 if self.calls_one_of(call, "restore_span")}
         operations = {last_name(call.func) for call in calls
                       if self.calls_one_of(call, "trace_operation")}
 
@@ -351,10 +436,10 @@ class EnvelopeRestore(PropagationCodemod):
                 if name in restores and args and code(args[0].value) == guard.metadata:
                     # without metadata the context current here (the record's CONSUMER span,
                     # the correlation baggage) stays current: an empty carrier would detach it
-                    kind = ("restore_span" if codemod.calls_one_of(original, "restore_span")
-                            else "extract" if codemod.calls_one_of(original, EXTRACT_NAMES)
-                            else "use")
-                    return codemod._unless_missing(updated, guard.metadata, kind)
+                    # by the local names found on the original tree (aliases resolved there)
+                    kind = ("restore_span" if name in spans
+                            else "extract" if name in extracts else "use")
+                    return codemod._unless_missing(updated, guard.has_context, kind)
                 if name in operations and args and code(args[0].value) in guard.tracers:
                     args[0] = args[0].with_changes(value=codemod._any_tracer(args[0].value))
                 updated = updated.with_changes(args=args)
@@ -368,17 +453,20 @@ class EnvelopeRestore(PropagationCodemod):
 
         return _NoneSafe()
 
-    def _unless_missing(self, call: cst.Call, metadata: str, kind: str) -> cst.BaseExpression:
-        """``call`` restoring ``metadata`` when it is there, else what keeps the current
-        context: ``nullcontext()`` for a context manager, the current context for an extract,
-        ``None`` (no metadata: the current context is the parent) for the kit's restore_span."""
+    def _unless_missing(self, call: cst.Call, has_context: str,
+                        kind: str) -> cst.BaseExpression:
+        """``call`` restoring the metadata when it carries a context (``has_context``), else
+        what keeps the current context: ``nullcontext()`` for a context manager, the current
+        context for an extract, the call itself for the kit's restore_span (which parents on
+        the current context when the metadata has no traceparent). Metadata holding other keys
+        only (a partition key) would otherwise attach an empty context over the record's span."""
         if kind == "restore_span":
             return call
         if kind == "extract":
             fallback = f"{self.otel('opentelemetry.context', 'get_current')}()"
         else:
             fallback = f"{self.otel('contextlib', 'nullcontext')}()"
-        return cst.parse_expression(f"({code(call)} if {metadata} else {fallback})")
+        return cst.parse_expression(f"({code(call)} if {has_context} else {fallback})")
 
     def _any_tracer(self, tracer: cst.BaseExpression) -> cst.BaseExpression:
         get_tracer = self.otel("opentelemetry.trace", "get_tracer")
@@ -409,7 +497,8 @@ class EnvelopeRestore(PropagationCodemod):
                 continue
             index = place.chain[0][1]
             rest = body[index + 1:]
-            value = cast(cst.Assign, cast(cst.SimpleStatementLine, place.statement).body[0]).value
+            value = cast(cst.Assign | cst.AnnAssign,
+                         cast(cst.SimpleStatementLine, place.statement).body[0]).value
             if not isinstance(value, cst.Call):
                 continue
             from_message = collect(*(arg.value for arg in value.args)).names & params
@@ -434,7 +523,8 @@ class EnvelopeRestore(PropagationCodemod):
             head = f"with {self.kit_function('restore_span')}({metadata}, {span_name}):"
         elif self.settings.helper_module:
             get_tracer = self.otel("opentelemetry.trace", "get_tracer")
-            restore = (f"({self.helper('use_trace_context')}({metadata}) if {metadata} else "
+            restore = (f"({self.helper('use_trace_context')}({metadata}) "
+                       f"if {carries_context(metadata)} else "
                        f"{self.otel('contextlib', 'nullcontext')}())")
             head = (f"with {restore}, "
                     f"{self.helper('trace_operation')}({get_tracer}(__name__), {span_name}, {{}}):")
@@ -443,7 +533,7 @@ class EnvelopeRestore(PropagationCodemod):
             extract = self.otel("opentelemetry.propagate", "extract")
             kind = self.otel("opentelemetry.trace", "SpanKind")
             head = (f"with {get_tracer}(__name__).start_as_current_span({span_name}, "
-                    f"context={extract}({metadata}) if {metadata} else None, "
+                    f"context={extract}({metadata}) if {carries_context(metadata)} else None, "
                     f"kind={kind}.CONSUMER):")
         return cst.ensure_type(cst.parse_statement(f"{head}\n    pass\n"), cst.With)
 
@@ -457,6 +547,48 @@ class EnvelopeRestore(PropagationCodemod):
         wrapped = head.with_changes(body=head.body.with_changes(body=body[index + 1:]))
         return updated_node.with_changes(body=updated_node.body.with_changes(
             body=[*body[:index + 1], wrapped]))
+
+
+def _laid_out(statement: cst.With, column: int, limit: int) -> cst.With:
+    """A ``with`` of one conditional item (``with (a if b else c):``) longer than ``limit``
+    at ``column``, laid out as ruff's formatter does: the item on its own lines, split at
+    ``if`` and ``else``, inside the ``with``'s parentheses."""
+    if len(statement.items) != 1 or statement.items[0].asname is not None:
+        return statement
+    item = statement.items[0].item
+    if not isinstance(item, cst.IfExp):
+        return statement
+    header = f"with {code(item)}:"
+    if column + len(header) <= limit or "\n" in header:
+        return statement
+    bare = item.with_changes(lpar=[], rpar=[])
+    test = f"if {code(bare.test)}"
+    operands = _operands(bare.test)
+    if column + 4 + len(test) > limit and len(operands) > 1:
+        test = "if (\n" + "".join(
+            f"        {'and ' if i else ''}{code(operand)}\n"
+            for i, operand in enumerate(operands)) + "    )"
+    text = (f"with (\n    {code(bare.body)}\n    {test}\n"
+            f"    else {code(bare.orelse)}\n):\n    pass\n")
+    laid = cst.ensure_type(cst.parse_statement(text), cst.With)
+    return laid.with_changes(body=statement.body, leading_lines=statement.leading_lines,
+                             asynchronous=statement.asynchronous)
+
+
+def _parsed_target(small: cst.BaseSmallStatement) -> str | None:
+    """The name ``X`` of ``X = value`` or ``X: T = value``."""
+    if isinstance(small, cst.Assign) and len(small.targets) == 1 and isinstance(
+            small.targets[0].target, cst.Name):
+        return small.targets[0].target.value
+    if isinstance(small, cst.AnnAssign) and small.value is not None and isinstance(
+            small.target, cst.Name):
+        return small.target.value
+    return None
+
+
+def carries_context(metadata: str) -> str:
+    """The test that ``metadata`` (a dict carrier) holds a W3C trace context."""
+    return f'{metadata} and "traceparent" in {metadata}'
 
 
 def _commented(statement: cst.With, comment: cst.Comment | None) -> cst.With:

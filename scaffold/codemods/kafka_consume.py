@@ -4,8 +4,10 @@ What it does: the handling of each record an aiokafka consumer returns runs insi
 ``consume_span(record)``: a CONSUMER span ``process {topic}`` parented on the context the
 producer put in the record's headers (or its envelope's ``metadata``), current for all the
 handler's work. Consumers are found by construction (``AIOKafkaConsumer(...)`` under any
-import or alias, including ``self.x = ...`` attributes used in other methods) and by
-annotation (``consumer: AIOKafkaConsumer``).
+import or alias, including ``self.x = ...`` attributes used in other methods), by
+annotation (``consumer: AIOKafkaConsumer``), and as what a factory makes when that factory is
+the class itself or an injected stand-in for it (``self.factory = factory or
+AIOKafkaConsumer`` ... ``self.consumer = self.factory(...)``).
 
 - ``async for msg in consumer:``: the loop body runs inside ``with consume_span(msg):``.
 - ``msg = await consumer.getone()``: the statements after it in the same block do.

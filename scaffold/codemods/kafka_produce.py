@@ -4,7 +4,10 @@ What it does: sends through an aiokafka producer go through the kit, inside a PR
 ``send {topic}`` whose context replaces any ``traceparent`` in the record's headers (other
 headers kept). Producers are found by construction (``AIOKafkaProducer(...)``, under any
 import or alias, including ``self.x = ...`` attributes used in other methods of the class),
-by annotation (``producer: AIOKafkaProducer | None``), and by ``kafka-producers`` in
+by annotation (``producer: AIOKafkaProducer | None``), as the attribute of an object whose
+class the repo model shows holding one (``self.kafka_bus.producer``, where ``kafka_bus:
+KafkaBus`` and ``KafkaBus`` sets ``self.producer = AIOKafkaProducer(...)``, in any module),
+and by ``kafka-producers`` in
 ``[tool.scaffold]``: factories whose calls return a producer, and send wrappers
 ``Class.method`` (a bus's ``publish(topic, value, ..., headers=...)``) whose producer the code
 cannot see.
@@ -64,7 +67,9 @@ import libcst as cst
 
 from scaffold.codemods import _send_wrappers as send_wrappers
 from scaffold.codemods._kafka import (
+    FACTORY,
     PRODUCER_CLASSES,
+    Binding,
     KafkaCodemod,
     appended,
     argument,
@@ -82,6 +87,7 @@ from scaffold.engine.model import Settings
 from scaffold.repo import RepoModel
 
 PRODUCER = "producer"
+HELD_PRODUCER_WORDS = ("producer", "_producer", "kafka_producer", "_kafka_producer")
 BATCH = "batch"
 SEND_PARAMETERS = ("topic", "value", "key", "partition", "timestamp_ms", "headers")
 # Calls that put the current context into a carrier: the kit's, OpenTelemetry's, HuleEdu's.
@@ -98,7 +104,8 @@ class KafkaProduce(KafkaCodemod):
     def syntax_gate(cls, settings: Settings) -> SyntaxGate:
         """A producer class, or a configured factory or wrapper class, must be named."""
         entries = settings.kafka_producers
-        return SyntaxGate(names=PRODUCER_CLASSES, words={
+        # a producer held by another object (``self.bus.producer``) is named in its class
+        return SyntaxGate(names=PRODUCER_CLASSES, words={*HELD_PRODUCER_WORDS,
             *(entry.rsplit(".", 1)[-1] for entry in entries),
             *(entry.rsplit(".", 1)[0].rsplit(".", 1)[-1] for entry in entries if "." in entry),
         })
@@ -170,6 +177,9 @@ class KafkaProduce(KafkaCodemod):
             return updated_node
         binding = self.lookup(func.value)
         method = func.attr.value
+        if (binding is None and method in ("send", "send_and_wait")
+                and self._held_producer(func.value)):
+            binding = Binding(PRODUCER, None, self.functions[-1] if self.functions else None)
         if (binding is None or binding.kind != PRODUCER) and method in (
                 "send", "send_and_wait") and self._in_wrapper(code(func)):
             self.report(original_node, f"{code(func)}(...) is where a configured "
@@ -188,6 +198,31 @@ class KafkaProduce(KafkaCodemod):
         elif (binding.kind, method) in self._wrappers:
             return self._publish(original_node, updated_node, f"{binding.kind}.{method}")
         return updated_node
+
+    def _held_producer(self, expr: cst.BaseExpression) -> bool:
+        """``self.bus.producer``, ``bus.producer``: an attribute that the repo model says holds
+        an AIOKafkaProducer, on an object whose class the file or the model tells."""
+        if not isinstance(expr, cst.Attribute):
+            return False
+        owner = self._class_of(expr.value)
+        return owner is not None and self.repo.type_of(
+            f"{owner}.{expr.attr.value}") in PRODUCER_CLASSES
+
+    def _class_of(self, expr: cst.BaseExpression) -> str | None:
+        """The class (dotted, canonical) of what ``expr`` holds here, when known."""
+        if isinstance(expr, cst.Name) and expr.value == "self":
+            if not (self.classes and self.functions and self.module_name):
+                return None
+            return ".".join([self.module_name, *(c.name.value for c in self.classes)])
+        binding = self.lookup(expr)
+        if binding is not None:
+            if binding.kind in (PRODUCER, BATCH) or binding.kind.endswith(FACTORY):
+                return None  # not an instance of a class the repo model knows
+            return self.repo.canonical(binding.kind)
+        if isinstance(expr, cst.Attribute):
+            owner = self._class_of(expr.value)
+            return self.repo.type_of(f"{owner}.{expr.attr.value}") if owner else None
+        return None
 
     def _carries_context(self, headers: cst.Arg | None) -> bool:
         """Headers built by an inject call, or a list the function hands to one."""
@@ -234,9 +269,18 @@ class KafkaProduce(KafkaCodemod):
                     )
                 positional += 1
             args.append(arg)
+        laid = with_separators(args)
         if not wait:
-            args.append(keyword_arg("wait", cst.Name("False")))
-        return updated.with_changes(func=cst.Name(traced_send), args=with_separators(args))
+            wait_arg = keyword_arg("wait", cst.Name("False"))
+            last = laid[-1]
+            between = laid[-2].comma if len(laid) > 2 else None
+            if isinstance(last.comma, cst.Comma) and isinstance(between, cst.Comma) and (
+                    "\n" in code(between)):  # one argument a line: wait=False on its own line
+                laid[-1] = last.with_changes(comma=laid[-2].comma)
+                laid.append(wait_arg.with_changes(comma=last.comma))
+            else:
+                laid = with_separators([*args, wait_arg])
+        return updated.with_changes(func=cst.Name(traced_send), args=laid)
 
     def _append(self, original: cst.Call, updated: cst.Call) -> cst.Call:
         headers = keyword(original, "headers")

@@ -21,13 +21,15 @@ import jinja2
 import libcst as cst
 
 from scaffold import DISTRIBUTION
-from scaffold.config import Config, find_config
+from scaffold.config import Config, find_config, ruff_settings_for
 from scaffold.engine.discovery import discover
+from scaffold.repo import packaging
 from scaffold.resources import template_root
 from scaffold.testgen.conventions import read_style
+from scaffold.testgen.layout import fit
 from scaffold.testgen.locate import locate
 from scaffold.testgen.model import ModuleTests
-from scaffold.testgen.owned import Ownership, ownership, same_body, stamp, write_text
+from scaffold.testgen.owned import Ownership, ownership, stamp, write_text
 from scaffold.vendor import KIT_MARKER, KitResolver, is_vendored
 
 TEMPLATE_DIR = "templates/testgen"
@@ -35,6 +37,10 @@ SAMPLES = "tracing_samples.py"
 SUPPORT = "tracing_support.py"
 CONTRACT = "test_tracing_contract.py"
 MODULE_PREFIX = "test_trace_"
+DEFAULT_LINE_LENGTH = 88  # ruff's and black's, when the repository configures neither
+# What a test's ``def`` line holds besides its name (``async def``, ``(``; the parameters
+# may go on the next lines): names are cut to fit the line.
+_DEF_OVERHEAD = len("async def ") + len("(")
 
 
 @dataclass
@@ -120,6 +126,21 @@ def _module_name(root: Path, relative: PurePosixPath) -> tuple[str, Path]:
     return ".".join(parts), folder
 
 
+def _import_name(root: Path, relative: PurePosixPath,
+                 roots: tuple[packaging.ImportRoot, ...]) -> tuple[str, Path]:
+    """Dotted import name of a file and the folder it is importable from, as the packaging
+    metadata has it (a service folder without ``__init__.py`` under a package is a
+    namespace package its own code imports through); by ``__init__.py`` files otherwise."""
+    path = root.joinpath(*relative.parts)
+    name = packaging.module_name(path, roots)
+    if name:
+        depth = len(name.split(".")) - (0 if relative.name == "__init__.py" else 1)
+        folder = path.parents[depth] if depth < len(path.parents) else None
+        if folder is not None and any(r.path == folder for r in roots):
+            return name, folder
+    return _module_name(root, relative)
+
+
 def _kit_dir(root: Path, kit: str | None, import_roots: set[Path]) -> PurePosixPath | None:
     if kit is None:
         return None
@@ -140,6 +161,13 @@ class Sites(NamedTuple):
     packages: set[str]  # the top-level import names of every source module
 
 
+def line_length(config: Config, tests_dir: Path) -> int:
+    """The line length the repository's linter holds the generated tests to: ruff's for a
+    file in the tests folder, else black's or isort's, else ruff's default."""
+    return ruff_settings_for(tests_dir / "conftest.py", config.import_sorting).line_length or \
+        config.line_length or DEFAULT_LINE_LENGTH
+
+
 def find_sites(root: Path, config: Config | None = None) -> Sites:
     """The planned tests of every source module under ``root`` (tests and the kit excluded)."""
     root = root.resolve()
@@ -149,6 +177,9 @@ def find_sites(root: Path, config: Config | None = None) -> Sites:
     resolver = KitResolver(targets)
     sources: list[tuple[PurePosixPath, str, Path]] = []
     kits: Counter[str] = Counter()
+    source_files = [target.path for target in targets
+                    if not target.test and not target.path.is_relative_to(tests_dir)]
+    roots = packaging.import_roots(root, source_files)
     for target in targets:
         try:
             relative = PurePosixPath(target.path.relative_to(root).as_posix())
@@ -156,7 +187,7 @@ def find_sites(root: Path, config: Config | None = None) -> Sites:
             continue
         if target.test or target.path.is_relative_to(tests_dir):
             continue
-        module, import_root = _module_name(root, relative)
+        module, import_root = _import_name(root, relative, roots)
         sources.append((relative, module, import_root))
         kit_for = resolver.kit_for(target)
         if kit_for is not None:
@@ -184,7 +215,8 @@ def find_sites(root: Path, config: Config | None = None) -> Sites:
         try:
             source = text.decode("utf-8")
             tests = locate(source, path=str(relative), module=module, repo_packages=packages,
-                           kit=kit, helper_module=config.helper_module)
+                           kit=kit, helper_module=config.helper_module,
+                           max_name=line_length(config, tests_dir) - _DEF_OVERHEAD)
         except (UnicodeDecodeError, cst.ParserSyntaxError, RecursionError):
             unparsed.append(str(relative))
             continue
@@ -245,6 +277,7 @@ def generate_tests(root: Path, *, config: Config | None = None, write: bool = Tr
         return result
     env = _environment()
     style = read_style(project)
+    width = line_length(config, tests_dir)
     common = {
         "kit_module": kit,
         "style": style,
@@ -264,23 +297,24 @@ def generate_tests(root: Path, *, config: Config | None = None, write: bool = Tr
     rendered: dict[Path, tuple[str, str]] = {}
     for name, (template, _) in files.items():
         body = env.get_template(f"{TEMPLATE_DIR}/{template}").render(**common)
-        rendered[tests_dir / name] = (_tidy(body), template)
+        rendered[tests_dir / name] = (fit(_tidy(body), width), template)
     for tests in modules:
         body = env.get_template(f"{TEMPLATE_DIR}/test_module.py.jinja").render(
             tests=tests, **common)
         rendered[tests_dir / (tests.test_file or _module_file(tests.module))] = (
-            _tidy(body), "test_module.py.jinja")
+            fit(_tidy(body), width), "test_module.py.jinja")
     samples = tests_dir / SAMPLES
     if not samples.exists():
         text = env.get_template(f"{TEMPLATE_DIR}/tracing_samples.py.jinja").render(**common)
         if write:
-            write_text(samples, _tidy(text))
+            write_text(samples, fit(_tidy(text), width))
         result.written.append(samples)
     for path, (body, template) in rendered.items():
         state = ownership(path)
         if state in (Ownership.EDITED, Ownership.FOREIGN):
             result.kept.append(path)
-        elif state is Ownership.OURS and same_body(path, body):
+        elif state is Ownership.OURS and path.read_text(encoding="utf-8") == stamp(
+                body, f"{TEMPLATE_DIR}/{template}"):
             result.unchanged.append(path)
         else:
             if write:

@@ -19,7 +19,7 @@ import builtins
 import re
 import sys
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import libcst as cst
 from libcst.metadata import (
@@ -105,7 +105,9 @@ def _code(node: cst.CSTNode) -> str:
 
 
 def _first_line(node: cst.CSTNode) -> str:
-    return _code(node).strip().splitlines()[0].strip()
+    """The node's first line of code (a compound statement's leading comments skipped)."""
+    lines = [line.strip() for line in _code(node).strip().splitlines()]
+    return next((line for line in lines if line and not line.startswith("#")), lines[0])
 
 
 def _snake(name: str) -> str:
@@ -196,6 +198,7 @@ class _Module:
     """Top-level bindings of one module, and which imports come from the repository."""
 
     functions: set[str] = field(default_factory=set)
+    defs: dict[str, cst.FunctionDef] = field(default_factory=dict)
     classes: dict[str, cst.ClassDef] = field(default_factory=dict)
     from_imports: dict[str, str] = field(default_factory=dict)  # local -> dotted source
     module_imports: dict[str, str] = field(default_factory=dict)  # local -> dotted module
@@ -208,6 +211,7 @@ class _Module:
         for statement in module.body:
             if isinstance(statement, cst.FunctionDef):
                 facts.functions.add(statement.name.value)
+                facts.defs[statement.name.value] = statement
             elif isinstance(statement, cst.ClassDef):
                 facts.classes[statement.name.value] = statement
             elif isinstance(statement, cst.SimpleStatementLine):
@@ -306,10 +310,15 @@ class _Param:
 class _Entry:
     """The function holding a site: its parameters, locals, and how names in it are bound."""
 
-    def __init__(self, node: cst.FunctionDef, cls: cst.ClassDef | None, module: _Module) -> None:
+    def __init__(self, node: cst.FunctionDef, cls: cst.ClassDef | None, module: _Module,
+                 outer: _Entry | None = None) -> None:
         self.node = node
         self.cls = cls
         self.module = module
+        # a closure without parameters that ``outer`` defines and runs: the test calls
+        # ``outer``, and reads the closure's body for what the site talks to
+        self.outer = outer
+        self.runner: cst.Call | None = None  # the call of ``outer`` handed the closure
         decorators = {_code(d.decorator) for d in node.decorators}
         self.is_static = "staticmethod" in decorators
         self.is_classmethod = "classmethod" in decorators
@@ -328,14 +337,23 @@ class _Entry:
                    p.default is not None)
             for p in params
         ]
+        if outer is not None:
+            self.self_name, self.params = outer.self_name, outer.params
+            self.is_static, self.is_classmethod = outer.is_static, outer.is_classmethod
+            self.is_async = outer.is_async
         self.param_names = {p.name for p in self.params}
         self.locals: dict[str, list[cst.BaseExpression | None]] = {}
         self.self_assigned: dict[str, list[cst.BaseExpression]] = {}
         self._collect_locals()
 
     @property
+    def name(self) -> str:
+        """The function a test calls."""
+        return (self.outer or self).node.name.value
+
+    @property
     def qualname(self) -> str:
-        name = self.node.name.value
+        name = self.name
         return f"{self.cls.name.value}.{name}" if self.cls is not None else name
 
     @property
@@ -607,7 +625,11 @@ def _keyed_attributes(entry: _Entry, holder: str) -> tuple[tuple[str, Value], ..
 
 def _passed_to(entry: _Entry, name: str) -> Value | None:
     """An unannotated parameter passed to a class or function of the module's namespace:
-    build it as that callee's parameter (``EventEnvelope(correlation_id=correlation_id)``)."""
+    build it as that callee's parameter (``EventEnvelope(correlation_id=correlation_id)``),
+    also through a local that only renames it (``kind: SubjectType = subject_type``)."""
+    aliases = {name} | {
+        local for local, values in entry.locals.items()
+        if len(values) == 1 and isinstance(values[0], cst.Name) and values[0].value == name}
     for call in _calls_in([entry.node.body]):
         callee = dotted_name(call.func)
         if callee is None or entry.module.binding(callee.split(".")[0]) is None:
@@ -618,7 +640,7 @@ def _passed_to(entry: _Entry, name: str) -> Value | None:
         for arg in call.args:
             if arg.star:
                 break
-            if isinstance(arg.value, cst.Name) and arg.value.value == name:
+            if isinstance(arg.value, cst.Name) and arg.value.value in aliases:
                 where = arg.keyword.value if arg.keyword is not None else str(positional)
                 return Value("passed", label=name, model=_model_path(entry, callee),
                              attribute=where)
@@ -627,10 +649,12 @@ def _passed_to(entry: _Entry, name: str) -> Value | None:
     return None
 
 
-def _validated_attributes(entry: _Entry, name: str) -> tuple[tuple[str, Value], ...]:
-    """``M.model_validate(name.attr)`` in the entry: ``attr`` must hold the data of an ``M``."""
+def _validated_attributes(entry: _Entry, name: str, within: Sequence[cst.CSTNode] = ()
+                          ) -> tuple[tuple[str, Value], ...]:
+    """``M.model_validate(name.attr)`` in the entry: ``attr`` must hold the data of an ``M``;
+    a call in ``within`` (the branch holding the site) first."""
     found: dict[str, Value] = {}
-    for call in _calls_in([entry.node.body]):
+    for call in [*_calls_in(within), *_calls_in([entry.node.body])]:
         func = call.func
         model = _validator_model(func, _VALIDATORS)
         if model is None or not call.args:
@@ -825,6 +849,9 @@ class _Locator(cst.CSTVisitor):
                 return None, classes[-1], "the site is in a class body, outside any method"
             return None, None, "the site runs at import time, outside any function"
         if len(functions) > 1:
+            closure = self._closure(functions)
+            if closure is not None:
+                return closure
             outer = ".".join(_scope_name(n) for n in self._stack[: functions[-1]])
             inner = _scope_name(self._stack[functions[-1]])
             return None, None, (
@@ -845,6 +872,38 @@ class _Locator(cst.CSTVisitor):
                 f"the site is in the constructor {entry.qualname}; a test builds the instance "
                 "before it can observe anything"
             )
+        return entry, cls, None
+
+    def _closure(self, functions: list[int]
+                 ) -> tuple[_Entry | None, cst.ClassDef | None, str | None] | None:
+        """A site in a closure without parameters that its function (a method or a module
+        function) hands, by name, to one call (``await self.retry.with_retry(_request)``):
+        the test drives the function, with that call's receiver running the closure."""
+        if len(functions) != 2 or functions[1] != functions[0] + 1:
+            return None
+        outer_node, inner_node = self._stack[functions[0]], self._stack[functions[1]]
+        assert isinstance(outer_node, cst.FunctionDef) and isinstance(inner_node, cst.FunctionDef)
+        index = functions[0]
+        cls = self._stack[index - 1] if index > 0 else None
+        if index > 1 or (cls is not None and not isinstance(cls, cst.ClassDef)):
+            return None
+        params = inner_node.params
+        if params.params or params.posonly_params or params.kwonly_params or isinstance(
+                params.star_arg, cst.Param) or params.star_kwarg is not None:
+            return None
+        outer = _Entry(outer_node, cls, self.module)
+        if outer.is_property or outer.node.name.value == "__init__":
+            return None
+        name = inner_node.name.value
+        handed = [call for call in _calls_in([outer_node.body])
+                  if any(isinstance(arg.value, cst.Name) and arg.value.value == name
+                         for arg in call.args)]
+        called = [call for call in _calls_in([outer_node.body])
+                  if isinstance(call.func, cst.Name) and call.func.value == name]
+        if len(handed) + len(called) != 1:
+            return None
+        entry = _Entry(inner_node, cls, self.module, outer=outer)
+        entry.runner = handed[0] if handed else None
         return entry, cls, None
 
     def _add(self, kind: str, form: str, anchor: cst.CSTNode, statement: cst.CSTNode,
@@ -876,6 +935,8 @@ class _Locator(cst.CSTVisitor):
     def visit_With(self, node: cst.With) -> None:
         for item in node.items:
             call = item.item
+            if isinstance(call, cst.IfExp):  # ``with (restore(m) if m else nullcontext()):``
+                call = call.body
             if not isinstance(call, cst.Call):
                 continue
             found = self.kit.kind(self._names(call.func))
@@ -1109,6 +1170,7 @@ class _Planner:
         self.qualified = qualified
         self.attach_aliases = attach_aliases
         self._guards: set[str] = set()
+        self._falsy_guards: dict[str, tuple[str, ...]] = {}
 
     def plan(self, found: _Found, site: Site) -> Case:
         entry = found.entry
@@ -1126,7 +1188,7 @@ class _Planner:
             subject="class" if entry.is_static or entry.is_classmethod else (
                 "instance" if entry.cls is not None else "module"),
             subject_class=entry.cls.name.value if entry.cls is not None else None,
-            function=entry.node.name.value,
+            function=entry.name,
         )
         planner = {
             CONSUME: self._consume, RESTORE: self._restore, PRODUCE: self._produce,
@@ -1137,10 +1199,31 @@ class _Planner:
             name for node in found.ancestors if isinstance(node, (cst.If, cst.While))
             for name in _names_in(node.test)
         }
+        self._falsy_guards = _falsy_guards(found, entry)
         try:
-            return planner(case, found, entry)
+            planned = planner(case, found, entry)
         except _CannotDrive as reason:
             return _skip(case, str(reason))
+        return self._with_runner(planned, entry) if entry.runner is not None else planned
+
+    def _with_runner(self, case: Case, entry: _Entry) -> Case:
+        """The receiver of the call the closure is handed to runs it (a retry helper)."""
+        assert entry.runner is not None and entry.outer is not None
+        func = entry.runner.func
+        if isinstance(func, cst.Attribute):
+            target = _resolve_target(func.value, entry.outer)
+            method = func.attr.value
+        else:
+            target, method = _resolve_target(func, entry.outer), ""
+        if target is None:
+            return _skip(case, f"the closure is handed to `{_first_line(entry.runner)}`, whose "
+                         "receiver the test cannot replace with one that runs it")
+        runner = Value("runner", label=target.label, attribute=method)
+        patches, given = target.with_value(runner)
+        arguments = tuple(
+            Argument(argument.name, given.get(argument.name, argument.value))
+            for argument in case.arguments)
+        return _with(case, patches=(*case.patches, *patches), arguments=arguments)
 
     def _arguments(
         self, entry: _Entry, given: dict[str, Value], *, before: int | None = None
@@ -1153,8 +1236,13 @@ class _Planner:
             if param.name in given:
                 arguments.append(Argument(param.name, given[param.name]))
             elif not param.has_default or param.name in guards:
-                arguments.append(Argument(param.name,
-                                          _parameter_value(entry, param, self.qualified)))
+                value = _parameter_value(entry, param, self.qualified)
+                filled = [name for name in self._falsy_guards.get(param.name, ())
+                          if name not in dict(value.overrides)]
+                if value.recipe == "build" and filled:
+                    value = replace(value, overrides=(
+                        *value.overrides, *((name, Value("fill")) for name in filled)))
+                arguments.append(Argument(param.name, value))
         return tuple(arguments)
 
     # -- per kind --
@@ -1453,6 +1541,9 @@ class _Planner:
             value = _unwrap_await(entry.only_value(name))
             return _consumer_of(value, "getone") or _consumer_of(value, "getmany")
         source = loops[0]
+        if (isinstance(source, cst.Call) and isinstance(source.func, cst.Name)
+                and source.func.value == "enumerate" and source.args):
+            source = source.args[0].value  # ``for i, record in enumerate(records)``
         if (
             isinstance(source, cst.Call)
             and isinstance(source.func, cst.Attribute)
@@ -1472,6 +1563,10 @@ class _Planner:
         """A record named ``name`` in the entry; its value an envelope when the code parses one
         (with the keys it reads from the envelope's parts)."""
         model = _envelope_model(entry, name, self.qualified)
+        if model is None:  # parsed by a function of the module the record is handed to
+            model = next((parsed[1] for values in entry.locals.values() for value in values
+                          if (parsed := self._parsed_by(value)) is not None
+                          and parsed[0] == name), None)
         model = _model_path(entry, model) if model is not None else None
         overrides: tuple[tuple[str, Value], ...] = ()
         for holder, values in entry.locals.items():
@@ -1486,15 +1581,14 @@ class _Planner:
         patches, given, value = self._record_source(found, entry, record)
         for node in found.ancestors:
             # a getmany() batch handed to this function (``for tp, records in batch.items()``)
-            # is a dict of record lists, not a consumer the fake one could stand in for
+            # is a dict of record lists, not a consumer: the test hands it its record so
             if (isinstance(node, cst.For) and isinstance(node.iter, cst.Call)
                     and isinstance(node.iter.func, cst.Attribute)
                     and node.iter.func.attr.value in ("items", "values")
                     and isinstance(node.iter.func.value, cst.Name)
                     and node.iter.func.value.value in given):
-                raise _CannotDrive(f"the records come from the batch parameter "
-                                   f"`{node.iter.func.value.value}` (a getmany() result); a "
-                                   "test cannot build one yet")
+                batch = node.iter.func.value.value
+                given[batch] = Value("batch", label=batch)
         probes = _patchable_callees(found.block, entry, "probe", self.kit)
         if not probes and not _observable(found.block, entry):
             raise _CannotDrive(f"the block of `{_first_line(found.anchor)}` calls nothing the "
@@ -1537,7 +1631,10 @@ class _Planner:
         elif isinstance(metadata, cst.Attribute) and isinstance(metadata.value, cst.Name):
             holder, attribute = metadata.value.value, metadata.attr.value
             if holder in entry.param_names:
-                overrides = dict(_validated_attributes(entry, holder))
+                overrides = dict(_validated_attributes(
+                    entry, holder, [body for _, body in _branches(found)]))
+                for guarded, expression in _equal_guards(found, entry).get(holder, {}).items():
+                    overrides.setdefault(guarded, Value("expression", label=expression))
                 overrides.pop(attribute, None)
                 given[holder] = Value("model", label=holder, attribute=attribute,
                                       overrides=tuple(overrides.items()))
@@ -1570,8 +1667,28 @@ class _Planner:
         values = [value for value in entry.locals.get(holder, []) if value is not None]
         return self._record_feeding_value(values[0] if values else None, entry)
 
+    def _parsed_by(self, value: cst.BaseExpression | None) -> tuple[str, str] | None:
+        """(record, model) of ``parse(record)``, a module function whose first parameter is
+        a record it parses into a model (``_deserialize_message(msg)`` returning
+        ``EventEnvelope[Any].model_validate_json(msg.value.decode())``)."""
+        value = _unwrap_await(value)
+        if not (isinstance(value, cst.Call) and isinstance(value.func, cst.Name) and value.args
+                and isinstance(value.args[0].value, cst.Name) and value.args[0].keyword is None):
+            return None
+        helper = self.module.defs.get(value.func.value)
+        if helper is None:
+            return None
+        parser = _Entry(helper, None, self.module)
+        if not parser.params:
+            return None
+        model = _envelope_model(parser, parser.params[0].name, self.qualified)
+        return (value.args[0].value.value, model) if model is not None else None
+
     def _record_feeding_value(self, value: cst.BaseExpression | None,
                               entry: _Entry | None = None) -> str | None:
+        parsed = self._parsed_by(value)
+        if parsed is not None:
+            return parsed[0]
         value = _unwrap_await(value)
         if not isinstance(value, cst.Call) or not value.args:
             return None
@@ -1615,6 +1732,107 @@ class _Planner:
                 "parameter first; edit this test to raise inside it"
             )
         return _with(case, patches=tuple(failures), arguments=self._arguments(entry, given))
+
+
+def _branches(found: _Found) -> list[tuple[cst.If, cst.IndentedBlock]]:
+    """The ``if``/``elif`` statements whose body holds the site, innermost first, each with
+    that body."""
+    branches = []
+    child: cst.CSTNode = found.anchor
+    for node in found.ancestors:
+        if isinstance(node, cst.If) and child is node.body and isinstance(
+                node.body, cst.IndentedBlock):
+            branches.append((node, node.body))
+        child = node
+    return branches
+
+
+def _equal_guards(found: _Found, entry: _Entry) -> dict[str, dict[str, str]]:
+    """What the branches holding the site require of parameters' attributes:
+    ``if event_type == topic_name(Event.X):`` with ``event_type = envelope.event_type``
+    gives ``{"envelope": {"event_type": "topic_name(Event.X)"}}``. Only a right-hand side
+    made of names, attributes, literals and calls of those is kept (a test evaluates it in
+    the module)."""
+    wanted: dict[str, dict[str, str]] = {}
+    for branch, _ in _branches(found):
+        test = branch.test
+        if not (isinstance(test, cst.Comparison) and len(test.comparisons) == 1
+                and isinstance(test.comparisons[0].operator, cst.Equal)):
+            continue
+        left, right = test.left, test.comparisons[0].comparator
+        if isinstance(left, cst.Name) and left.value in entry.locals:
+            bound = entry.only_value(left.value)
+            left = bound if bound is not None else left
+        if not (isinstance(left, cst.Attribute) and isinstance(left.value, cst.Name)
+                and left.value.value in entry.param_names and _evaluable(right, entry)):
+            continue
+        wanted.setdefault(left.value.value, {}).setdefault(left.attr.value, _code(right))
+    return wanted
+
+
+def _falsy_guards(found: _Found, entry: _Entry) -> dict[str, tuple[str, ...]]:
+    """Attributes of parameters that an ``if`` not holding the site refuses when empty
+    (``if not event_data.parent_id: raise ...``, ``if data.x is None: return``): a test
+    fills them in, though the model lets them default to None."""
+    around = set(map(id, found.ancestors))
+    wanted: dict[str, list[str]] = {}
+
+    def attribute(node: cst.CSTNode) -> tuple[str, str] | None:
+        if isinstance(node, cst.Attribute) and isinstance(node.value, cst.Name) and (
+                node.value.value in entry.param_names):
+            return node.value.value, node.attr.value
+        return None
+
+    class _Collect(cst.CSTVisitor):
+        def visit_If(self, node: cst.If) -> None:
+            if id(node) in around:
+                return
+            test, found_attribute = node.test, None
+            if isinstance(test, cst.UnaryOperation) and isinstance(test.operator, cst.Not):
+                found_attribute = attribute(test.expression)
+            elif (isinstance(test, cst.Comparison) and len(test.comparisons) == 1
+                  and isinstance(test.comparisons[0].operator, cst.Is)
+                  and isinstance(test.comparisons[0].comparator, cst.Name)
+                  and test.comparisons[0].comparator.value == "None"):
+                found_attribute = attribute(test.left)
+            if found_attribute is not None:
+                names = wanted.setdefault(found_attribute[0], [])
+                if found_attribute[1] not in names:
+                    names.append(found_attribute[1])
+
+        def visit_FunctionDef(self, _: cst.FunctionDef) -> bool:
+            return False
+
+    entry.node.body.visit(_Collect())
+    return {name: tuple(attributes) for name, attributes in wanted.items()}
+
+
+def _evaluable(node: cst.CSTNode, entry: _Entry) -> bool:
+    """Whether ``node`` is built only from module-level names, attributes, literals and calls."""
+    if isinstance(node, (cst.SimpleString, cst.Integer)):
+        return True
+    if isinstance(node, cst.Name):
+        return entry.module.binding(node.value) is not None and node.value not in (
+            entry.locals.keys() | entry.param_names)
+    if isinstance(node, cst.Attribute):
+        return _evaluable(node.value, entry)
+    if isinstance(node, cst.Call):
+        return _evaluable(node.func, entry) and all(
+            arg.star == "" and _evaluable(arg.value, entry) for arg in node.args)
+    return False
+
+
+# what ``Case.test_names`` adds to a consume or restore case's name
+_LONGEST_SUFFIX = len("_without_context_still_gets_a_span")
+
+
+def _cut(name: str, limit: int | None) -> str:
+    """``name`` within ``limit`` characters (room kept for a ``_<n>`` suffix), cut at a word."""
+    if limit is None or len(name) <= limit:
+        return name
+    room = max(limit - 3, 12)
+    cut = name[:room]
+    return cut.rsplit("_", 1)[0] if "_" in cut[5:] else cut
 
 
 class _CannotDrive(Exception):
@@ -1835,8 +2053,10 @@ def locate(
     repo_packages: Iterable[str],
     kit: str | None = None,
     helper_module: str | None = None,
+    max_name: int | None = None,
 ) -> ModuleTests:
-    """Every instrumented site of one module, each with the plan of its test."""
+    """Every instrumented site of one module, each with the plan of its test; ``max_name``
+    cuts the tests' names (at a word) so their ``def`` lines fit the repo's line length."""
     tree = cst.parse_module(source)
     wrapper = MetadataWrapper(tree, unsafe_skip_copy=True)
     facts = _Module.of(tree, repo_packages)
@@ -1862,7 +2082,9 @@ def locate(
             column=where.column + 1, code=_first_line(found.anchor), entry=entry_name,
         )
         case = planner.plan(found, site)
-        base = f"test_{found.kind}_{_snake(entry_name or 'module')}"
+        limit = max_name - _LONGEST_SUFFIX if max_name is not None and found.kind in (
+            CONSUME, RESTORE) else max_name
+        base = _cut(f"test_{found.kind}_{_snake(entry_name or 'module')}", limit)
         names[base] = names.get(base, 0) + 1
         name = base if names[base] == 1 else f"{base}_{names[base]}"
         tests.cases.append(_with(case, name=name))

@@ -53,7 +53,11 @@ class Value:
     its value an ``model`` envelope when known), ``consumer`` (a fake consumer of that record),
     ``carrier`` (a dict carrying the message's trace context), ``model`` (the parameter's type
     with ``attribute`` set to the carrier), ``poison`` (raises when used), ``context`` (an
-    attached context), ``recorder`` (a stand-in that records calls), ``dump`` (a model's data).
+    attached context), ``recorder`` (a stand-in that records calls), ``dump`` (a model's data),
+    ``expression`` (the value of ``label``, code the site compares a field with, in its module),
+    ``runner`` (a stand-in whose ``attribute`` method, or itself, runs the callable it is given),
+    ``batch`` (the record as a ``getmany()`` result), ``fill`` (an override: an optional field
+    built from its hint, which the code refuses when empty).
     """
 
     recipe: str

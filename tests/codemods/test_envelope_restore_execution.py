@@ -46,6 +46,38 @@ async def handle(raw, process, tracer=None):
         await process(envelope)
 """
 
+# the untraced branch is the traced one with its span None: the traced branch runs in both cases
+SPAN_PASSED_HELPER = """\
+import json
+
+from events import EventEnvelope
+from helpers import trace_operation, use_trace_context
+
+
+async def handle(raw, process, tracer=None):
+    envelope = EventEnvelope.model_validate(json.loads(raw))
+    if hasattr(envelope, "metadata") and envelope.metadata and tracer:
+        with use_trace_context(envelope.metadata):
+            with trace_operation(tracer, "handle", {}) as span:
+                try:
+                    return await process(envelope, span=span)
+                except Exception as e:
+                    if span:
+                        span.record_exception(e)
+                    raise
+    else:
+        try:
+            return await process(envelope, span=None)
+        except Exception:
+            raise
+"""
+
+FORMS = [
+    pytest.param(UNRESTORED, {}, id="plain OpenTelemetry"),
+    pytest.param(GUARDED_HELPER, {"helper_module": "helpers"}, id="helper module"),
+    pytest.param(SPAN_PASSED_HELPER, {"helper_module": "helpers"}, id="helper module, span passed"),
+]
+
 
 class EventEnvelope:
     def __init__(self, metadata):
@@ -101,18 +133,16 @@ def _rewritten(source: str, **settings) -> dict:
 STORED = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 
 
-@pytest.mark.parametrize(("source", "settings"), [
-    (UNRESTORED, {}),
-    (GUARDED_HELPER, {"helper_module": "helpers"}),
-], ids=["plain OpenTelemetry", "helper module"])
-@pytest.mark.parametrize("metadata", [None, {}], ids=["no metadata", "empty metadata"])
+@pytest.mark.parametrize(("source", "settings"), FORMS)
+@pytest.mark.parametrize("metadata", [None, {}, {"partition_key": "batch-1"}],
+                         ids=["no metadata", "empty metadata", "metadata without context"])
 async def test_without_metadata_the_handler_stays_in_the_records_trace(
         modules, span_exporter, source, settings, metadata):
     handle = _rewritten(source, **settings)["handle"]
     tracer = trace.get_tracer("test")
     seen = []
 
-    async def process(envelope):
+    async def process(envelope, span=None):
         seen.append(trace.get_current_span().get_span_context())
 
     with tracer.start_as_current_span("process essays") as consumer:
@@ -123,20 +153,20 @@ async def test_without_metadata_the_handler_stays_in_the_records_trace(
     assert inside.span_id != consumer.get_span_context().span_id  # the handler's own span
 
 
-@pytest.mark.parametrize(("source", "settings"), [
-    (UNRESTORED, {}),
-    (GUARDED_HELPER, {"helper_module": "helpers"}),
-], ids=["plain OpenTelemetry", "helper module"])
+@pytest.mark.parametrize(("source", "settings"), FORMS)
 async def test_with_metadata_the_handler_continues_the_stored_trace(
         modules, span_exporter, source, settings):
     handle = _rewritten(source, **settings)["handle"]
     tracer = trace.get_tracer("test")
     seen = []
 
-    async def process(envelope):
+    async def process(envelope, span=None):
         seen.append(trace.get_current_span().get_span_context())
 
     await handle(json.dumps({"metadata": {"traceparent": STORED}}), process, **(
         {"tracer": tracer} if settings else {}))
     (inside,) = seen
     assert inside.trace_id == 0x4BF92F3577B34DA6A3CE929D0E0E4736
+    (handler,) = [span for span in span_exporter.get_finished_spans()
+                  if span.context.span_id == inside.span_id]
+    assert handler.parent.span_id == 0x00F067AA0BA902B7  # a child of the stored span itself

@@ -28,7 +28,7 @@ async def content_service() -> AsyncIterator[tuple[str, list[dict[str, str]]]]:
 
     async def answer(request: web.Request) -> web.Response:
         received.append(dict(request.headers))
-        return web.json_response({"content_id": "c-1", "text": "t", "score": 1}, status=201)
+        return web.json_response({"content_id": "c-1", "text": "t", "score": 1})
 
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", answer)
@@ -99,6 +99,49 @@ async def test_without_a_current_span_nothing_is_sent(content_service, span_expo
     module = load_fixture("http-inject", "clients_kit", "after")
     await _content_calls(module, base_url)
     assert [_parent_of(headers) for headers in received] == [None] * 4
+
+
+async def _shared_header_calls(module, base_url: str) -> list[dict[str, str]]:
+    """Every request of the shared_headers fixtures' clients; the dicts the callers keep."""
+    caller = {"X-Correlation-ID": "corr-1"}
+    async with httpx.AsyncClient() as http:
+        gateway = module.GatewayHttpClient(http, base_url)
+        send = getattr(gateway, "post", None) or gateway.patch
+        await send("/v1/batches", json={}, headers=caller)
+        await send("/v1/batches", json={})  # no headers: None
+        if hasattr(module, "BaseHttpClient"):
+            await gateway.class_info("b-1", "corr-2")
+            await gateway.health()
+            async with aiohttp.ClientSession() as session:
+                base = module.BaseHttpClient(session, base_url)
+                await base.get("/v1/text", headers=caller)
+                await base.get("/v1/text")
+                await base.check("text", "corr-3")  # headers passed positionally
+            return [caller, gateway._headers]
+        await gateway.state("corr-2")
+    return [caller]
+
+
+@pytest.mark.parametrize("version", ["before", "after"])
+@pytest.mark.parametrize("case", ["shared_headers", "shared_headers_kit"])
+async def test_a_shared_header_dict_is_copied_not_changed(case, version, content_service,
+                                                         span_exporter):
+    base_url, received = content_service
+    module = load_fixture("http-inject", case, version)
+    kept: list[dict[str, str]] = []
+
+    async def calls() -> None:
+        kept.extend(await _shared_header_calls(module, base_url))
+
+    caller = await _called_under_a_span(calls)
+    expected = None if version == "before" else (caller.trace_id, caller.span_id)
+    assert [_parent_of(headers) for headers in received] == [expected] * len(received)
+    assert len(received) == (7 if case == "shared_headers" else 3)
+    # the dicts the callers hold are what they were: the context went into copies
+    assert kept[0] == {"X-Correlation-ID": "corr-1"}
+    assert kept[1:] in ([], [{"X-Service-ID": "gateway"}])
+    sent = [headers.get("X-Correlation-ID") for headers in received]
+    assert sent[0] == "corr-1" and sent[1] is None  # the caller's own headers kept
 
 
 def _rewrite(source: str, **options) -> FileResult:
@@ -229,3 +272,177 @@ def test_the_temporary_is_typed_for_mypy(tmp_path):
     out, _, status = api.run(["--check-untyped-defs", "--no-incremental",
                               "--cache-dir", str(tmp_path / ".mypy"), str(module)])
     assert status == 0, out
+
+
+@pytest.mark.parametrize("version", ["before", "after"])
+async def test_calls_through_a_protocol_carry_the_context_its_implementation_adds(
+        version, content_service, span_exporter):
+    base_url, received = content_service
+    module = load_fixture("http-inject", "protocol_implementation", version)
+    module.settings = module.Settings(BOS_URL=base_url, FILE_SERVICE_URL=base_url)
+    kept = {"X-Correlation-ID": "corr-2"}
+
+    async def calls() -> None:
+        async with httpx.AsyncClient() as http:
+            client = module.ApiGatewayHttpClient(http)  # what the container injects
+            await module.register_batch({"n": 1}, client, "corr-1")
+            await module.upload_batch(client, kept)
+
+    caller = await _called_under_a_span(calls)
+    expected = None if version == "before" else (caller.trace_id, caller.span_id)
+    assert [_parent_of(headers) for headers in received] == [expected, expected]
+    assert [headers.get("X-Correlation-ID") for headers in received] == ["corr-1", "corr-2"]
+    assert kept == {"X-Correlation-ID": "corr-2"}  # the route's own dict is not written to
+
+
+_GATEWAY = {
+    "gateway/__init__.py": "",
+    "gateway/config.py": '''\
+        from pydantic import BaseModel, Field
+
+
+        class Settings(BaseModel):
+            BOS_URL: str = Field(default="http://batch_orchestrator_service:5000")
+            PARTNER_URL: str = "https://api.partner.example.com/v1"
+
+
+        settings = Settings()
+    ''',
+    "gateway/protocols.py": '''\
+        from typing import Protocol
+
+        import httpx
+
+
+        class HttpClientProtocol(Protocol):
+            async def get(self, url: str, *, headers: dict[str, str] | None = None
+                          ) -> httpx.Response: ...
+    ''',
+    "gateway/implementations/__init__.py": "",
+    "gateway/implementations/http_client.py": '''\
+        import httpx
+
+        from gateway.protocols import HttpClientProtocol
+
+
+        class GatewayHttpClient(HttpClientProtocol):
+            def __init__(self, client: httpx.AsyncClient) -> None:
+                self._client = client
+
+            async def get(self, url: str, *, headers: dict[str, str] | None = None
+                          ) -> httpx.Response:
+                return await self._client.get(url=url, headers=headers)
+    ''',
+    "gateway/routers/__init__.py": "",
+    "gateway/routers/batches.py": '''\
+        from dishka.integrations.fastapi import FromDishka
+
+        from ..config import settings
+        from ..protocols import HttpClientProtocol
+
+
+        async def status(batch_id: str, http_client: FromDishka[HttpClientProtocol]):
+            url = f"{settings.BOS_URL}/v1/batches/{batch_id}"
+            return await http_client.get(url, headers={"X-Correlation-ID": batch_id})
+    ''',
+}
+
+
+def _gateway_run(tmp_path, extra: dict[str, str] | None = None):
+    from scaffold.engine import Options, run
+
+    for name, text in {**_GATEWAY, **(extra or {})}.items():
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text))
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "gateway"\nversion = "0"\n')
+    result = run([tmp_path], [codemods_by_id()["http-inject"]], Options(jobs=1))
+    return {str(r.path).replace(str(tmp_path) + "/", ""): r for r in result.results}
+
+
+def test_the_implementation_of_a_protocol_its_callers_use_for_internal_hosts_injects(tmp_path):
+    results = _gateway_run(tmp_path)
+    implementation = results["gateway/implementations/http_client.py"]
+    assert implementation.status is Status.CHANGED, implementation.findings
+    assert "dict(headers or {})" in implementation.updated  # a copy: the route's dict kept
+    router = results.get("gateway/routers/batches.py")
+    assert router is None or router.status is Status.UNCHANGED  # the fix is in one place
+
+
+def test_one_caller_to_a_third_party_keeps_the_implementation_unchanged(tmp_path):
+    partner = {"gateway/routers/partner.py": '''\
+        from ..config import settings
+        from ..protocols import HttpClientProtocol
+
+
+        async def quote(http_client: HttpClientProtocol):
+            return await http_client.get(f"{settings.PARTNER_URL}/quote")
+    '''}
+    implementation = _gateway_run(tmp_path, partner)["gateway/implementations/http_client.py"]
+    assert implementation.status is Status.UNCHANGED
+    assert not implementation.findings  # a third party's host: left alone, silently
+
+
+@pytest.mark.parametrize("version", ["before", "after"])
+async def test_a_request_function_handed_to_a_circuit_breaker_sends_the_context(
+        version, content_service, span_exporter):
+    base_url, received = content_service
+    module = load_fixture("http-inject", "handed_to_a_breaker", version)
+
+    async def calls() -> None:
+        async with aiohttp.ClientSession() as session:
+            for breaker in (module.CircuitBreaker(), None):
+                await module.LanguageToolClient(base_url, breaker).check_grammar("t", session)
+
+    caller = await _called_under_a_span(calls)
+    expected = None if version == "before" else (caller.trace_id, caller.span_id)
+    assert [_parent_of(headers) for headers in received] == [expected, expected]
+    assert [headers.get("Content-Type") for headers in received] == ["application/json"] * 2
+
+
+def test_a_helper_s_result_is_copied_only_in_the_argument_itself():
+    source = """\
+        import httpx
+
+
+        def build_internal_auth_headers(correlation_id: str) -> dict[str, str]:
+            return {"X-Correlation-ID": correlation_id}
+
+
+        async def state(client: httpx.AsyncClient, content_service_url: str, cid: str):
+            return await client.get(content_service_url, headers=build_internal_auth_headers(cid))
+    """
+    without_kit = _rewrite(source)  # a copy on a line before would run it before the URL
+    assert without_kit.status is Status.UNCHANGED
+    assert [f.message.split(",")[0] for f in without_kit.findings] == [
+        "headers come from `build_internal_auth_headers(cid)`"]
+    settings = Settings(kit="kitpkg.tracekit")
+    with_kit = process_source(textwrap.dedent(source).encode(), "service/clients.py",
+                              [codemods_by_id()["http-inject"]], settings)
+    assert "headers=inject_trace_context(dict(build_internal_auth_headers(cid)))" in (
+        with_kit.updated)
+
+
+@pytest.mark.parametrize(
+    ("subclass", "changed"),
+    [("", True), ("class Partner(Client):\n            pass\n", False)],
+    ids=["constructed only here", "a subclass may pass another URL to __init__"],
+)
+def test_a_constructor_argument_is_followed_to_every_construction(subclass, changed):
+    result = _rewrite(f"""\
+        import httpx
+
+
+        class Client:
+            def __init__(self, base_url: str) -> None:
+                self.base_url = base_url
+
+            def state(self):
+                return httpx.get(f"{{self.base_url}}/state")
+
+
+        {subclass}
+        def provide(settings):
+            return Client(base_url="http://batch_orchestrator_service:5000")
+    """)
+    assert (result.status is Status.CHANGED) is changed, result.findings

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import uuid
 
 import pytest
@@ -23,9 +24,11 @@ from scaffold.engine import Settings, Status, process_source
 from tests.codemods.conftest import FIXTURES, load_fixture
 from tests.codemods.kafka_helpers import RECEIVE_TIMEOUT, descends_from, new_topic
 
-CASES = ["async_for_loop", "getone_attribute", "getmany_values", "getmany_items"]
+CASES = ["async_for_loop", "getone_attribute", "getmany_values", "getmany_items",
+         "consumer_from_a_factory"]
 # The fixtures whose consumer construction names a group the rewrite can repeat at the span.
-GROUP_SUFFIX = {"async_for_loop": "", "getone_attribute": ".worker", "getmany_values": ""}
+GROUP_SUFFIX = {"async_for_loop": "", "getone_attribute": ".worker", "getmany_values": "",
+                "consumer_from_a_factory": ""}
 
 
 async def _send_then_consume(module, bootstrap, kit, exporter):
@@ -103,3 +106,45 @@ def test_test_code_is_left_alone(path):
     assert process_source(before, path, [KafkaConsume], settings).status is Status.UNCHANGED
     assert process_source(before, "service/worker.py", [KafkaConsume],
                           settings).status is Status.CHANGED
+
+
+@pytest.mark.slow
+@pytest.mark.broker
+async def test_a_record_without_context_headers_continues_the_trace_in_its_json_envelope(
+    tansu, kit_package, span_exporter
+):
+    """A producer that puts the context only in the envelope (no headers): the consumer
+    reads raw bytes, and the CONSUMER span is parented on the envelope's metadata."""
+    module = load_fixture("kafka-consume", "async_for_loop", "after")
+    topic = await new_topic(tansu, "envelope")
+    tracer = trace.get_tracer("kafka-consume-test")
+    producer = AIOKafkaProducer(bootstrap_servers=tansu)
+    await producer.start()
+    try:
+        with tracer.start_as_current_span("request") as request:
+            envelope = {"event_type": "essay.submitted",
+                        "metadata": kit_package.inject_metadata(None)}
+        await producer.send_and_wait(topic, json.dumps(envelope).encode("utf-8"))
+    finally:
+        await producer.stop()
+
+    handled: asyncio.Queue = asyncio.Queue()
+
+    async def handle(record):
+        with tracer.start_as_current_span("handle"):
+            handled.put_nowait(record)
+
+    consuming = asyncio.create_task(
+        module.consume(tansu, [topic], handle, f"group-{uuid.uuid4().hex[:8]}"))
+    try:
+        record = await asyncio.wait_for(handled.get(), RECEIVE_TIMEOUT)
+    finally:
+        consuming.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await consuming
+    assert not [key for key, _ in record.headers if key == "traceparent"]
+    by_name = {span.name: span for span in span_exporter.get_finished_spans()}
+    consumed = by_name[f"process {topic}"]
+    assert (consumed.context.trace_id, consumed.parent.span_id) == (
+        request.get_span_context().trace_id, request.get_span_context().span_id)
+    assert by_name["handle"].parent.span_id == consumed.context.span_id

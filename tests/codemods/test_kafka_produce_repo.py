@@ -140,3 +140,48 @@ def test_a_wrapper_the_repo_does_not_define_is_reported(tmp_path: Path) -> None:
     ((path, kind, message),) = findings
     assert (path, kind) == ("services/llm/publisher.py", Kind.FINDING)
     assert "not defined in this repo" in message
+
+
+# services/batch_conductor_service/implementations/kafka_dlq_producer_impl.py, trimmed: it
+# sends through the producer of the bus it holds, defined in the shared library
+DLQ_PRODUCER = """\
+    import asyncio
+    import json
+
+    from shared.kafka_client import KafkaBus
+
+
+    class KafkaDlqProducerImpl:
+        def __init__(self, kafka_bus: KafkaBus, timeout_seconds: float = 5.0):
+            self.kafka_bus = kafka_bus
+            self._timeout_seconds = timeout_seconds
+
+        async def publish_to_dlq(self, base_topic: str, dlq_message: dict) -> bool:
+            await asyncio.wait_for(
+                self.kafka_bus.producer.send(
+                    topic=f"{base_topic}.DLQ",
+                    key=None,
+                    value=json.dumps(dlq_message),
+                    headers={},
+                ),
+                timeout=self._timeout_seconds,
+            )
+            return True
+    """
+
+
+@pytest.mark.parametrize("config", [CONFIG, CONFIG.replace(
+    'kafka-producers = ["shared.kafka_client.KafkaBus.publish"]\n', "")],
+    ids=["bus configured", "nothing configured"])
+def test_a_send_through_the_producer_of_a_held_bus_in_another_module_is_traced(
+    tmp_path: Path, config: str,
+) -> None:
+    root = make_repo(tmp_path, SENDS_ITSELF)
+    (root / "pyproject.toml").write_text(config)
+    (root / "services/llm/dlq.py").write_text(textwrap.dedent(DLQ_PRODUCER))
+    findings, changed = produce(root)
+    assert "services/llm/dlq.py" in changed, findings
+    assert "traced_send(\n                self.kafka_bus.producer,\n" in changed[
+        "services/llm/dlq.py"]
+    assert "wait=False" in changed["services/llm/dlq.py"]
+    assert not [f for f in findings if f[1] is Kind.FINDING]

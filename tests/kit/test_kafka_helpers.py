@@ -7,6 +7,7 @@ broker round trips are in ``test_kafka_broker.py``.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 
 import pydantic
@@ -156,6 +157,27 @@ def test_envelope_metadata_is_the_fallback_carrier(kit_package, make_record):
     for record, metadata in cases:
         ctx = kit_package.extract_context(record, metadata=metadata)
         assert _ids(ctx) == (UPSTREAM_TRACE, UPSTREAM_SPAN)
+
+
+@pytest.mark.parametrize("value", [
+    json.dumps({"event_type": "x", "metadata": {"traceparent": UPSTREAM}}).encode(),
+    json.dumps({"event_type": "x", "metadata": {"traceparent": UPSTREAM}}),
+    b'  {"metadata": {"traceparent": "%s"}}' % UPSTREAM.encode(),
+], ids=["JSON bytes", "JSON text", "leading whitespace"])
+def test_an_envelope_read_without_a_deserializer_is_the_fallback_carrier(
+        kit_package, make_record, value):
+    """Consumers that parse ``msg.value`` themselves: the envelope is still in the bytes."""
+    ctx = kit_package.extract_context(make_record(value=value))
+    assert _ids(ctx) == (UPSTREAM_TRACE, UPSTREAM_SPAN)
+
+
+@pytest.mark.parametrize("value", [b"\xff\xfe{", b"{not json", b"[1, 2]", b"plain", "",
+                                   json.dumps({"metadata": "traceparent"}).encode()],
+                         ids=["not UTF-8", "not JSON", "a list", "plain", "empty",
+                              "metadata not a dict"])
+def test_values_without_a_json_envelope_give_no_parent(kit_package, make_record, value):
+    ctx = kit_package.extract_context(make_record(value=value))
+    assert not trace.get_current_span(ctx).get_span_context().is_valid
 
 
 def test_headers_win_over_metadata_and_their_correlation_id_survives(kit_package, make_record):
@@ -399,6 +421,18 @@ async def test_traced_send_outside_any_trace_continues_the_context_stored_in_the
     assert (span.context.trace_id, span.parent.span_id) == (RELAY_TRACE, RELAY_SPAN)
     ((_, _, headers),) = producer.sent
     assert dict(headers)["traceparent"] == _expected(span)
+
+
+async def test_traced_send_outside_any_trace_reads_the_stored_context_in_json_bytes(
+        kit_package, span_exporter):
+    """A relay that serialises the stored envelope itself sends bytes: the context is there."""
+    producer = _RecordingProducer()
+    value = json.dumps({"metadata": {"traceparent": RELAY_PARENT}}).encode("utf-8")
+    await kit_package.traced_send(producer, "essays", value)
+    (span,) = span_exporter.get_finished_spans()
+    assert (span.context.trace_id, span.parent.span_id) == (RELAY_TRACE, RELAY_SPAN)
+    ((_, sent, _),) = producer.sent
+    assert sent is value  # sent as given
 
 
 async def test_traced_send_under_a_span_keeps_the_current_parent(kit_package, span_exporter):

@@ -199,7 +199,8 @@ def test_a_configured_kit_outside_the_tree_is_trusted(tmp_path):
                      scaffold_table='kit = "company.tracekit"')
     result = generate_tests(repo)
     assert result.driven == 1
-    assert "from company.tracekit.testing import" in (tracing_dir(repo) / "conftest.py").read_text()
+    assert "from company.tracekit.testing import" in (
+        tracing_dir(repo) / "tracing_support.py").read_text()
 
 
 DISHKA = '''\

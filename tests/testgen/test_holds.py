@@ -602,3 +602,226 @@ def test_a_str_parameter_passed_to_a_literal_field_takes_one_of_its_values(tmp_p
     outcomes = _outcomes(repo)
     test = "test_trace_svc_subjects::test_inject_event_publisher_impl_publish_usage_recorded"
     assert outcomes[test] == "passed", outcomes["__output__"]
+
+
+# cj_assessment_service/implementations/content_client_impl.py: the request is a closure
+# the method hands to its retry manager.
+RETRIED_CLIENT = """\
+from typing import Any
+
+from helpers.observability import inject_trace_context
+
+
+class ContentClientImpl:
+    def __init__(self, session: Any, retry_manager: Any) -> None:
+        self.session = session
+        self.retry_manager = retry_manager
+
+    async def fetch_content(self, storage_id: str) -> str:
+        async def _make_content_request() -> str:
+            trace_headers: dict[str, str] = {}
+            inject_trace_context(trace_headers)
+            async with self.session.get(storage_id, headers=trace_headers) as response:
+                return await response.text()
+
+        return await self.retry_manager.with_retry(
+            _make_content_request, provider_name="content_service")
+"""
+# essay_lifecycle_service/batch_command_handlers.py: the site sits in the branch of one event
+# type, and the record is parsed by a function of the module.
+ROUTED_HANDLER = """\
+from typing import Any
+
+from aiokafka import ConsumerRecord
+
+from helpers.observability import use_trace_context
+from svc.enums import ProcessingEvent, topic_name
+from svc.events import BatchRegistered, EventEnvelope
+
+
+def _deserialize_message(msg: ConsumerRecord) -> EventEnvelope | None:
+    try:
+        return EventEnvelope.model_validate_json(msg.value.decode("utf-8"))
+    except ValueError:
+        return None
+
+
+async def process_single_message(msg: ConsumerRecord, handler: Any) -> bool:
+    envelope = _deserialize_message(msg)
+    if envelope is None:
+        return False
+    if envelope.metadata:
+        with use_trace_context(envelope.metadata):
+            await handler.handle(envelope)
+    return True
+
+
+async def route(envelope: EventEnvelope, handler: Any) -> bool:
+    event_type = envelope.event_type
+    if event_type == "other":
+        return False
+    elif event_type == topic_name(ProcessingEvent.BATCH_REGISTERED):
+        data = BatchRegistered.model_validate(envelope.data)
+        if envelope.metadata:
+            with use_trace_context(envelope.metadata):
+                await handler.registered(data)
+    return True
+"""
+# spellchecker_service/implementations/event_publisher_impl.py and
+# essay_lifecycle_service/implementations/service_request_dispatcher.py: an optional field the
+# code refuses when empty, and a list the code loops over.
+REFUSING_PUBLISHER = """\
+from typing import Any
+
+from pydantic import BaseModel
+
+from helpers.observability import inject_trace_context
+from svc.events import EventEnvelope
+
+
+class ResultData(BaseModel):
+    entity_id: str
+    parent_id: str | None = None
+
+
+class EssayRef(BaseModel):
+    essay_id: str
+
+
+class Publisher:
+    def __init__(self, outbox: Any) -> None:
+        self.outbox = outbox
+
+    async def publish_result(self, event_data: ResultData) -> None:
+        if not event_data.parent_id:
+            raise ValueError("batch_id (parent_id) is required")
+        envelope = EventEnvelope(event_type="result", correlation_id=event_data.parent_id,
+                                 data=event_data.model_dump(), metadata={})
+        inject_trace_context(envelope.metadata)
+        await self.outbox.add_event(envelope)
+
+    async def dispatch(self, essays: list[EssayRef]) -> None:
+        for essay in essays:
+            envelope = EventEnvelope(event_type="request", correlation_id=essay.essay_id,
+                                     data={}, metadata={})
+            inject_trace_context(envelope.metadata)
+            await self.outbox.add_event(envelope)
+"""
+# result_aggregator_service and spellchecker_service kafka_consumer.py: a getmany() batch as a
+# parameter, and records numbered with enumerate().
+BATCH_CONSUMER = """\
+from typing import Any, Dict, List
+
+from aiokafka import ConsumerRecord
+
+from svc.tracekit import consume_span
+
+
+class Consumer:
+    def __init__(self, consumer: Any, group: str) -> None:
+        self.consumer = consumer
+        self.group = group
+        self.should_stop = False
+
+    async def _process_batch(self, messages: Dict[str, List[ConsumerRecord]]) -> None:
+        for topic, records in messages.items():
+            for record in records:
+                with consume_span(record, group_id=self.group):
+                    await self._process_message(record)
+
+    async def run(self) -> None:
+        while not self.should_stop:
+            result = await self.consumer.getmany(timeout_ms=1000)
+            for tp, messages in result.items():
+                for count, msg in enumerate(messages):
+                    with consume_span(msg, group_id=self.group):
+                        await self._process_message(msg)
+
+    async def _process_message(self, record: Any) -> None:
+        return None
+"""
+
+
+@pytest.mark.parametrize("name, source, expected", [
+    ("client", RETRIED_CLIENT, 1),
+    ("routes", ROUTED_HANDLER, 2),
+    ("publisher", REFUSING_PUBLISHER, 2),
+    ("batches", BATCH_CONSUMER, 4),
+], ids=["a closure run by a retry helper", "an event-type branch and a parsing function",
+        "a refused empty field and a looped-over list", "a batch parameter and enumerate()"])
+def test_sites_reached_only_through_the_code_s_own_shapes_are_driven(tmp_path, name, source,
+                                                                     expected):
+    repo = make_repo(tmp_path, {name: source})
+    result = generate_tests(repo)
+    assert result.skipped == 0, result.summary()
+    outcomes = _outcomes(repo)
+    results = {k: v for k, v in outcomes.items() if k.startswith(f"test_trace_svc_{name}")}
+    assert len(results) == expected and set(results.values()) == {"passed"}, (
+        outcomes["__output__"])
+
+
+# essay_lifecycle_service/metrics.py beside batch_orchestrator_service/metrics.py: two services
+# create a metric of the same name on the process-wide registry the first time they need it.
+# prometheus_client is not a dependency here: the stand-in keeps exactly the two tables (and
+# the duplicate check) of its CollectorRegistry that the harness saves and puts back.
+PROMETHEUS_REGISTRY = """\
+import threading
+
+
+class DuplicateTimeseries(ValueError):
+    pass
+
+
+class CollectorRegistry:
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._names_to_collectors = {}
+        self._collector_to_names = {}
+
+    def register(self, name, collector):
+        with self._lock:
+            if name in self._names_to_collectors:
+                raise DuplicateTimeseries(f"Duplicated timeseries in CollectorRegistry: {name}")
+            self._names_to_collectors[name] = collector
+            self._collector_to_names[collector] = [name]
+
+
+REGISTRY = CollectorRegistry()
+"""
+METERED_HANDLER = """\
+from typing import Any
+
+from prometheus_client.registry import REGISTRY
+
+from helpers.observability import use_trace_context
+from svc.events import EventEnvelope
+
+_metrics: dict[str, Any] | None = None
+
+
+def get_metrics() -> dict[str, Any]:
+    global _metrics
+    if _metrics is None:
+        counter = object()
+        REGISTRY.register("http_requests_total", counter)
+        _metrics = {"requests": counter}
+    return _metrics
+
+
+async def handle(envelope: EventEnvelope, handler: Any) -> None:
+    get_metrics()
+    with use_trace_context(envelope.metadata):
+        await handler.run(envelope)
+"""
+
+
+def test_metrics_one_test_registers_are_taken_back_before_the_next(tmp_path):
+    repo = make_repo(tmp_path, {"first": METERED_HANDLER, "second": METERED_HANDLER})
+    (repo / "prometheus_client").mkdir()
+    (repo / "prometheus_client" / "__init__.py").write_text("")
+    (repo / "prometheus_client" / "registry.py").write_text(PROMETHEUS_REGISTRY)
+    generate_tests(repo)
+    outcomes = _outcomes(repo)
+    results = {k: v for k, v in outcomes.items() if k.startswith(("test_trace_svc_first",
+                                                                    "test_trace_svc_second"))}
+    assert len(results) == 2 and set(results.values()) == {"passed"}, outcomes["__output__"]

@@ -271,3 +271,223 @@ def test_names_that_merely_look_like_the_kit_are_not_sites():
             with consume_span(record):
                 pass
     """) == []
+
+
+def test_a_closure_handed_to_a_retry_helper_is_driven_through_its_method():
+    case = only("""
+        from huleedu_service_libs.observability import inject_trace_context
+
+        class ContentClient:
+            async def fetch_content(self, storage_id: str) -> str:
+                async def _make_content_request() -> str:
+                    trace_headers: dict[str, str] = {}
+                    inject_trace_context(trace_headers)
+                    async with self.session.get(storage_id, headers=trace_headers) as response:
+                        return await response.text()
+
+                return await self.retry_manager.with_retry(
+                    _make_content_request, provider_name="content_service")
+    """, helper="huleedu_service_libs.observability")
+    assert case.skip is None
+    assert (case.subject, case.function, case.is_async, case.site.entry) == (
+        "instance", "fetch_content", True, "ContentClient.fetch_content")
+    assert case.label == "self.session" and case.sends == ("get",)
+    runner = next(p for p in case.patches if p.name == "retry_manager")
+    assert (runner.owner, runner.value.recipe, runner.value.attribute) == (
+        "subject", "runner", "with_retry")
+    assert [a.name for a in case.arguments] == ["storage_id"]
+
+
+def test_a_closure_the_function_only_returns_is_still_not_driven():
+    case = only("""
+        from service.tracekit import submit
+
+        def outer(pool):
+            def inner():
+                submit(pool, print)
+            return inner
+    """)
+    assert "nested in outer" in case.skip
+
+
+def test_a_site_in_an_event_type_branch_gets_that_event_type_and_that_branch_s_model():
+    case = only("""
+        from common.events import Registered, SpellcheckCommand, Event, topic_name
+        from huleedu_service_libs.observability import use_trace_context
+
+        async def route(envelope, handler):
+            event_type = envelope.event_type
+            if event_type == topic_name(Event.REGISTERED):
+                data = Registered.model_validate(envelope.data)
+                await handler.registered(data)
+            elif event_type == topic_name(Event.SPELLCHECK):
+                command = SpellcheckCommand.model_validate(envelope.data)
+                if envelope.metadata:
+                    with use_trace_context(envelope.metadata):
+                        await handler.spellcheck(command)
+    """, helper="huleedu_service_libs.observability")
+    assert case.skip is None
+    envelope = argument(case, "envelope")
+    overrides = dict(envelope.overrides)
+    assert overrides["event_type"] == Value("expression", label="topic_name(Event.SPELLCHECK)")
+    assert overrides["data"] == Value("dump", model="SpellcheckCommand")
+
+
+def test_a_branch_on_a_local_value_sets_nothing():
+    case = only("""
+        from huleedu_service_libs.observability import use_trace_context
+
+        async def route(envelope, handler):
+            kind = compute()
+            if envelope.event_type == kind:
+                with use_trace_context(envelope.metadata):
+                    await handler.run()
+    """, helper="huleedu_service_libs.observability")
+    assert "event_type" not in dict(argument(case, "envelope").overrides)
+
+
+def test_records_numbered_with_enumerate_are_traced_back_to_their_consumer():
+    case = only("""
+        from service.tracekit import consume_span
+
+        class Loop:
+            async def run(self):
+                while not self.should_stop:
+                    result = await self.consumer.getmany(timeout_ms=1000)
+                    for tp, messages in result.items():
+                        for msg_count, msg in enumerate(messages):
+                            with consume_span(msg, group_id=self.group):
+                                await self.process(msg)
+
+            async def process(self, msg): ...
+    """)
+    assert case.skip is None
+    consumer = next(p for p in case.patches if p.name == "consumer")
+    assert (consumer.owner, consumer.value.recipe) == ("subject", "consumer")
+    assert case.stops == (("should_stop", "True"),)  # the loop ends after the records
+
+
+def test_a_restore_entered_only_when_the_message_has_context_is_a_with_site():
+    case = only("""
+        from contextlib import nullcontext
+        from huleedu_service_libs.observability import use_trace_context
+
+        async def handle(envelope, handler):
+            with (use_trace_context(envelope.metadata) if envelope.metadata else nullcontext()):
+                await handler.run(envelope)
+    """, helper="huleedu_service_libs.observability")
+    assert (case.site.form, case.skip) == ("with:use_trace_context", None)
+    assert argument(case, "envelope").recipe == "model"
+
+
+def test_a_record_parsed_by_a_function_of_the_module_gets_that_function_s_envelope():
+    case = only("""
+        from typing import Any
+        from aiokafka import ConsumerRecord
+        from common.envelope import EventEnvelope
+        from huleedu_service_libs.observability import use_trace_context
+
+        def _deserialize_message(msg: ConsumerRecord) -> EventEnvelope[Any] | None:
+            try:
+                raw_message = msg.value.decode("utf-8")
+                return EventEnvelope[Any].model_validate_json(raw_message)
+            except ValueError:
+                return None
+
+        async def process_single_message(msg: ConsumerRecord, handler) -> bool:
+            envelope = _deserialize_message(msg)
+            if envelope is None:
+                return False
+            if envelope.metadata:
+                with use_trace_context(envelope.metadata):
+                    await handler.run(envelope)
+            return True
+    """, helper="huleedu_service_libs.observability")
+    assert case.skip is None
+    record = argument(case, "msg")
+    assert (record.recipe, record.model, record.attribute) == (
+        "record", "EventEnvelope[Any]", "metadata")
+
+
+def test_a_getmany_batch_parameter_is_handed_the_record_as_a_batch():
+    case = only("""
+        from typing import Dict, List
+        from aiokafka import ConsumerRecord
+        from service.tracekit import consume_span
+
+        class Consumer:
+            async def _process_batch(self, messages: Dict[str, List[ConsumerRecord]]) -> None:
+                for topic, records in messages.items():
+                    for record in records:
+                        with consume_span(record, group_id=self.group):
+                            await self._process_message(record)
+
+            async def _process_message(self, record): ...
+    """)
+    assert case.skip is None
+    assert argument(case, "messages") == Value("batch", label="messages")
+    assert case.record is not None and case.stops == ()
+
+
+def test_an_optional_field_the_code_refuses_when_empty_is_filled_in():
+    case = only("""
+        from huleedu_service_libs.observability import inject_trace_context
+
+        class Publisher:
+            async def publish_result(self, event_data: ResultData, correlation_id) -> None:
+                if not event_data.parent_id:
+                    raise ValueError("batch_id (parent_id) is required")
+                if event_data.storage is None:
+                    return
+                envelope = Envelope(data=event_data, metadata={})
+                inject_trace_context(envelope.metadata)
+                await self.outbox.add_event(envelope)
+    """, helper="huleedu_service_libs.observability")
+    assert case.skip is None
+    overrides = dict(argument(case, "event_data").overrides)
+    assert overrides == {"parent_id": Value("fill"), "storage": Value("fill")}
+
+
+def test_a_falsy_check_leading_to_the_site_fills_nothing():
+    case = only("""
+        from huleedu_service_libs.observability import inject_trace_context
+
+        async def publish(event_data: ResultData, bus) -> None:
+            if not event_data.parent_id:
+                envelope = Envelope(data=event_data, metadata={})
+                inject_trace_context(envelope.metadata)
+                await bus.publish(envelope)
+    """, helper="huleedu_service_libs.observability")
+    assert dict(argument(case, "event_data").overrides) == {}
+
+
+def test_a_site_s_code_is_its_first_line_of_code_not_the_comment_above_it():
+    case = only("""
+        from huleedu_service_libs.observability import use_trace_context
+
+        async def handle(envelope, handler):
+            # Process callback with or without trace context
+            with use_trace_context(envelope.metadata):
+                await handler.run(envelope)
+    """, helper="huleedu_service_libs.observability")
+    assert case.site.code == "with use_trace_context(envelope.metadata):"
+
+
+def test_a_str_parameter_renamed_by_a_typed_local_is_built_for_the_callee_it_reaches():
+    case = only("""
+        from common.events import CreditBalanceChangedV1, EventEnvelope, SubjectRefV1
+        from common.events import SubjectType
+        from huleedu_service_libs.observability import inject_trace_context
+
+        class EventPublisherImpl:
+            async def publish_credit_balance_changed(self, subject_type: str, subject_id: str):
+                subject_type_literal: SubjectType = subject_type  # type: ignore
+                event_data = CreditBalanceChangedV1(
+                    subject=SubjectRefV1(type=subject_type_literal, id=subject_id))
+                envelope = EventEnvelope(data=event_data, metadata={})
+                inject_trace_context(envelope.metadata)
+                await self.outbox_manager.publish_to_outbox(envelope)
+    """, helper="huleedu_service_libs.observability")
+    value = argument(case, "subject_type")
+    assert (value.recipe, value.model, value.attribute, value.keys) == (
+        "passed", "SubjectRefV1", "type", ("str",))

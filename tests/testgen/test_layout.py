@@ -1,0 +1,139 @@
+"""Generated tests are held to the repository's line length without changing what they do."""
+
+from __future__ import annotations
+
+import ast
+
+from scaffold.testgen.layout import fit
+from scaffold.testgen.owned import Ownership, ownership, stamp
+
+
+def lines_within(text: str, width: int) -> bool:
+    """Every line fits, or is one word (a comment's too), which line-length rules let be."""
+    return all(len(line) <= width or len(line.replace("#", " ").split()) == 1
+               for line in text.splitlines())
+
+
+def test_a_long_call_is_split_one_argument_per_line_and_means_the_same():
+    source = (
+        "async def test_inject(harness):\n    arguments = {\n        'envelope': harness.argument("
+        "subject._route_event, 'envelope', metadata=harness.carrier(creation), data=harness.dump("
+        "harness.resolve(module, 'common_core.events.batch_coordination_events."
+        "BatchEssaysRegistered'))),\n    }\n")
+    fitted = fit(source, 100)
+    assert fitted != source
+    assert lines_within(fitted, 100), fitted
+    assert ast.dump(ast.parse(fitted)) == ast.dump(ast.parse(source))
+
+
+def test_a_long_skip_reason_becomes_adjacent_literals_split_before_spaces():
+    source = ("def test_skipped():\n    pytest.skip('services/email_service/kafka_consumer.py:134: "
+              "2 files import as `kafka_consumer` (services/email_service/kafka_consumer.py, "
+              "services/entitlements_service/kafka_consumer.py), so a test cannot tell')\n")
+    fitted = fit(source, 79)
+    assert lines_within(fitted, 79), fitted
+    assert ast.dump(ast.parse(fitted)) == ast.dump(ast.parse(source))
+    assert "pytest.skip(\n        'services/email_service/kafka_consumer.py:134: 2 files" in fitted
+    assert "\n        ' tell'\n    )\n" in fitted  # pieces after the first start with the space
+
+
+def test_a_long_one_line_docstring_is_wrapped():
+    source = ('def test_x(harness):\n    """services/essay_lifecycle_service/implementations/'
+              'service_request_dispatcher.py:111: what is sent carries the caller\'s trace."""\n'
+              "    harness.run()\n")
+    fitted = fit(source, 79)
+    assert lines_within(fitted, 79), fitted
+    assert ast.get_docstring(ast.parse(fitted).body[0]).split() == ast.get_docstring(
+        ast.parse(source).body[0]).split()
+
+
+def test_a_lone_generator_argument_gets_no_trailing_comma():
+    source = ("for _folder in (_HERE, *(_HERE / _relative for _relative in ['../..', "
+              "'../../libs/huleedu_service_libs/src', '../../services/email_service'])):\n"
+              "    pass\n")
+    fitted = fit(source, 60)
+    assert ast.dump(ast.parse(fitted)) == ast.dump(ast.parse(source))
+    assert lines_within(fitted, 60), fitted
+
+
+def test_code_that_cannot_be_split_is_left_as_it_is():
+    source = "x = " + " + ".join(f"name_{n}" for n in range(20)) + "\n"
+    assert fit(source, 79) == source
+
+
+def test_a_long_comment_is_wrapped_and_a_trailing_one_goes_above_its_line():
+    source = ("# How long one driven call may run; past it the call is cancelled (async) or "
+              "interrupted (sync)\nDRIVE_SECONDS = 30.0\n"
+              "FILL = object()  # an override: build this optional field from its hint rather "
+              "than omit it\n")
+    fitted = fit(source, 79)
+    assert lines_within(fitted, 79), fitted
+    assert fitted.splitlines()[-1] == "FILL = object()"
+    assert ast.dump(ast.parse(fitted)) == ast.dump(ast.parse(source))
+
+
+def test_an_f_string_is_split_outside_its_placeholders():
+    source = ('def skip(self, name, exc):\n    pytest.skip(f"{self.where}: {name} cannot be '
+              'imported here ({exc!r:>{self.width}}); install its dependencies to run this '
+              'test")\n')
+    fitted = fit(source, 60)
+    assert lines_within(fitted, 60), fitted
+    assert ast.dump(ast.parse(fitted)) == ast.dump(ast.parse(source))
+    namespace: dict = {}
+    for text in (source, fitted):
+        exec(text.replace("pytest.skip", "return "), namespace)
+        self = type("S", (), {"where": "w", "width": 3})()
+        namespace.setdefault("results", []).append(namespace["skip"](self, "m", ValueError()))
+    assert namespace["results"][0] == namespace["results"][1]
+    pieces = [line.strip() for line in fitted.splitlines() if line.strip()[:2] in ('f"', '" ')]
+    assert len(pieces) == 3 and all("{" in p for p in pieces if p.startswith("f"))
+    assert pieces[-1].startswith('"')  # the last piece has no placeholder: no f prefix
+
+
+def test_the_header_fits_any_line_length_and_the_older_header_is_still_ours(tmp_path):
+    body = "import pytest\n"
+    stamped = stamp(body, "templates/testgen/test_tracing_contract.py.jinja")
+    assert lines_within(stamped, 72), stamped
+    path = tmp_path / "test_x.py"
+    path.write_text(stamped)
+    assert ownership(path) is Ownership.OURS
+    digest = stamped.splitlines()[2].removeprefix("# sha256:")
+    path.write_text(
+        "# Generated by scaffold 0.0.9 from templates/testgen/x.py.jinja; sha256:"
+        f"{digest}\n# Edit freely: once this file differs from what scaffold wrote, scaffold "
+        "never rewrites it.\n" + body)
+    assert ownership(path) is Ownership.OURS
+    path.write_text(stamped + "# mine\n")
+    assert ownership(path) is Ownership.EDITED
+
+
+def test_the_commas_of_a_comprehension_or_a_lambda_are_not_split_at():
+    source = ("def _args(seen):\n    shown = [repr(arg) for arg in seen.args] + [f\"{k}={v!r}\" "
+              "for k, v in seen.kwargs.items()] + sorted(seen.names, key=lambda a, b=1: a)\n")
+    fitted = fit(source, 60)
+    assert fitted != source
+    assert ast.dump(ast.parse(fitted)) == ast.dump(ast.parse(source))
+
+
+def test_generated_tests_pass_ruff_at_the_repo_s_line_length(tmp_path):
+    """E501, W291, I001 (and pyflakes) on every file written, at ruff's default line length and
+    at a repo's own, read from its ruff configuration."""
+    import subprocess
+    import sys
+
+    from scaffold.testgen import generate_tests
+    from tests.testgen import test_holds as holds
+
+    for width in (None, 100):
+        repo = holds.make_repo(tmp_path / str(width), {
+            "client": holds.RETRIED_CLIENT, "routes": holds.ROUTED_HANDLER,
+            "publisher": holds.REFUSING_PUBLISHER, "subjects": holds.SUBJECT_PUBLISHER})
+        if width is not None:
+            with (repo / "pyproject.toml").open("a") as pyproject:
+                pyproject.write(f"\n[tool.ruff]\nline-length = {width}\n")
+        generate_tests(repo)
+        done = subprocess.run(
+            [sys.executable, "-m", "ruff", "check", "--no-cache", "--select", "E,W,F,I",
+             "--config", "pyproject.toml", "tests/tracing"],
+            capture_output=True, text=True, cwd=repo)
+        assert done.returncode == 0, done.stdout

@@ -371,3 +371,42 @@ def test_a_check_records_sites_through_its_findings_and_record_correct():
         (1, SiteKind.QUEUE, SiteStatus.REPORTED, "pushes an item without context"),
         (2, SiteKind.QUEUE, SiteStatus.CORRECT, "carries a traceparent"),
     ]
+
+
+QUEUE = '''
+import json
+
+import redis
+
+QUEUE = "jobs"
+
+
+def enqueue(client: redis.Redis, job_id: str) -> None:
+    client.rpush(QUEUE, json.dumps({"id": job_id}))
+
+
+def work(client: redis.Redis) -> None:
+    while True:
+        _, raw = client.blpop(QUEUE)
+        job = json.loads(raw)
+        print(job["id"])
+'''
+
+
+def test_redis_queue_sites_are_fixable_then_correct_after_retrofit(tmp_path, capsys):
+    """A push and a worker's pop are queue rows; one retrofit makes both correct."""
+    fleet = _write(tmp_path / "fleet", {
+        "pyproject.toml": '[project]\nname = "jobs"\n',
+        "jobs/__init__.py": "",
+        "jobs/queue.py": QUEUE,
+    })
+    rows = [row for row in _rows(capsys, fleet) if row["kind"] == "queue"]
+    assert [(r["line"], r["status"], r["rule_id"]) for r in rows] == [
+        (9, "fixable", "redis-queue"), (16, "fixable", "redis-queue")]
+
+    assert main(["retrofit", "--jobs", "1", "--no-tests", str(fleet)]) in (0, 1)
+    capsys.readouterr()
+    code, out = _report(capsys, "--format", "json", str(fleet))
+    rows = [row for row in json.loads(out)["rows"] if row["kind"] == "queue"]
+    assert [(Path(r["path"]).name, r["status"]) for r in rows] == [
+        ("queue.py", "correct"), ("queue.py", "correct")], out

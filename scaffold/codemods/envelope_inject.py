@@ -98,6 +98,7 @@ SPAN_PROBE = "get_current_span"
 class EnvelopeInject(PropagationCodemod):
     PREFILTER = ENVELOPE_SUFFIXES
     SITE_KIND = "envelope-build"  # its rows in `scaffold report`
+    USES_REPO = True  # the helper module's inject signature, for a type-correct call
     OPTIONS = {"envelope_suffixes": ENVELOPE_SUFFIXES, "publish_methods": tuple(
         sorted(PUBLISH_NAMES))}
 
@@ -335,7 +336,26 @@ class EnvelopeInject(PropagationCodemod):
         inject_metadata = self.kit_function("inject_metadata")
         if inject_metadata is not None:
             return parse_statements(f"{metadata} = {inject_metadata}({metadata})\n")
-        return parse_statements(f"{self._creation(name, origin)}{self._inject()}({metadata})\n")
+        creation = self._creation(name, _NONE if origin == _DICT and not self._takes_optional()
+                                  else origin)
+        return parse_statements(f"{creation}{self._inject()}({metadata})\n")
+
+    def _takes_optional(self) -> bool:
+        """Whether the inject function called accepts an ``Optional`` carrier, so that
+        ``X.metadata`` of an envelope built with a dict here can be passed as it is.
+
+        An envelope's ``metadata`` field is usually declared ``Optional[dict]``: a type
+        checker does not know the dict literal above, so a helper module's
+        ``inject_trace_context(carrier: dict)`` needs the ``is None`` guard to narrow it.
+        OpenTelemetry's ``inject`` takes any carrier."""
+        module = self.settings.helper_module
+        if not module:
+            return True
+        function = self.repo.function(self.repo.canonical(f"{module}.inject_trace_context"))
+        if function is None or not function.params:
+            return False
+        annotation = function.params[0].annotation
+        return annotation is None or "Optional" in annotation or "None" in annotation
 
     def _inject(self) -> str:
         return self.helper("inject_trace_context") or self.otel("opentelemetry.propagate",

@@ -6,16 +6,18 @@ What it does: on a redis-py client (``redis.Redis``, ``redis.asyncio.Redis``, th
 annotated parameter) that forward one of their parameters as the payload of such a call, as
 it is or as ``json.dumps(param)`` (a ``RedisPubSub.publish(channel, message)`` wrapper):
 
-- producer: ``lpush``/``rpush``/``lpushx``/``rpushx``/``publish``/``spublish`` of
-  ``json.dumps(D)``, and ``xadd(stream, D)``, where ``D`` is a dict built in the function (a
+- producer: ``lpush``/``rpush``/``lpushx``/``rpushx`` of ``json.dumps(D)``, and
+  ``xadd(stream, D)``, where ``D`` is a dict built in the function (a
   dict literal or ``dict(...)``, inline or in a name whose assignment reaches the call, the
   JSON text in such a name too) get ``capture_for_queue(D)`` from the kit: the item carries
   ``traceparent`` (and ``tracestate``, the correlation id) as keys of its object. A dict that
   may be read again after the push is captured as a copy (``capture_for_queue(dict(D))``).
+- pub/sub: a ``publish``/``spublish`` of anything but a constant is reported, never captured
+  into: a message reaches every subscriber, and a subscriber may forward it as it is (a
+  websocket fan-out hands it to browsers), so propagation keys would leave with it. Its
+  listeners (``listen()``, ``get_message()``) are left as they are: nothing was captured.
 - consumer: where a function handles what it popped or read (``blpop``/``brpop``/``lpop``/
-  ``rpop``/``lmove``..., ``xread``/``xreadgroup`` entries, a pub/sub's ``listen()`` /
-  ``get_message()``, the pub/sub from ``client.pubsub()`` or from a repo method annotated to
-  return one, a context manager of one included), the handling (the first statement reading
+  ``rpop``/``lmove``..., ``xread``/``xreadgroup`` entries), the handling (the first statement reading
   the item, to the end of its block; after ``P = json.loads(item)``, the statements after it)
   runs inside ``with restore_from_queue(item):``, a ``queue_processing`` CONSUMER span
   continuing the captured trace. ``restore_from_queue`` reads the item as parsed or as Redis
@@ -92,6 +94,8 @@ PUBSUB_CLASSES = frozenset({f"{module}.PubSub" for module in _MODULES})
 # push method -> the keyword of its payload (lpush/rpush take every value after the key)
 PUSHES = {"lpush": None, "rpush": None, "lpushx": None, "rpushx": None,
           "publish": "message", "spublish": "message", "xadd": "fields"}
+# pub/sub publishes: a message reaches every subscriber, which may forward it as it is
+PUBLISHES = frozenset({"publish", "spublish"})
 PAIR_POPS = frozenset({"blpop", "brpop"})
 VALUE_POPS = frozenset({"lpop", "rpop", "lmove", "blmove", "rpoplpush", "brpoplpush"})
 STREAM_READS = frozenset({"xread", "xreadgroup"})
@@ -261,6 +265,15 @@ class RedisQueue(KafkaCodemod):
 
     def _push(self, call: cst.Call, method: str, payloads: list[cst.Arg], *,
               json_text: bool | None = None) -> None:
+        if method in PUBLISHES:
+            if any(not _constant(arg.value) for arg in payloads):
+                self.report(call, f"{code(call.func)}(...): a pub/sub message reaches every "
+                            "subscriber, and a subscriber may forward it as it is (a websocket "
+                            "fan-out to browsers): propagation keys put into it would leave "
+                            "with it; where every subscriber is a worker of this repo, capture "
+                            "the context with capture_for_queue from the kit and strip it "
+                            "before forwarding")
+            return
         for arg in payloads:
             if arg.star and self._is_param(arg.value):
                 continue  # a wrapper's own *values: judged at its callers
@@ -474,7 +487,7 @@ class RedisQueue(KafkaCodemod):
                 continue
             target = self.repo.canonical(call.target)
             owner, _, name = target.rpartition(".")
-            if name in PUSHES and owner in CLIENT_CLASSES:
+            if name in PUSHES and name not in PUBLISHES and owner in CLIENT_CLASSES:
                 keyword_name = PUSHES[name]
                 sources = list(call.args[1:]) if keyword_name is None else [
                     *call.args[1:2], *(v for k, v in call.keywords if k == keyword_name)]
@@ -610,10 +623,8 @@ class RedisQueue(KafkaCodemod):
                 return STREAMS
             if method == "pubsub":
                 return PUBSUB
-        if kind == PUBSUB and method == "get_message":
-            return MESSAGE
-        if kind == PUBSUB and method == "listen":
-            return "messages"
+        if kind == PUBSUB and method in ("get_message", "listen"):
+            return None  # pub/sub messages are not captured into (see _push): nothing to restore
         function = self._callee(receiver, method)
         if function is not None and function.returns and _returns_pubsub(
                 function, self.repo.resolve):
@@ -924,3 +935,9 @@ def _descendants(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
         children: Sequence[cst.CSTNode] = current.children
         stack.extend(reversed([c for c in children if current is node or not isinstance(
             c, (cst.FunctionDef, cst.ClassDef, cst.Lambda))]))
+
+
+def _constant(value: cst.BaseExpression) -> bool:
+    """A literal signal (``"wake"``, ``1``): it has nowhere to carry context."""
+    return isinstance(value, (cst.SimpleString, cst.ConcatenatedString, cst.Integer,
+                              cst.Float, cst.FormattedString))

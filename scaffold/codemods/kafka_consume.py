@@ -117,13 +117,29 @@ def _assigned_name(statement: cst.BaseStatement) -> tuple[str, cst.BaseExpressio
 def _in_span(statements: Sequence[cst.BaseStatement], record: frozenset[str]) -> bool:
     """Does the handling already start with ``with consume_span(...)`` (after the loop's own
     statements)?"""
-    index = 0
-    while index < len(statements) - 1 and _before_handling(statements[index], record):
-        index += 1
-    first = statements[index] if statements else None
+    first = statements[_handling_start(statements, record, len(statements))] \
+        if statements else None
     return isinstance(first, cst.With) and any(
         calls_named(item.item, SPAN_NAMES) for item in first.items
     )
+
+
+def _handling_start(statements: Sequence[cst.BaseStatement], record: frozenset[str],
+                    end: int) -> int:
+    """Where the record's handling starts: after the loop's own leading statements (those
+    naming no record), and after a shutdown check that follows the record's first log lines
+    (``log(msg); if stop: break``): a record dropped there is not processed."""
+    start = 0
+    while start < end - 1 and _before_handling(statements[start], record):
+        start += 1
+    probe = start
+    while probe < end - 1 and _is_plain_call(statements[probe]):
+        probe += 1
+    if start < probe < end - 1 and _exits_loop(statements[probe], record):
+        start = probe + 1
+        while start < end - 1 and _before_handling(statements[start], record):
+            start += 1
+    return start
 
 
 def _pure(expr: cst.BaseExpression) -> bool:
@@ -226,10 +242,8 @@ class KafkaConsume(KafkaCodemod):
         end = len(statements)
         while end > 1 and receiver is not None and _is_call_on(statements[end - 1], receiver):
             end -= 1
-        start = 0
         names = _record_names(record, index)
-        while start < end - 1 and _before_handling(statements[start], names):
-            start += 1
+        start = _handling_start(statements, names, end)
         before = list(statements[:start])
         inside, after = list(statements[start:end]), list(statements[end:])
         args = [cst.Arg(record)]
@@ -521,6 +535,31 @@ def _before_handling(statement: cst.BaseStatement, record: frozenset[str]) -> bo
     names = _RootNames()
     statement.visit(names)
     return names.names.isdisjoint(record)
+
+
+def _is_plain_call(statement: cst.BaseStatement) -> bool:
+    """Is the statement one ``[await] f(...)`` call and nothing else (a log line)?"""
+    if not isinstance(statement, cst.SimpleStatementLine) or len(statement.body) != 1:
+        return False
+    small = statement.body[0]
+    if not isinstance(small, cst.Expr):
+        return False
+    value = small.value.expression if isinstance(small.value, cst.Await) else small.value
+    return isinstance(value, cst.Call)
+
+
+def _exits_loop(statement: cst.BaseStatement, record: frozenset[str]) -> bool:
+    """``if <a test naming no record>: ...; break`` (or ``return``), with no ``else``: the
+    loop's own stop check."""
+    if not isinstance(statement, cst.If) or statement.orelse is not None:
+        return False
+    names = _RootNames()
+    statement.test.visit(names)
+    if not names.names.isdisjoint(record) or not isinstance(statement.body, cst.IndentedBlock):
+        return False
+    last = statement.body.body[-1] if statement.body.body else None
+    return isinstance(last, cst.SimpleStatementLine) and isinstance(
+        last.body[-1], (cst.Break, cst.Return))
 
 
 def _is_call_on(statement: cst.BaseStatement, receiver: str) -> bool:

@@ -461,6 +461,27 @@ def _made_by(value: cst.BaseExpression | None, entry: _Entry, depth: int) -> _Ta
     return None
 
 
+def _made_through(receiver: cst.BaseExpression, entry: _Entry) -> str:
+    """``pipeline().`` when ``receiver`` is a local made by a collaborator's method
+    (``pipe = redis.pipeline()``, ``async with redis.pipeline() as pipe``): the stand-in for
+    ``redis`` sees the send as ``redis.pipeline().lpush``; "" otherwise."""
+    if not (isinstance(receiver, cst.Name) and receiver.value in entry.locals):
+        return ""
+    value = entry.only_value(receiver.value)
+    if not (isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute)):
+        return ""  # awaited, or a class the test replaces: the stand-in is the receiver
+    if entry.module.module_attribute(value.func) is not None:
+        return ""
+    return _made_through(value.func.value, entry) + f"{value.func.attr.value}()."
+
+
+def _holds(node: cst.BaseExpression, call: cst.Call) -> bool:
+    """Whether ``node`` is ``call``, or a serialisation of it (``json.dumps(call)``)."""
+    if node is call:
+        return True
+    return isinstance(node, cst.Call) and any(_holds(arg.value, call) for arg in node.args)
+
+
 def _resolve_target(expr: cst.BaseExpression, entry: _Entry, depth: int = 0) -> _Target | None:
     """Where to put a stand-in so that ``expr`` evaluates to it inside the entry."""
     label = _code(expr)
@@ -1393,13 +1414,13 @@ class _Planner:
             for target in targets:
                 if dotted_name(target.target):
                     tokens.add(_taint(target.target))
-        elif isinstance(statement, cst.SimpleStatementLine) and isinstance(
+        passed_on = self._passed_on_in(statement, call, tokens, carriers, entry)
+        if passed_on is not None:  # ``return await client.get(url, headers=inject(...))``
+            return passed_on
+        if isinstance(statement, cst.SimpleStatementLine) and isinstance(
             statement.body[0], cst.Return
         ):
             return "return"
-        passed_on = self._passed_on_in(statement, call, tokens, carriers, entry)
-        if passed_on is not None:
-            return passed_on
         if not tokens:
             return None
         for later in _statements_after(entry.node, statement):
@@ -1428,7 +1449,7 @@ class _Planner:
             _header_parts(statement)
         for call in _calls_in(header):
             carries = any(_carries(arg.value, tokens, carriers) for arg in call.args) or (
-                skip is not None and any(arg.value is skip for arg in call.args))
+                skip is not None and any(_holds(arg.value, skip) for arg in call.args))
             if call is skip or not carries:
                 continue
             kit = self.kit.kind(self.qualified.of(call.func))
@@ -1488,7 +1509,9 @@ class _Planner:
         ].split(".")[0] in _NOT_SENDERS:
             return None
         target = _resolve_target(func.value, entry)
-        return (target, "value", func.attr.value) if target is not None else None
+        if target is None:
+            return None
+        return target, "value", _made_through(func.value, entry) + func.attr.value
 
     def _record_source(
         self, found: _Found, entry: _Entry, record: cst.BaseExpression | None

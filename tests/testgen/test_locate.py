@@ -118,18 +118,31 @@ def test_traced_publish_records_the_bus_and_its_publish_method():
     ("inject_trace_context(headers)\nawait send_on(headers)", "send_on", "module"),
     ("await self._client.get('/x', headers=inject_trace_context({}))", "self._client",
      "subject"),
-], ids=["through a client attribute", "through a module function", "as a direct argument"])
+    ("return await self._client.patch('/x', headers=inject_trace_context({}))",
+     "self._client", "subject"),
+    ("self._redis.rpush('q', json.dumps(capture_for_queue({'k': 1})))", "self._redis",
+     "subject"),
+    ("pipe = self._redis.pipeline()\npipe.lpush('q', json.dumps(capture_for_queue(headers)))",
+     "self._redis", "subject"),
+    ("async with self._redis.pipeline() as pipe:\n"
+     "    pipe.lpush('q', json.dumps(capture_for_queue(dict(a=1))))", "self._redis", "subject"),
+], ids=["through a client attribute", "through a module function", "as a direct argument",
+        "as an argument of the returned call", "serialised into a push",
+        "pushed on a pipeline", "pushed on a pipeline entered with async with"])
 def test_an_injection_is_observed_where_the_carrier_leaves(body, label, owner):
     source = (
-        "from service.tracekit import inject_trace_context\n\n"
+        "import json\n"
+        "from service.tracekit import capture_for_queue, inject_trace_context\n\n"
         "async def send_on(headers): ...\n\n"
         "class Client:\n"
         "    async def store(self):\n"
         "        headers = {}\n" + textwrap.indent(body, "        ") + "\n"
     )
     case = only(source)
-    assert case.skip is None and case.label == label
+    assert case.skip is None and case.label == label and not case.returned
     assert [p.owner for p in case.patches] == [owner]
+    if "pipeline" in body:  # what is pushed on the pipeline the client made is the message
+        assert case.sends == ("pipeline().lpush",)
 
 
 def test_an_injection_whose_carrier_is_returned_is_checked_on_the_return_value():

@@ -461,6 +461,86 @@ def _made_by(value: cst.BaseExpression | None, entry: _Entry, depth: int) -> _Ta
     return None
 
 
+_QUEUE_READS = {"blpop", "brpop", "lpop", "rpop", "lmove", "blmove", "brpoplpush", "rpoplpush",
+                "get_message", "listen", "xread", "xreadgroup"}
+# Calls whose result is the Redis client itself, for the fake (a pub/sub, a pipeline).
+_CLIENT_VIEWS = {"pubsub", "pipeline", "subscribe", "psubscribe"}
+
+
+def _bindings(entry: _Entry, name: str) -> list[cst.BaseExpression]:
+    """What ``name`` is bound to in the entry: assignments (a tuple target too), the iterable
+    of a ``for`` over it, the context manager it is entered as."""
+    found: list[cst.BaseExpression] = []
+
+    def binds(target: cst.CSTNode) -> bool:
+        if isinstance(target, cst.Name):
+            return target.value == name
+        if isinstance(target, (cst.Tuple, cst.List)):
+            return any(binds(element.value) for element in target.elements)
+        return False
+
+    class _Find(cst.CSTVisitor):
+        def visit_Assign(self, node: cst.Assign) -> None:
+            if any(binds(target.target) for target in node.targets):
+                found.append(node.value)
+
+        def visit_AnnAssign(self, node: cst.AnnAssign) -> None:
+            if node.value is not None and binds(node.target):
+                found.append(node.value)
+
+        def visit_For(self, node: cst.For) -> None:
+            if binds(node.target):
+                found.append(node.iter)
+
+        def visit_WithItem(self, node: cst.WithItem) -> None:
+            if node.asname is not None and binds(node.asname.name):
+                found.append(node.item)
+
+        def visit_FunctionDef(self, _: cst.FunctionDef) -> bool:
+            return False
+
+    entry.node.body.visit(_Find())
+    return found
+
+
+def _client_of(entry: _Entry, receiver: cst.BaseExpression, depth: int
+               ) -> cst.BaseExpression | None:
+    """The client behind a pub/sub or pipeline (``pubsub`` of ``async with
+    client.subscribe(ch) as pubsub``); the receiver itself otherwise."""
+    if depth > 3 or not isinstance(receiver, cst.Name) or receiver.value in entry.param_names:
+        return receiver
+    values = _bindings(entry, receiver.value)
+    if len(values) != 1:
+        return receiver if not values else None
+    value = _unwrap_await(values[0])
+    if isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute) \
+            and value.func.attr.value in _CLIENT_VIEWS:
+        return _client_of(entry, value.func.value, depth + 1)
+    return receiver
+
+
+def _item_keys(entry: _Entry, name: str) -> list[str]:
+    """Keys the code reads from a queued item: ``item["k"]``, ``item.get("k")`` and, for a
+    stream entry's fields, ``item[b"k"]``."""
+    keys = list(_keys_read(entry, name))
+
+    class _Collect(cst.CSTVisitor):
+        def visit_Subscript(self, node: cst.Subscript) -> None:
+            if isinstance(node.value, cst.Name) and node.value.value == name and len(
+                node.slice
+            ) == 1 and isinstance(node.slice[0].slice, cst.Index) and isinstance(
+                node.slice[0].slice.value, cst.SimpleString
+            ):
+                key = node.slice[0].slice.value.evaluated_value
+                if isinstance(key, bytes):
+                    key = key.decode(errors="replace")
+                if key not in keys:
+                    keys.append(key)
+
+    entry.node.body.visit(_Collect())
+    return keys
+
+
 def _made_through(receiver: cst.BaseExpression, entry: _Entry) -> str:
     """``pipeline().`` when ``receiver`` is a local made by a collaborator's method
     (``pipe = redis.pipeline()``, ``async with redis.pipeline() as pipe``): the stand-in for
@@ -1508,6 +1588,11 @@ class _Planner:
             _root(func.value) or ""
         ].split(".")[0] in _NOT_SENDERS:
             return None
+        if entry.is_self(func.value):  # ``self.publish(channel, message)``: a method of its own
+            if func.attr.value not in entry.methods:
+                return None
+            patch = Patch("probe", "class", func.attr.value)
+            return _Target(_code(func), patch=patch), "probe", None
         target = _resolve_target(func.value, entry)
         if target is None:
             return None
@@ -1626,7 +1711,7 @@ class _Planner:
         the stop flags their conditions read (``while not self.should_stop``), else the
         cancellation the fake consumer raises; a loop that swallows that cancellation and has
         no flag cannot be stopped, so its site is not driven."""
-        if not any(patch.value is not None and patch.value.recipe == "consumer"
+        if not any(patch.value is not None and patch.value.recipe in ("consumer", "queue")
                    for patch in patches):
             return ()
         stops: list[tuple[str, str]] = []
@@ -1673,9 +1758,13 @@ class _Planner:
                     patches, given, record = self._record_source(
                         found, entry, cst.Name(record_name))
                     record = _with_attribute(record, attribute)
+        elif metadata is not None and (queued := self._queue_source(entry, metadata)):
+            target, keys = queued
+            patches, given = target.with_value(Value("queue", label=target.label, keys=keys))
         else:
             raise _CannotDrive(f"the trace context `{_code(metadata) if metadata else '?'}` is "
-                               "not a parameter or an attribute of one")
+                               "not a parameter or an attribute of one, nor an item read from "
+                               "a Redis client the test can replace")
         probes = _patchable_callees(found.block, entry, "probe", self.kit)
         if not probes and not _observable(found.block, entry):
             raise _CannotDrive(f"the block of `{_first_line(found.anchor)}` calls nothing the "
@@ -1684,6 +1773,52 @@ class _Planner:
         return _with(case, patches=(*probes, *patches), arguments=self._arguments(entry, given),
                      record=record, without_context=found.name != "use_trace_context",
                      stops=self._stops(found, patches, entry))
+
+    def _queue_source(
+        self, entry: _Entry, item: cst.BaseExpression
+    ) -> tuple[_Target, tuple[str, ...]] | None:
+        """Where the Redis client the restored ``item`` is read from goes, and the keys the
+        code reads from the item: ``item`` is a local bound (through ``json.loads``,
+        ``.decode()``, loops over a stream reply, ``message["data"]``) to what a read
+        (``blpop``, ``rpop``, ``get_message``, ``listen()``, ``xreadgroup`` ...) returned."""
+        name = item.value.value if isinstance(item, cst.Subscript) and isinstance(
+            item.value, cst.Name) else item.value if isinstance(item, cst.Name) else None
+        if name is None:
+            return None
+        keys = tuple(_item_keys(entry, name)) if isinstance(item, cst.Name) else ()
+        receiver = self._queue_read(entry, name, 0)
+        client = _client_of(entry, receiver, 0) if receiver is not None else None
+        if client is None:
+            return None
+        if isinstance(client, cst.Attribute) and entry.is_self(client.value):
+            # the subject's own client: replaced on the instance, whatever __init__ made
+            return _Target(_code(client), patch=Patch("value", "subject", client.attr.value)), keys
+        target = _resolve_target(client, entry)
+        return (target, keys) if target is not None else None
+
+    def _queue_read(self, entry: _Entry, name: str, depth: int) -> cst.BaseExpression | None:
+        """The receiver of the Redis read whose reply ``name`` holds (or part of it)."""
+        if depth > 5:
+            return None
+        for value in _bindings(entry, name):
+            value = _unwrap_await(value)
+            if isinstance(value, cst.Subscript):  # ``raw = reply[1]``
+                value = _unwrap_await(value.value)
+            if isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute):
+                if value.func.attr.value in _QUEUE_READS:
+                    return value.func.value
+                if value.func.attr.value == "decode":
+                    value = value.func.value
+            if isinstance(value, cst.Call) and self.qualified.of(value.func) & JSON_LOADS \
+                    and value.args:
+                value = _unwrap_decode(value.args[0].value)
+            if isinstance(value, cst.Subscript):
+                value = value.value
+            if isinstance(value, cst.Name) and value.value != name:
+                found = self._queue_read(entry, value.value, depth + 1)
+                if found is not None:
+                    return found
+        return None
 
     def _record_feeding(self, entry: _Entry, holder: str) -> str | None:
         """``msg`` of ``holder = M.model_validate_json(msg.value)`` (its first binding)."""

@@ -126,15 +126,19 @@ def test_traced_publish_records_the_bus_and_its_publish_method():
      "self._redis", "subject"),
     ("async with self._redis.pipeline() as pipe:\n"
      "    pipe.lpush('q', json.dumps(capture_for_queue(dict(a=1))))", "self._redis", "subject"),
+    ("message = json.dumps(capture_for_queue(headers))\nreturn await self.send(message)",
+     "self.send", "class"),
 ], ids=["through a client attribute", "through a module function", "as a direct argument",
         "as an argument of the returned call", "serialised into a push",
-        "pushed on a pipeline", "pushed on a pipeline entered with async with"])
+        "pushed on a pipeline", "pushed on a pipeline entered with async with",
+        "through a method of its own"])
 def test_an_injection_is_observed_where_the_carrier_leaves(body, label, owner):
     source = (
         "import json\n"
         "from service.tracekit import capture_for_queue, inject_trace_context\n\n"
         "async def send_on(headers): ...\n\n"
         "class Client:\n"
+        "    async def send(self, message): ...\n\n"
         "    async def store(self):\n"
         "        headers = {}\n" + textwrap.indent(body, "        ") + "\n"
     )

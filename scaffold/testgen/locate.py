@@ -1424,8 +1424,8 @@ class _Planner:
                                "neither a parameter, an attribute of self, nor made by a class "
                                "the test can replace with a recorder")
         patches, given = target.with_value(Value("recorder", label=target.label))
-        return _with(case, patches=patches, arguments=self._arguments(entry, given),
-                     label=target.label, sends=sends)
+        return _with(case, patches=(*patches, *_ready_flags(found, entry)),
+                     arguments=self._arguments(entry, given), label=target.label, sends=sends)
 
     def _inject(self, case: Case, found: _Found, entry: _Entry) -> Case:
         outgoing = self._outgoing(found, entry)
@@ -1926,6 +1926,39 @@ def _equal_guards(found: _Found, entry: _Entry) -> dict[str, dict[str, str]]:
             continue
         wanted.setdefault(left.value.value, {}).setdefault(left.attr.value, _code(right))
     return wanted
+
+
+def _ready_flags(found: _Found, entry: _Entry) -> tuple[Patch, ...]:
+    """``self.started = True`` for an ``if not self.started: raise ...`` before the site (a
+    readiness flag the start-up the test does not run would set)."""
+    if not entry.self_name:
+        return ()
+    around = set(map(id, found.ancestors))
+    flags: list[str] = []
+
+    class _Collect(cst.CSTVisitor):
+        def visit_If(self, node: cst.If) -> None:
+            test = node.test
+            if id(node) in around or node.orelse is not None or not (
+                isinstance(test, cst.UnaryOperation) and isinstance(test.operator, cst.Not)
+                and isinstance(test.expression, cst.Attribute)
+                and entry.is_self(test.expression.value)
+            ):
+                return
+            body = node.body.body if isinstance(node.body, cst.IndentedBlock) else ()
+            if len(body) == 1 and isinstance(body[0], cst.SimpleStatementLine) and isinstance(
+                body[0].body[0], cst.Raise
+            ):
+                flag = test.expression.attr.value
+                if flag not in entry.self_assigned and flag not in entry.methods:
+                    flags.append(flag)
+
+        def visit_FunctionDef(self, _: cst.FunctionDef) -> bool:
+            return False
+
+    entry.node.body.visit(_Collect())
+    return tuple(Patch("value", "subject", flag, label=f"{entry.self_name}.{flag}",
+                       value=Value("expression", label="True")) for flag in dict.fromkeys(flags))
 
 
 def _falsy_guards(found: _Found, entry: _Entry) -> dict[str, tuple[str, ...]]:

@@ -508,3 +508,60 @@ def test_a_str_parameter_renamed_by_a_typed_local_is_built_for_the_callee_it_rea
     value = argument(case, "subject_type")
     assert (value.recipe, value.model, value.attribute, value.keys) == (
         "passed", "SubjectRefV1", "type", ("str",))
+
+
+def test_a_readiness_flag_refusing_the_send_is_set_for_the_test():
+    case = only("""
+        from service.tracekit import traced_send
+
+        class Bus:
+            async def publish(self, topic, value):
+                if not self.started:
+                    raise RuntimeError("producer is not running")
+                await traced_send(self.producer, topic, value=value)
+    """)
+    assert Patch("value", "subject", "started", label="self.started",
+                 value=Value("expression", label="True")) in case.patches
+
+
+@pytest.mark.parametrize(("body", "client", "keys"), [
+    ("_, raw = self._redis.blpop('q')\ntask = json.loads(raw)\n"
+     "with restore_from_queue(task):\n    handle(task['phase'])", "_redis", ("phase",)),
+    ("raw = await self._redis.rpop('q')\nwith restore_from_queue(raw):\n    handle(raw)",
+     "_redis", ()),
+    ("async with self._redis.subscribe('ch') as pubsub:\n"
+     "    message = await pubsub.get_message(timeout=1.0)\n"
+     "    with restore_from_queue(message['data']):\n        handle(message)",
+     "_redis", ()),
+    ("for message in self.pubsub.listen():\n    with restore_from_queue(message['data']):\n"
+     "        handle(message)", "pubsub", ()),
+    ("reply = await self._redis.xreadgroup('g', 'c', {'s': '>'})\n"
+     "for _stream, entries in reply:\n    for entry_id, fields in entries:\n"
+     "        with restore_from_queue(fields):\n            handle(fields[b'essay_id'])",
+     "_redis", ("essay_id",)),
+], ids=["blpop of a JSON task", "rpop of the raw item", "get_message of a subscription",
+        "listen() of a pub/sub", "stream entries of xreadgroup"])
+def test_an_item_read_from_redis_is_handed_over_by_a_stand_in_client(body, client, keys):
+    source = (
+        "import json\n"
+        "from service.tracekit import restore_from_queue\n\n"
+        "def handle(item): ...\n\n"
+        "class Worker:\n"
+        "    async def run(self):\n" + textwrap.indent(body, "        ") + "\n"
+    )
+    case = only(source)
+    assert case.skip is None, case.skip
+    queue = next(p for p in case.patches if p.value is not None and p.value.recipe == "queue")
+    assert (queue.owner, queue.name, queue.value.keys) == ("subject", client, keys)
+
+
+def test_an_item_of_unknown_origin_is_not_driven():
+    case = only("""
+        from service.tracekit import restore_from_queue
+
+        def run(cache, handle):
+            item = cache.take()
+            with restore_from_queue(item):
+                handle(item)
+    """)
+    assert "nor an item read from a Redis client" in case.skip

@@ -1800,8 +1800,8 @@ class _Planner:
         """The receiver of the Redis read whose reply ``name`` holds (or part of it)."""
         if depth > 5:
             return None
-        for value in _bindings(entry, name):
-            value = _unwrap_await(value)
+        for bound in _bindings(entry, name):
+            value: cst.BaseExpression | None = _unwrap_await(bound)
             if isinstance(value, cst.Subscript):  # ``raw = reply[1]``
                 value = _unwrap_await(value.value)
             if isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute):

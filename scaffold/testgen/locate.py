@@ -1272,6 +1272,7 @@ class _Planner:
         self.attach_aliases = attach_aliases
         self._guards: set[str] = set()
         self._falsy_guards: dict[str, tuple[str, ...]] = {}
+        self._literal_guards: dict[str, str] = {}
 
     def plan(self, found: _Found, site: Site) -> Case:
         entry = found.entry
@@ -1301,6 +1302,7 @@ class _Planner:
             for name in _names_in(node.test)
         }
         self._falsy_guards = _falsy_guards(found, entry)
+        self._literal_guards = _literal_guards(found, entry)
         try:
             planned = planner(case, found, entry)
         except _CannotDrive as reason:
@@ -1336,6 +1338,9 @@ class _Planner:
         for param in entry.params:
             if param.name in given:
                 arguments.append(Argument(param.name, given[param.name]))
+            elif param.name in self._literal_guards:  # ``if mode == "stream":`` holds the site
+                arguments.append(Argument(param.name, Value(
+                    "expression", label=self._literal_guards[param.name])))
             elif not param.has_default or param.name in guards:
                 value = _parameter_value(entry, param, self.qualified)
                 filled = [name for name in self._falsy_guards.get(param.name, ())
@@ -1925,6 +1930,25 @@ def _equal_guards(found: _Found, entry: _Entry) -> dict[str, dict[str, str]]:
                 and left.value.value in entry.param_names and _evaluable(right, entry)):
             continue
         wanted.setdefault(left.value.value, {}).setdefault(left.attr.value, _code(right))
+    return wanted
+
+
+def _literal_guards(found: _Found, entry: _Entry) -> dict[str, str]:
+    """Parameters a branch holding the site compares with a literal (``if mode ==
+    "stream":``), never rebound: the test passes that literal."""
+    wanted: dict[str, str] = {}
+    for branch, _ in _branches(found):
+        test = branch.test
+        if not (isinstance(test, cst.Comparison) and len(test.comparisons) == 1
+                and isinstance(test.comparisons[0].operator, cst.Equal)):
+            continue
+        left, right = test.left, test.comparisons[0].comparator
+        if isinstance(right, cst.Name) and isinstance(left, (cst.SimpleString, cst.Integer)):
+            left, right = right, left
+        if (isinstance(left, cst.Name) and left.value in entry.param_names
+                and left.value not in entry.locals
+                and isinstance(right, (cst.SimpleString, cst.Integer))):
+            wanted.setdefault(left.value, _code(right))
     return wanted
 
 

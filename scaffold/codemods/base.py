@@ -11,6 +11,10 @@ Inside a visit, a codemod
 - calls ``record_change(original_node, message)`` before it rewrites a site, and leaves the
   site alone when that returns False (a ``# scaffold: ignore[ID]`` comment covers it);
 - calls ``report(node, message)`` for a site it will not rewrite, saying why;
+- calls ``record_site(node, SiteStatus.CORRECT)`` where it recognises a site that already
+  carries the context (or ``SKIPPED`` with a reason, for one it leaves out of scope): with
+  its changes and findings (whose sites are ``fixable`` and ``reported``), these are the rows
+  of ``scaffold report``, of the rule's ``SITE_KIND``;
 - asks ``name_for(module, obj)`` for the local name of something it needs imported: an
   existing import (or alias) is reused, otherwise one is scheduled with
   ``AddImportsVisitor`` and added once by the engine after the last codemod.
@@ -49,7 +53,7 @@ from libcst.metadata import (
 from scaffold.engine.dispatch import FastTransformer, FastVisitor
 from scaffold.engine.gates import SyntaxIndex
 from scaffold.engine.metadata import OnDemand
-from scaffold.engine.model import Finding, Kind, Settings
+from scaffold.engine.model import Finding, Kind, Settings, Site, SiteKind, SiteStatus
 from scaffold.engine.positions import place_sites
 from scaffold.engine.rule import RuleMetadata
 from scaffold.engine.rule import dotted_name as dotted_name  # codemods import it from here
@@ -89,6 +93,8 @@ class Codemod(RuleMetadata, ContextAwareTransformer, FastTransformer):
         # all at once (LibCST's PositionProvider would position every node of the module)
         self._unplaced: list[tuple[cst.CSTNode, str, Kind]] = []
         self._unplaced_in: cst.Module | None = None
+        self._sites: list[Site] = []  # recorded with record_site (and suppressed sites)
+        self._unplaced_sites: list[tuple[cst.CSTNode, SiteKind, SiteStatus, str]] = []
         self._imports: dict[str, str] | None = None
         self._names: set[str] | None = None
         self.fast_dispatch()
@@ -144,6 +150,43 @@ class Codemod(RuleMetadata, ContextAwareTransformer, FastTransformer):
         """Record a site this codemod will not rewrite, and why."""
         self._record(node, message, Kind.FINDING)
 
+    def record_correct(self, node: cst.CSTNode, note: str = "") -> None:
+        """Record a site that already carries the context (``note``: how)."""
+        self.record_site(node, SiteStatus.CORRECT, note)
+
+    def record_skipped(self, node: cst.CSTNode, reason: str) -> None:
+        """Record a site seen but left out of scope, and why."""
+        self.record_site(node, SiteStatus.SKIPPED, reason)
+
+    def record_site(self, node: cst.CSTNode, status: SiteStatus, reason: str = "", *,
+                    kind: SiteKind | None = None) -> None:
+        """Record a site that is neither changed nor reported here: ``CORRECT`` (it already
+        carries the context) or ``SKIPPED`` (out of this rule's scope, ``reason`` says why).
+        ``kind`` defaults to the rule's ``SITE_KIND``; without either nothing is recorded."""
+        declared = kind or self.SITE_KIND
+        if declared is None:
+            return
+        kind = SiteKind(declared)
+        if not self._state.suppressions:
+            self._unplaced_sites.append((node, kind, status, reason))
+            self._unplaced_in = self.module
+            return
+        start = self.get_metadata(PositionProvider, node).start
+        self._sites.append(self._site(start.line, start.column, kind, status, reason))
+
+    @property
+    def sites(self) -> list[Site]:
+        """The sites recorded with ``record_site`` (and those a suppression comment silenced),
+        positioned; the sites of changes and findings come from ``findings``
+        (``scaffold.engine.sitetable.sites_of``)."""
+        place_sites([self])
+        return self._sites
+
+    def _site(self, line: int, column: int, kind: SiteKind, status: SiteStatus,
+              reason: str) -> Site:
+        return Site(self.path, self._state.original_line(line), column + 1, kind, self.ID,
+                    status, reason)
+
     @property
     def findings(self) -> list[Finding]:
         """Every site recorded so far, in the order recorded (read it after the visit)."""
@@ -153,7 +196,8 @@ class Codemod(RuleMetadata, ContextAwareTransformer, FastTransformer):
     @property
     def unplaced(self) -> tuple[cst.Module | None, set[cst.CSTNode]]:
         """The tree visited and the nodes of sites not positioned yet (``place_sites``)."""
-        return self._unplaced_in, {node for node, _, _ in self._unplaced}
+        return self._unplaced_in, ({node for node, _, _ in self._unplaced}
+                                   | {site[0] for site in self._unplaced_sites})
 
     def place(self, ranges: Mapping[cst.CSTNode, CodeRange]) -> None:
         for node, message, kind in self._unplaced:
@@ -161,6 +205,10 @@ class Codemod(RuleMetadata, ContextAwareTransformer, FastTransformer):
             assert finding is not None  # recorded unplaced: the file has no suppressions
             self._findings.append(finding)
         self._unplaced = []
+        for node, site_kind, status, reason in self._unplaced_sites:
+            start = ranges[node].start
+            self._sites.append(self._site(start.line, start.column, site_kind, status, reason))
+        self._unplaced_sites = []
 
     @property
     def changed_something(self) -> bool:
@@ -186,6 +234,10 @@ class Codemod(RuleMetadata, ContextAwareTransformer, FastTransformer):
         start, end = state.original_line(where.start.line), state.original_line(where.end.line)
         lines = (start,) if isinstance(node, cst.BaseCompoundStatement) else (start, end)
         if state.suppressed(self.ID, *lines):
+            if self.SITE_KIND is not None:
+                self._sites.append(Site(self.path, start, where.start.column + 1,
+                                        SiteKind(self.SITE_KIND), self.ID, SiteStatus.SKIPPED,
+                                        f"suppressed by '# scaffold: ignore': {message}"))
             return None
         return Finding(
             path=self.path,

@@ -192,6 +192,7 @@ class _Plan:
 class Bootstrap(PropagationCodemod):
     USES_REPO = True  # start-up code often calls set-up in another module
     PREFILTER = ("__main__", "Quart", "FastAPI", INIT)
+    SITE_KIND = "tracing-setup"  # its rows in `scaffold report`
     GATE = SyntaxGate(names=QUART | FASTAPI, words={INIT, SERVICE_NAME})
 
     @classmethod
@@ -261,6 +262,8 @@ class Bootstrap(PropagationCodemod):
                    plans: list[_Plan], flush: bool) -> bool:
         """Move or add the init call (and the kit's flush) where the plans say; True if so."""
         if not moved and not any(plan.needs_init or plan.needs_flush for plan in plans):
+            for plan in plans:
+                self.record_correct(self._entry_node(plan.entry), "start-up sets tracing up")
             return False
         entry = plans[0].entry
         site = moved[0] if moved else self._entry_node(entry)

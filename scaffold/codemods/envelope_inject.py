@@ -97,6 +97,7 @@ SPAN_PROBE = "get_current_span"
 
 class EnvelopeInject(PropagationCodemod):
     PREFILTER = ENVELOPE_SUFFIXES
+    SITE_KIND = "envelope-build"  # its rows in `scaffold report`
     OPTIONS = {"envelope_suffixes": ENVELOPE_SUFFIXES, "publish_methods": tuple(
         sorted(PUBLISH_NAMES))}
 
@@ -183,6 +184,7 @@ class EnvelopeInject(PropagationCodemod):
                     continue
                 for name in self._published(call, names):
                     if origins[name] in (_CARRIED, _INJECTED):
+                        self.record_correct(call, f"{name}.metadata carries a context")
                         continue  # its metadata is not built here: keep what it carries
                     if origins[name] == _GIVEN:
                         self.report(call, f"{name} is published with metadata this function "
@@ -282,6 +284,8 @@ class EnvelopeInject(PropagationCodemod):
     def _publish(self, name: str, place: Place, call: cst.Call, injections: list[Place],
                  guards: dict[cst.If, tuple[str, bool]], origin: str) -> None:
         before = [earlier for earlier in injections if earlier.dominates(place)]
+        if before and not any(earlier.statement in guards for earlier in before):
+            self.record_correct(call, f"the context is injected into {name}.metadata first")
         if before:
             for earlier in before:
                 guard = earlier.statement

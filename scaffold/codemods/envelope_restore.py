@@ -203,6 +203,7 @@ class _Guard:
 
 class EnvelopeRestore(PropagationCodemod):
     PREFILTER = ENVELOPE_SUFFIXES
+    SITE_KIND = "envelope-intake"  # its rows in `scaffold report`
     OPTIONS = {"envelope_suffixes": ENVELOPE_SUFFIXES}
 
     @classmethod
@@ -485,6 +486,10 @@ class EnvelopeRestore(PropagationCodemod):
         if any(self.calls_one_of(call, RESTORE_NAMES | {"attach"}) or (
                 self.calls_one_of(call, SPAN_STARTS) and keyword(call, "context") is not None)
                for call in collect(node.body).calls):
+            if not any(isinstance(p.statement, cst.If) and ".metadata" in code(p.statement.test)
+                       for p in walk(node.body)):  # a guarded restore is the guard's site
+                for place in parsed.values():
+                    self.record_correct(place.statement, "its handler restores a context")
             return  # it restores a context already (another envelope's, the headers'...)
         mentions = code(node.body)
         for name, place in parsed.items():

@@ -329,6 +329,7 @@ def _pairs(value: cst.BaseExpression) -> list[Pair]:
 class HttpInject(PropagationCodemod):
     USES_REPO = True  # headers a function of another module builds; protocol implementations
     PREFILTER = ("httpx", "aiohttp")
+    SITE_KIND = "http-call"  # its rows in `scaffold report`
     GATE = SyntaxGate(names=CLIENT_CLASSES | MODULE_REQUESTS)
     OPTIONS = {
         # host globs (fnmatch, case-insensitive) that are the platform's own
@@ -1068,17 +1069,22 @@ class HttpInject(PropagationCodemod):
         given = keyword(call, "headers")
         if given is not None and any(self.calls_one_of(inner, INJECT_NAMES)
                                      for inner in collect(given.value).calls):
+            self.record_correct(call, "its headers are injected")
             return
         if given is not None and isinstance(given.value, cst.Name) and any(
                 self._injects_into(other.statement, given.value.value) and other.dominates(place)
                 for other in places):
+            self.record_correct(call, "its headers are injected into on a line before")
             return  # injected into on a line before
         if self._propagates_already(call):
+            self.record_correct(call, "its client is instrumented")
             return
         internal, reason = self._destination(call, scope)
         if not internal:
             if reason is not None:
                 self.report(call, reason)
+            else:
+                self.record_skipped(call, "a third party's host: it gets no trace context")
             return
         if any(arg.star == "**" for arg in call.args):
             self.report(call, "this request passes **kwargs, which may hold its headers: "

@@ -156,6 +156,7 @@ class _RootNames(FastVisitor):
 
 class KafkaConsume(KafkaCodemod):
     PREFILTER = ("AIOKafkaConsumer",)
+    SITE_KIND = "kafka-consume"  # its rows in `scaffold report`
     GATE = SyntaxGate(names=CONSUMER_CLASSES)
     DERIVED = {(CONSUMER, "getone"): RECORD, (CONSUMER, "getmany"): BATCH}
 
@@ -273,6 +274,7 @@ class KafkaConsume(KafkaCodemod):
         if not isinstance(updated.body, cst.IndentedBlock):
             return updated
         if _in_span(updated.body.body, _record_names(original.target)):
+            self.record_correct(original, "each record is handled in consume_span")
             return updated
         if dotted_name(original.target) is None:
             self.report(original, "the loop unpacks the record: wrap its handling in "
@@ -303,8 +305,10 @@ class KafkaConsume(KafkaCodemod):
                 inline = _consumer_call(arg.value, "getmany")
                 if batch is not None and batch.kind == BATCH and batch.call is not None:
                     self._settled.add(batch.call)
+                    self.record_correct(batch.call, "the batch is handed to consume_batch")
                 elif inline is not None:
                     self._settled.add(inline)
+                    self.record_correct(inline, "the batch is handed to consume_batch")
         return updated_node
 
     def leave_IndentedBlock(self, original_node: cst.IndentedBlock,
@@ -320,8 +324,10 @@ class KafkaConsume(KafkaCodemod):
             if not following:
                 continue  # handled out of sight: reported at the end
             self._settled.add(call)
-            if (_in_span(following, frozenset({assigned[0]}))
-                    or self._hands_off(original_node.body[index + 1:], call)):
+            if _in_span(following, frozenset({assigned[0]})):
+                self.record_correct(call, "the record is handled in consume_span")
+                continue
+            if self._hands_off(original_node.body[index + 1:], call):
                 continue
             if not self.has_kit(call) or not self.record_change(
                 call, f"the record from {code(call.func)}() {MESSAGE}"
@@ -367,6 +373,8 @@ class KafkaConsume(KafkaCodemod):
             record, position = loop
             assert isinstance(statement, cst.For) and isinstance(statement.body, cst.IndentedBlock)
             if _in_span(statement.body.body, _record_names(record, position)):
+                if call not in self._settled:
+                    self.record_correct(call, "each record is handled in consume_span")
                 self._settled.add(call)
                 continue
             if consumer is None or not self.has_kit(call):

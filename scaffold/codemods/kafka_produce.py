@@ -97,6 +97,7 @@ INJECTS = frozenset({"inject", "inject_headers", "inject_trace_context"})
 class KafkaProduce(KafkaCodemod):
     # Configured wrappers are named by the user, so the gate is what every send mentions.
     PREFILTER = ("send", "publish", "roducer")
+    SITE_KIND = "kafka-produce"  # its rows in `scaffold report`
     USES_REPO = True  # a configured wrapper's signature and body may be in another file
 
     @classmethod
@@ -170,6 +171,8 @@ class KafkaProduce(KafkaCodemod):
 
     def _rewrite(self, original_node: cst.Call, updated_node: cst.Call) -> cst.BaseExpression:
         func = original_node.func
+        if (dotted_name(func) or "").rsplit(".", 1)[-1] in ("traced_send", "traced_publish"):
+            self.record_correct(original_node, "sends through the kit")
         if not isinstance(func, cst.Attribute):
             return updated_node
         binding = self.lookup(func.value)
@@ -243,6 +246,7 @@ class KafkaProduce(KafkaCodemod):
         if self._carries_context(argument(original, 5, "headers")) or (
             self.functions and self.functions[-1].name.value in self._in_producer_span
         ):
+            self.record_correct(original, "its headers carry the context")
             return updated
         if argument(original, 0, "topic") is None:
             return updated
@@ -281,6 +285,8 @@ class KafkaProduce(KafkaCodemod):
     def _append(self, original: cst.Call, updated: cst.Call) -> cst.Call:
         headers = keyword(original, "headers")
         if any(arg.star for arg in original.args) or self._carries_context(headers):
+            if not any(arg.star for arg in original.args):
+                self.record_correct(original, "its headers carry the context")
             return updated
         if not self.has_kit(original) or not self.record_change(
             original, "the batched record now carries the current trace context in its "
@@ -332,6 +338,7 @@ class KafkaProduce(KafkaCodemod):
     def _publish(self, original: cst.Call, updated: cst.Call,
                  entry: str) -> cst.BaseExpression:
         if self._carries_context(keyword(original, "headers")):
+            self.record_correct(original, "its headers carry the context")
             return updated
         wrapper = code(original.func)
         model = self._model()

@@ -122,6 +122,7 @@ class RedisQueue(KafkaCodemod):
     GATE = SyntaxGate(words={*PUSHES, *PAIR_POPS, *VALUE_POPS, *STREAM_READS, "get_message",
                              "listen"})
     USES_REPO = True  # the type of self.x and what a wrapper forwards may be in another file
+    SITE_KIND = "queue"  # its rows in `scaffold report`
     DERIVED = {(CLIENT, "pubsub"): PUBSUB, (CLIENT, "pipeline"): CLIENT}
 
     def __init__(self, context, options=None) -> None:
@@ -133,6 +134,7 @@ class RedisQueue(KafkaCodemod):
         self._popped: set[str] = set()  # names of the current function holding a read item
         self._local: dict[str, str] = {}  # what the current function's names hold (consumer)
         self._bound_at: dict[str, Place] = {}
+        self._captured_already = False  # the payload just judged holds a capture call
 
     # -- what names hold --
 
@@ -267,8 +269,11 @@ class RedisQueue(KafkaCodemod):
                             "to capture the trace context in; call capture_for_queue from the "
                             "kit on each item")
                 continue
+            self._captured_already = False
             reason = self._payload(arg.value, json_text=method != "xadd" if json_text is None
                                    else json_text)
+            if reason is None and self._captured_already:
+                self.record_correct(call, "its item carries the context (captured into it)")
             if reason is not None:
                 self.report(call, f"{code(call.func)}(...): {reason}; the worker that reads it "
                             "starts a new trace (build the item as a dict and pass it through "
@@ -302,6 +307,7 @@ class RedisQueue(KafkaCodemod):
 
     def _dict(self, value: cst.BaseExpression) -> str | None:
         if isinstance(value, cst.Call) and _last(value.func) in CAPTURES:
+            self._captured_already = True
             return None  # captured already
         copy = False
         target: cst.BaseExpression = value
@@ -559,6 +565,7 @@ class RedisQueue(KafkaCodemod):
         # a function that restores a context already is left as it is
         pending = not any(_last(n.func) in RESTORES for n in _descendants(node.body)
                           if isinstance(n, cst.Call))
+        restored_seen = False  # the function's first read is its one site
         for place in walk(node.body):
             # a compound statement's header only tests the item (`if raw is None:`): the
             # handling is the first simple statement reading it
@@ -572,6 +579,9 @@ class RedisQueue(KafkaCodemod):
                 if pending:
                     self._restore(node, place, read)
                     pending = False
+                elif not restored_seen:
+                    self.record_correct(place.statement, "its handling restores a context")
+                restored_seen = True
             before = dict(local)
             self._bind_consumer(place.statement, local)
             for name, kind in local.items():

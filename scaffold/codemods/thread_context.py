@@ -69,6 +69,11 @@ POOL_CLASS_NAMES = {name.rsplit(".", 1)[-1] for name in THREAD_POOLS | PROCESS_P
 _THREAD_ENDINGS = {"Thread", "Timer"}
 _POOL_METHODS = {"submit", "map", "run_in_executor"}  # the calls leave_Call looks at by name
 _CARRIED = "copy_context"  # already rewritten (or written by hand the same way)
+# what this codemod writes with a kit (its threads module): sites that carry the context
+_KIT_HELPERS = ("TracedThread", "TracedTimer", "submit", "executor_map", "run_in_executor")
+# what names them in a file (the module is imported under this alias): correct sites to count
+_KIT_WORDS = frozenset({"TracedThread", "TracedTimer", "executor_map", "tracekit_threads"})
+_SITE_METHODS = _POOL_METHODS | set(_KIT_HELPERS)
 
 Scope = cst.CSTNode  # the Module, a ClassDef (its self.x attributes) or a FunctionDef
 T = TypeVar("T")
@@ -218,24 +223,26 @@ class _Pools(FastVisitor):
             if name is not None:
                 self.given_target.add(name)
         func = node.func
-        if (isinstance(func, cst.Attribute) and func.attr.value in _POOL_METHODS) \
+        if (isinstance(func, cst.Attribute) and func.attr.value in _SITE_METHODS) \
                 or self.codemod.may_end_in(func, _THREAD_ENDINGS):
             self.mark_path()  # a call leave_Call may rewrite
 
 
 class ThreadContext(Codemod):
     PREFILTER = ("Thread", "Timer", "run_in_executor")
+    SITE_KIND = "thread-hand-off"  # its rows in `scaffold report`
     # A Thread, Timer or run_in_executor call is a site where it is named, but nothing it
     # returns is followed: these keep a definition without carrying anything. A pool is
     # followed (pool.submit), so its class stays a carrier.
-    SLICE_WORDS = frozenset({"Thread", "Timer", "run_in_executor"})
-    GATE = SyntaxGate(names={THREAD, TIMER, *THREAD_POOLS}, words={"run_in_executor"})
+    SLICE_WORDS = frozenset({"Thread", "Timer", "run_in_executor", *_KIT_WORDS})
+    GATE = SyntaxGate(names={THREAD, TIMER, *THREAD_POOLS},
+                      words={"run_in_executor", *_KIT_WORDS})
     METADATA_DEPENDENCIES = (QualifiedNameProvider,)
 
     @classmethod
     def wants(cls, source: str) -> bool:
         # a Thread/Timer/pool is only named through an import of threading or concurrent
-        return "run_in_executor" in source or (
+        return "run_in_executor" in source or any(word in source for word in _KIT_WORDS) or (
             ("threading" in source or "concurrent" in source)
             and ("Thread" in source or "Timer" in source)
         )
@@ -373,6 +380,9 @@ class ThreadContext(Codemod):
                 return self._executor(original_node, updated_node, method)
             if method == "run_in_executor" and not self._is_kit_helper(func):
                 return self._run_in_executor(original_node, updated_node)
+            if self._kit is not None and self.refers_to(func, {
+                    f"{self._kit}.threads.{name}" for name in _KIT_HELPERS}):
+                self.record_correct(original_node, "it goes through the kit's thread helpers")
         return updated_node
 
     def _is_kit_helper(self, func: cst.Attribute) -> bool:
@@ -384,6 +394,8 @@ class ThreadContext(Codemod):
                 name: str) -> cst.Call:
         found = _argument(updated, index, name)
         if found is None or _CARRIED in _code(found[1].value):
+            if found is not None:
+                self.record_correct(original, f"its {name} runs in a copied context")
             return updated
         kind = "Thread" if kit_class == "TracedThread" else "Timer"
         if not self.record_change(original, f"threading.{kind} now runs its {name} in the "
@@ -404,6 +416,7 @@ class ThreadContext(Codemod):
             return updated
         fn = args[0].value
         if _CARRIED in _code(fn):
+            self.record_correct(original, "the function runs in a copied context")
             return updated
         if not self.record_change(original, f"ThreadPoolExecutor.{method} now carries the "
                                   "submitting context into the worker"):
@@ -427,6 +440,7 @@ class ThreadContext(Codemod):
             return updated
         executor, fn = args[0].value, args[1].value
         if _CARRIED in _code(fn):
+            self.record_correct(original, "the function runs in a copied context")
             return updated
         is_default = isinstance(executor, cst.Name) and executor.value == "None"
         kind = THREAD_KIND if is_default else self._pool_kind(original.args[0].value)

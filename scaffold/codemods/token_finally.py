@@ -77,6 +77,7 @@ class _Scope:
 
 class TokenFinally(Codemod):
     PREFILTER = ("attach",)
+    SITE_KIND = "context-token"  # its rows in `scaffold report`
     SLICE_WORDS = frozenset({"detach"})  # detaches are reordered, exits read
     GATE = SyntaxGate(names={ATTACH})  # detaches are only reordered after their attaches
     METADATA_DEPENDENCIES = (QualifiedNameProvider,)
@@ -242,6 +243,7 @@ class TokenFinally(Codemod):
                 found = codemod._attach_of(statement)
                 if found is not None and found.token in detached:
                     codemod._guaranteed.add(found.call)
+                    codemod.record_correct(found.call, "a finally detaches its token")
 
         node.body.visit(_Scan())
 
@@ -261,6 +263,7 @@ class TokenFinally(Codemod):
             if isinstance(following, cst.Try) and following.finalbody is not None:
                 if found.token in self._finally_detaches(following.finalbody):
                     self._guaranteed.add(found.call)
+                    self.record_correct(found.call, "a finally detaches its token")
 
     # -- rewriting, bottom-up --
 

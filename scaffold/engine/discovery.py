@@ -90,6 +90,8 @@ class Target:
     skip_reason: str | None = None  # set when discovery decided not to process it
     test: bool = False  # test code (is_test_file): codemods leave it alone unless include-tests
     generated: bool = False  # under tests-dir, where retrofit writes its tests: never rewritten
+    # matched [tool.scaffold] exclude: listed only when discover() is asked for excluded files
+    excluded: bool = False
 
 
 class PathNotFound(UsageError):
@@ -183,11 +185,13 @@ def discover(
     paths: Sequence[str | os.PathLike[str]],
     *,
     wants_other_file: Callable[[str], bool] = lambda name: False,
+    excluded: bool = False,
 ) -> list[Target]:
     """Every file under ``paths`` to process, sorted by display path, each once.
 
     ``wants_other_file(name)`` says whether a non-Python file name is read by some rule.
-    A PATH naming a file is always taken; folders are searched as described above.
+    A PATH naming a file is always taken; folders are searched as described above. With
+    ``excluded``, files the config's ``exclude`` removes are listed too, marked ``excluded``.
     """
     seen: dict[Path, Target] = {}
     for given in paths:
@@ -215,13 +219,14 @@ def discover(
             anchored = _anchored(full, config.root)
             if include is not None and (anchored is None or not include.match_file(anchored)):
                 continue
-            if exclude is not None and anchored is not None and exclude.match_file(anchored):
+            out = exclude is not None and anchored is not None and exclude.match_file(anchored)
+            if out and not excluded:
                 continue
             display = os.path.join(str(given), rel) if str(given) != "." else rel
             target = _target(full, display, config, wants_other_file, tree=real_root,
                              real=real_root / rel)
             if target is not None:
-                seen.setdefault(target.path, target)
+                seen.setdefault(target.path, replace(target, excluded=True) if out else target)
     return sorted(seen.values(), key=lambda target: target.display)
 
 

@@ -56,6 +56,77 @@ class Finding:
     end_column: int | None = None
 
 
+class SiteKind(StrEnum):
+    """What a propagation site is: where trace context has to cross a boundary or be set up."""
+
+    KAFKA_PRODUCE = "kafka-produce"
+    KAFKA_CONSUME = "kafka-consume"
+    ENVELOPE_BUILD = "envelope-build"
+    ENVELOPE_INTAKE = "envelope-intake"
+    HTTP_CALL = "http-call"
+    THREAD_HANDOFF = "thread-hand-off"
+    QUEUE = "queue"
+    CONTEXT_TOKEN = "context-token"
+    TRACING_SETUP = "tracing-setup"
+
+    @property
+    def label(self) -> str:
+        """How a summary counts them: "Kafka sends", "HTTP calls"."""
+        return _SITE_LABELS[self]
+
+    @property
+    def verb(self) -> str:
+        """What its sites do when they are right: "carry context", "set tracing up"."""
+        return _SITE_VERBS.get(self, "carry context")
+
+
+_SITE_LABELS = {
+    SiteKind.KAFKA_PRODUCE: "Kafka sends",
+    SiteKind.KAFKA_CONSUME: "Kafka consumers",
+    SiteKind.ENVELOPE_BUILD: "envelope builds",
+    SiteKind.ENVELOPE_INTAKE: "envelope intakes",
+    SiteKind.HTTP_CALL: "HTTP calls",
+    SiteKind.THREAD_HANDOFF: "thread hand-offs",
+    SiteKind.QUEUE: "queue items",
+    SiteKind.CONTEXT_TOKEN: "context tokens",
+    SiteKind.TRACING_SETUP: "tracing set-ups",
+}
+
+_SITE_VERBS = {
+    SiteKind.CONTEXT_TOKEN: "are always detached",
+    SiteKind.TRACING_SETUP: "set tracing up",
+}
+
+
+class SiteStatus(StrEnum):
+    """Where a propagation site stands.
+
+    ``correct``: it already carries the context; ``fixable``: retrofit would change it;
+    ``fixed``: this (writing) run changed it; ``reported``: a finding, left as it is (the
+    reason says why); ``skipped``: seen but out of scope (test code, a suppression comment,
+    a host the rule leaves alone; the reason says which).
+    """
+
+    CORRECT = "correct"
+    FIXABLE = "fixable"
+    FIXED = "fixed"
+    REPORTED = "reported"
+    SKIPPED = "skipped"
+
+
+@dataclass(frozen=True, order=True)
+class Site:
+    """One propagation site a rule saw (``scaffold report``'s rows); lines as on disk."""
+
+    path: str
+    line: int
+    column: int
+    kind: SiteKind
+    rule_id: str
+    status: SiteStatus
+    reason: str = ""  # why it is reported or skipped (for the others: what the rule saw)
+
+
 @dataclass(frozen=True)
 class FileResult:
     """Everything the engine learnt about one file; the CLI only prints these."""
@@ -66,6 +137,7 @@ class FileResult:
     reason: str | None = None  # why it was skipped or failed
     original: str | None = field(default=None, repr=False)  # text before, when changed
     updated: str | None = field(default=None, repr=False)  # text after, when changed
+    sites: tuple[Site, ...] = ()  # every propagation site the rules saw, sorted
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from scaffold import __version__
 from scaffold.engine.model import FileResult, Finding, Kind, Status
 from scaffold.engine.rule import Rule, is_codemod
 from scaffold.engine.runner import RunResult
+from scaffold.engine.sitetable import root_of, site_table
 
 FORMATS = ("text", "json", "sarif", "github")
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
@@ -146,6 +147,9 @@ def _json(result: RunResult, diff: bool) -> dict[str, Any]:
         "files": files,
         "sites": [_site(finding) for finding in sites],
         "rules": [rule_info(rule) for rule in result.rules],
+        # the propagation sites, as `scaffold report --format json` lists them
+        "site_table": site_table(result.results, root_of(
+            result.paths or [file.path for file in result.results])).as_dict(),
     }
 
 

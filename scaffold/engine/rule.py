@@ -28,7 +28,7 @@ from libcst.codemod import CodemodContext
 from libcst.metadata import MetadataWrapper, PositionProvider, ProviderT
 
 from scaffold.engine.gates import SyntaxGate
-from scaffold.engine.model import Finding, Settings
+from scaffold.engine.model import Finding, Settings, Site, SiteKind
 from scaffold.engine.options import resolve_options
 from scaffold.engine.positions import SiteRecorder
 
@@ -40,6 +40,9 @@ class RuleVisitor(Protocol):
 
     @property
     def findings(self) -> Sequence[Finding]: ...
+
+    @property
+    def sites(self) -> Sequence[Site]: ...  # recorded with record_correct / record_skipped
 
 
 class CodemodVisitor(RuleVisitor, SiteRecorder, Protocol):
@@ -72,6 +75,9 @@ class Rule(Protocol):
 
     @property
     def USES_REPO(self) -> bool: ...  # noqa: N802
+
+    @property
+    def SITE_KIND(self) -> SiteKind | str | None: ...  # noqa: N802
 
     def wants(self, source: str) -> bool: ...
 
@@ -137,12 +143,18 @@ class RuleMetadata:
     # Glob patterns (matched against file names) of non-Python files ``check_config_file`` reads.
     CONFIG_FILES: ClassVar[tuple[str, ...]] = ()
     METADATA_DEPENDENCIES: ClassVar[Collection[ProviderT]] = (PositionProvider,)
+    # What its sites are in `scaffold report` (None: it records no propagation sites): its
+    # changes are fixable sites, its findings reported ones (a module may spell the kind:
+    # SITE_KIND = "http-call").
+    SITE_KIND: ClassVar[SiteKind | str | None] = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         cls.ID = cls.__dict__.get("ID") or cls.__module__.rsplit(".", 1)[-1].replace("_", "-")
         doc = _module_doc(cls) or (cls.__doc__ or "").strip()
         cls.SUMMARY = cls.__dict__.get("SUMMARY") or (doc.splitlines()[0] if doc else cls.ID)
+        if cls.SITE_KIND is not None:
+            cls.SITE_KIND = SiteKind(cls.SITE_KIND)
         if PositionProvider not in cls.METADATA_DEPENDENCIES:
             cls.METADATA_DEPENDENCIES = (PositionProvider, *cls.METADATA_DEPENDENCIES)
 

@@ -30,7 +30,7 @@ from scaffold.engine.gates import SourceSyntax
 from scaffold.engine.imports import TopImportsAdder, place_in_sections
 from scaffold.engine.layout import fit_changed_lines
 from scaffold.engine.metadata import Metadata
-from scaffold.engine.model import FileResult, Finding, Kind, Settings, Status, is_vendored
+from scaffold.engine.model import FileResult, Finding, Kind, Settings, Site, Status, is_vendored
 from scaffold.engine.positions import place_sites
 from scaffold.engine.rule import CodemodVisitor, Rule, as_visitor, is_codemod
 from scaffold.engine.sites import (
@@ -44,6 +44,7 @@ from scaffold.engine.sites import (
     line_map,
     parse_suppressions,
 )
+from scaffold.engine.sitetable import fixed, out_of_scope, sites_of
 from scaffold.engine.slicing import Slice, import_aliases, slice_module
 from scaffold.engine.writer import atomic_write
 from scaffold.errors import EXIT_CHANGES, EXIT_ERROR, EXIT_OK
@@ -67,6 +68,10 @@ class Options:
     # check: a finding alone exits 1; retrofit: only changes do (findings are printed), so
     # `retrofit --check` exits 0 once nothing is left to change
     findings_fail: bool = True
+    # scaffold report: codemods visit test files (when include-tests is off) and the files
+    # the config excludes too, in check mode, so that the site table lists their sites as
+    # skipped, with the reason
+    all_sites: bool = False
 
 
 class RunHooks(Protocol):
@@ -104,6 +109,12 @@ class RunResult:
     rules: tuple[Rule, ...]
     options: Options
     gates: GateCounts = GateCounts()
+    paths: tuple[str, ...] = ()  # what the run was asked to process (services are named below)
+
+    @property
+    def sites(self) -> list[Site]:
+        """Every propagation site the rules saw (``scaffold.engine.sitetable``)."""
+        return [site for result in self.results for site in result.sites]
 
     @property
     def changed(self) -> list[FileResult]:
@@ -339,6 +350,8 @@ def _transform(
     current: Rule | None = None
     try:
         findings: list[Finding] = []
+        sites: list[Site] = []
+        visited: list[Any] = []  # every codemod instance: its own sites are read at the end
         wrapper = Metadata(module, unsafe_skip_copy=True)
         checks = [rule for rule in active if not is_codemod(rule)]
         if checks:
@@ -350,6 +363,7 @@ def _transform(
                 # read-only: walked without LibCST's rebuild of every node it enters
                 check = _read_only(current)(check_context, settings.options.get(current.ID))
                 module.visit(as_visitor(check))
+                sites.extend(check.sites)
                 findings.extend(
                     finding for finding in check.findings
                     if not state.suppressed(finding.rule_id, finding.line, finding.end_line or 0)
@@ -369,6 +383,7 @@ def _transform(
             codemod = current(replace(context, wrapper=wrapper), settings.options.get(current.ID))
             with codemod.resolve(wrapper):
                 rewritten = tree.visit(as_visitor(codemod))
+            visited.append(codemod)
             if applies:
                 same_tree.append(codemod)
                 # a visit that records no change keeps the tree, and with it the metadata
@@ -387,6 +402,7 @@ def _transform(
                 )
         current = None
         findings.extend(_placed(same_tree))
+        sites.extend(site for codemod in visited for site in codemod.sites)
         if tree is not module and context.scratch.get(AddImportsVisitor.CONTEXT_KEY):
             imports_added = tree.visit(TopImportsAdder(context))
             tree = place_in_sections(tree, imports_added, settings.first_party,
@@ -422,9 +438,11 @@ def _transform(
         if fitted != code:
             code, updated = fitted, fitted.encode(tree.encoding)
     ordered = tuple(sorted(findings))
+    table = tuple(sorted({*sites, *sites_of(ordered, active)}))
     if updated == source:
-        return FileResult(path, Status.UNCHANGED, ordered), None, 2
-    changed = FileResult(path, Status.CHANGED, ordered, original=text, updated=code)
+        return FileResult(path, Status.UNCHANGED, ordered, sites=table), None, 2
+    changed = FileResult(path, Status.CHANGED, ordered, original=text, updated=code,
+                         sites=table)
     return changed, updated, 2
 
 
@@ -472,6 +490,8 @@ class _Task:
     write: bool
     size: int = 0  # bytes, when read ahead: the largest files go to the workers first
     test: bool = False  # test code (Target.test)
+    # why its sites are out of scope (Options.all_sites: a test or excluded file retrofit skips)
+    out_of_scope: str | None = None
 
 
 def _read(task: _Task) -> bytes | FileResult:
@@ -512,12 +532,18 @@ def _run_task(task: _Task) -> tuple[FileResult, int]:
     module = repo.module_of(task.path) if repo is not None else None
     result, updated, passed = _transform(data, task.display, task.rules, task.settings,
                                          repo=repo, dotted=module, test=task.test)
+    if task.out_of_scope is not None:  # visited for the site table only: nothing to change
+        kept = tuple(f for f in result.findings if f.kind is Kind.FINDING)
+        status = Status.FAILED if result.status is Status.FAILED else Status.UNCHANGED
+        return replace(result, status=status, findings=kept, original=None, updated=None,
+                       sites=out_of_scope(result.sites, task.out_of_scope)), passed
     if updated is not None and task.write:
         try:
             atomic_write(task.path, updated)
         except OSError as exc:
             return replace(result, status=Status.FAILED,
                            reason=f"cannot write: {exc.strerror or exc}"), passed
+        result = replace(result, sites=fixed(result.sites))
     return result, passed
 
 
@@ -572,6 +598,25 @@ def _plan(
     return chosen, settings
 
 
+TEST_FILE_SCOPE = "test file: retrofit leaves test code alone (include-tests is off)"
+
+
+def _out_of_scope(target: Target, options: Options) -> str | None:
+    """Why the sites of ``target`` are out of scope, when ``Options.all_sites`` has codemods
+    visit a file retrofit would leave alone: the config excludes it, or it is a test file
+    (None: they are in scope, or not visited)."""
+    if not options.all_sites or target.generated:
+        return None
+    if target.excluded:
+        return f"excluded by 'exclude' in [tool.scaffold] of {target.config.where}"
+    if not target.test:
+        return None
+    include = options.include_tests
+    if include is None:
+        include = target.config.include_tests
+    return None if include else TEST_FILE_SCOPE
+
+
 def _worker_count(jobs: int, tasks: int) -> int:
     cores = os.cpu_count() or 1
     return max(1, min(jobs or cores, tasks))
@@ -603,9 +648,11 @@ def run(
     def reads(name: str) -> bool:
         return any(rule.reads_config_file(name) for rule in rules)
 
-    targets = discover(paths, wants_other_file=reads)
+    targets = discover(paths, wants_other_file=reads, excluded=options.all_sites)
+    # files the config excludes are visited for their sites only: nothing else sees them
+    in_scope = [target for target in targets if not target.excluded]
     if hooks is not None:
-        hooks.started(targets)  # before anything is written
+        hooks.started(in_scope)  # before anything is written
     plans: dict[tuple[int, bool, bool], tuple[tuple[Rule, ...], Settings]] = {}
     results: list[FileResult] = []
     python: list[tuple[_Task, Target]] = []
@@ -625,25 +672,26 @@ def run(
         if target.skip_reason:
             results.append(FileResult(target.display, Status.SKIPPED, reason=target.skip_reason))
             continue
-        key = (id(target.config), target.test, target.generated)
+        scope = _out_of_scope(target, options)
+        key = (id(target.config), target.test and scope is None, target.generated)
         plan = plans.get(key)
         if plan is None:
-            plan = plans[key] = _plan(target.config, rules, options, known, test=target.test,
+            plan = plans[key] = _plan(target.config, rules, options, known, test=key[1],
                                       generated=target.generated)
         chosen, settings = plan
         if not chosen:  # a test file when only codemods run: nothing reads it
             if target.python:
                 results.append(FileResult(target.display, Status.UNCHANGED))
             continue
-        task = _Task(target.path, target.display, target.python, chosen, settings, options.write,
-                     test=target.test)
+        task = _Task(target.path, target.display, target.python, chosen, settings,
+                     options.write and scope is None, test=target.test, out_of_scope=scope)
         if target.python:
             python.append((task, target))
         elif any(rule.reads_config_file(target.path.name) for rule in chosen):
             tasks.append(with_kit(task, target))
     global _REPO
     wanted = any(uses_repo(rule) for chosen, _ in plans.values() for rule in chosen)
-    _REPO = build_repo(targets) if wanted else None
+    _REPO = build_repo([t for t in targets if not t.excluded]) if wanted else None
     passed = [0, 0, 0]
     parsed = []
     try:
@@ -663,10 +711,11 @@ def run(
     finally:
         _REPO = None
     if hooks is not None:
-        results.extend(hooks.finished(tuple(results), targets))
+        results.extend(hooks.finished(tuple(results), in_scope))
     results.sort(key=lambda result: result.path)
     gates = GateCounts(len(python), passed[1] + passed[2], passed[2], tuple(sorted(parsed)))
-    return RunResult(tuple(results), rules, options, gates)
+    return RunResult(tuple(results), rules, options, gates,
+                     paths=tuple(os.fspath(path) for path in paths))
 
 
 # Parsing allocates millions of objects that live as long as their file's tree: at the

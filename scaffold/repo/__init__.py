@@ -44,7 +44,7 @@ from scaffold.repo.info import (
     ParamKind,
 )
 from scaffold.repo.model import INIT_TRACING, SDK_PROVIDER, SDK_SETUP, Predicate, RepoModel
-from scaffold.repo.packaging import ImportRoot, import_roots, module_name
+from scaffold.repo.packaging import PROJECT_FILES, ImportRoot, Packaging, import_roots, module_name
 
 __all__ = [
     "INIT_TRACING",
@@ -61,6 +61,8 @@ __all__ = [
     "ImportRoot",
     "ModuleInfo",
     "Param",
+    "PROJECT_FILES",
+    "Packaging",
     "ParamKind",
     "Predicate",
     "RepoModel",

@@ -7,9 +7,11 @@ that differs from the service name, a sampler ratio below 1.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -107,3 +109,44 @@ def rendered(
     answers = answers_of(name)
     dest = tmp_path_factory.mktemp(name) / str(answers["service_name"])
     return name, render(dest, name, template_snapshot)
+
+
+def project_env() -> dict[str, str]:
+    """The environment of a generated project's own tools: nothing of this run's venv or OTEL_*."""
+    return {
+        key: value
+        for key, value in os.environ.items()
+        if key not in {"VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME"} and not key.startswith("OTEL_")
+    }
+
+
+def make(project: Path, target: str) -> None:
+    """``make TARGET`` in a generated project, failing with the end of its output."""
+    done = subprocess.run(
+        ["make", target], cwd=project, env=project_env(), capture_output=True, text=True
+    )
+    output = f"{done.stdout[-6000:]}\n{done.stderr[-4000:]}"
+    assert done.returncode == 0, f"make {target} failed:\n{output}"
+
+
+@pytest.fixture(scope="session")
+def set_up_project(
+    tmp_path_factory: pytest.TempPathFactory, template_snapshot: Path
+) -> Callable[[str], Path]:
+    """``set_up_project(answer set name)``: its project generated and ``make setup`` done.
+
+    Once per answer set and session: the generated-project tests and the consumer-group tests
+    share one project and its venv (``.venv/bin/python``), which keeps CI time down.
+    """
+    projects: dict[str, Path] = {}
+
+    def set_up(name: str) -> Path:
+        if name not in projects:
+            answers = answers_of(name)
+            dest = tmp_path_factory.mktemp(f"setup-{name}") / str(answers["service_name"])
+            project = render(dest, name, template_snapshot)
+            make(project, "setup")
+            projects[name] = project
+        return projects[name]
+
+    return set_up

@@ -6,31 +6,15 @@ a real Tansu broker, the export to a real OTLP receiver and the Redis queue wher
 
 from __future__ import annotations
 
-import os
-import subprocess
-from pathlib import Path
-
 import pytest
+
+from .conftest import ANSWER_SETS, make
 
 pytestmark = pytest.mark.slow
 
 
-def _make(project: Path, target: str) -> None:
-    # The project's own environment: nothing of this test run's venv or OTEL_* settings.
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if key not in {"VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME"} and not key.startswith("OTEL_")
-    }
-    done = subprocess.run(
-        ["make", target], cwd=project, env=env, capture_output=True, text=True
-    )
-    output = f"{done.stdout[-6000:]}\n{done.stderr[-4000:]}"
-    assert done.returncode == 0, f"make {target} failed:\n{output}"
-
-
-def test_generated_project_sets_up_passes_its_tests_and_lints(rendered):
-    _, project = rendered
-    _make(project, "setup")
-    _make(project, "test")
-    _make(project, "lint")
+@pytest.mark.parametrize("name", sorted(ANSWER_SETS))
+def test_generated_project_sets_up_passes_its_tests_and_lints(set_up_project, name):
+    project = set_up_project(name)
+    make(project, "test")
+    make(project, "lint")

@@ -21,6 +21,13 @@ INVALID = [
     ("consume_topics=[orders", "consume_topics", "cannot be read as its type"),
     ("produce_topic=grading_service.requested", "produce_topic", "not be one of consume_topics"),
     ("consumer_group=a group", "consumer_group", "[A-Za-z0-9._-]"),
+    ("dead_letter_topic=dead {topic}", "dead_letter_topic", "[A-Za-z0-9._-]"),
+    ("dead_letter_topic={topic}", "dead_letter_topic", "must not be a consumed topic"),
+    (
+        "dead_letter_topic=grading_service.completed",
+        "dead_letter_topic",
+        "must not be a consumed topic or produce_topic",
+    ),
     ("carrier=body", "carrier", "is not in ['headers', 'metadata', 'both']"),
     ("sampler_ratio=1.5", "sampler_ratio", "from 0.0 to 1.0"),
     ("sampler_ratio=often", "sampler_ratio", "cannot be read as its type"),

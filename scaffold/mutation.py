@@ -9,7 +9,8 @@ driven sites, and the survivors; the exit code is 0 only when every driven site 
 
 The un-instrumented form of a site is what the code does without its instrumentation:
 ``traced_send(p, ...)`` becomes ``p.send_and_wait(...)``, a ``with consume_span(...)`` or
-``with restore_span(...)`` block becomes its body, an injection becomes its carrier,
+``with restore_span(...)`` (or ``restore_from_queue``) block becomes its body, an injection
+(or a ``capture_for_queue`` of a queued item) becomes its carrier,
 ``submit(pool, fn)`` becomes ``pool.submit(fn)``, ``copy_context().run`` is dropped, and a
 detach moves out of its ``finally`` to after the block. The repository-level contract test
 is left out of these runs: it fails on every such change by design.
@@ -94,7 +95,10 @@ def _revert_call(form: str, call: cst.Call) -> cst.BaseExpression:
         return cst.Call(func=positional[0].value, args=_args(rest))
     if name in ("inject_trace_context", "inject", "inject_metadata", "inject_headers",
                 "capture_for_queue", "with_context"):
-        return positional[0].value if positional else _expr("{}")
+        if positional:
+            return positional[0].value
+        item = next((a for a in call.args if a.keyword and a.keyword.value == "item"), None)
+        return item.value if item is not None else _expr("{}")
     if name in ("submit", "executor_map"):
         rest = [a for a in call.args if a is not positional[0]]
         return _method_call(positional[0].value, "submit" if name == "submit" else "map", rest)

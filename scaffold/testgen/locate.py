@@ -461,6 +461,107 @@ def _made_by(value: cst.BaseExpression | None, entry: _Entry, depth: int) -> _Ta
     return None
 
 
+_QUEUE_READS = {"blpop", "brpop", "lpop", "rpop", "lmove", "blmove", "brpoplpush", "rpoplpush",
+                "get_message", "listen", "xread", "xreadgroup"}
+# Calls whose result is the Redis client itself, for the fake (a pub/sub, a pipeline).
+_CLIENT_VIEWS = {"pubsub", "pipeline", "subscribe", "psubscribe"}
+
+
+def _bindings(entry: _Entry, name: str) -> list[cst.BaseExpression]:
+    """What ``name`` is bound to in the entry: assignments (a tuple target too), the iterable
+    of a ``for`` over it, the context manager it is entered as."""
+    found: list[cst.BaseExpression] = []
+
+    def binds(target: cst.CSTNode) -> bool:
+        if isinstance(target, cst.Name):
+            return target.value == name
+        if isinstance(target, (cst.Tuple, cst.List)):
+            return any(binds(element.value) for element in target.elements)
+        return False
+
+    class _Find(cst.CSTVisitor):
+        def visit_Assign(self, node: cst.Assign) -> None:
+            if any(binds(target.target) for target in node.targets):
+                found.append(node.value)
+
+        def visit_AnnAssign(self, node: cst.AnnAssign) -> None:
+            if node.value is not None and binds(node.target):
+                found.append(node.value)
+
+        def visit_For(self, node: cst.For) -> None:
+            if binds(node.target):
+                found.append(node.iter)
+
+        def visit_WithItem(self, node: cst.WithItem) -> None:
+            if node.asname is not None and binds(node.asname.name):
+                found.append(node.item)
+
+        def visit_FunctionDef(self, _: cst.FunctionDef) -> bool:
+            return False
+
+    entry.node.body.visit(_Find())
+    return found
+
+
+def _client_of(entry: _Entry, receiver: cst.BaseExpression, depth: int
+               ) -> cst.BaseExpression | None:
+    """The client behind a pub/sub or pipeline (``pubsub`` of ``async with
+    client.subscribe(ch) as pubsub``); the receiver itself otherwise."""
+    if depth > 3 or not isinstance(receiver, cst.Name) or receiver.value in entry.param_names:
+        return receiver
+    values = _bindings(entry, receiver.value)
+    if len(values) != 1:
+        return receiver if not values else None
+    value = _unwrap_await(values[0])
+    if isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute) \
+            and value.func.attr.value in _CLIENT_VIEWS:
+        return _client_of(entry, value.func.value, depth + 1)
+    return receiver
+
+
+def _item_keys(entry: _Entry, name: str) -> list[str]:
+    """Keys the code reads from a queued item: ``item["k"]``, ``item.get("k")`` and, for a
+    stream entry's fields, ``item[b"k"]``."""
+    keys = list(_keys_read(entry, name))
+
+    class _Collect(cst.CSTVisitor):
+        def visit_Subscript(self, node: cst.Subscript) -> None:
+            if isinstance(node.value, cst.Name) and node.value.value == name and len(
+                node.slice
+            ) == 1 and isinstance(node.slice[0].slice, cst.Index) and isinstance(
+                node.slice[0].slice.value, cst.SimpleString
+            ):
+                key = node.slice[0].slice.value.evaluated_value
+                if isinstance(key, bytes):
+                    key = key.decode(errors="replace")
+                if key not in keys:
+                    keys.append(key)
+
+    entry.node.body.visit(_Collect())
+    return keys
+
+
+def _made_through(receiver: cst.BaseExpression, entry: _Entry) -> str:
+    """``pipeline().`` when ``receiver`` is a local made by a collaborator's method
+    (``pipe = redis.pipeline()``, ``async with redis.pipeline() as pipe``): the stand-in for
+    ``redis`` sees the send as ``redis.pipeline().lpush``; "" otherwise."""
+    if not (isinstance(receiver, cst.Name) and receiver.value in entry.locals):
+        return ""
+    value = entry.only_value(receiver.value)
+    if not (isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute)):
+        return ""  # awaited, or a class the test replaces: the stand-in is the receiver
+    if entry.module.module_attribute(value.func) is not None:
+        return ""
+    return _made_through(value.func.value, entry) + f"{value.func.attr.value}()."
+
+
+def _holds(node: cst.BaseExpression, call: cst.Call) -> bool:
+    """Whether ``node`` is ``call``, or a serialisation of it (``json.dumps(call)``)."""
+    if node is call:
+        return True
+    return isinstance(node, cst.Call) and any(_holds(arg.value, call) for arg in node.args)
+
+
 def _resolve_target(expr: cst.BaseExpression, entry: _Entry, depth: int = 0) -> _Target | None:
     """Where to put a stand-in so that ``expr`` evaluates to it inside the entry."""
     label = _code(expr)
@@ -1171,6 +1272,7 @@ class _Planner:
         self.attach_aliases = attach_aliases
         self._guards: set[str] = set()
         self._falsy_guards: dict[str, tuple[str, ...]] = {}
+        self._literal_guards: dict[str, str] = {}
 
     def plan(self, found: _Found, site: Site) -> Case:
         entry = found.entry
@@ -1200,6 +1302,7 @@ class _Planner:
             for name in _names_in(node.test)
         }
         self._falsy_guards = _falsy_guards(found, entry)
+        self._literal_guards = _literal_guards(found, entry)
         try:
             planned = planner(case, found, entry)
         except _CannotDrive as reason:
@@ -1235,6 +1338,9 @@ class _Planner:
         for param in entry.params:
             if param.name in given:
                 arguments.append(Argument(param.name, given[param.name]))
+            elif param.name in self._literal_guards:  # ``if mode == "stream":`` holds the site
+                arguments.append(Argument(param.name, Value(
+                    "expression", label=self._literal_guards[param.name])))
             elif not param.has_default or param.name in guards:
                 value = _parameter_value(entry, param, self.qualified)
                 filled = [name for name in self._falsy_guards.get(param.name, ())
@@ -1323,8 +1429,8 @@ class _Planner:
                                "neither a parameter, an attribute of self, nor made by a class "
                                "the test can replace with a recorder")
         patches, given = target.with_value(Value("recorder", label=target.label))
-        return _with(case, patches=patches, arguments=self._arguments(entry, given),
-                     label=target.label, sends=sends)
+        return _with(case, patches=(*patches, *_ready_flags(found, entry)),
+                     arguments=self._arguments(entry, given), label=target.label, sends=sends)
 
     def _inject(self, case: Case, found: _Found, entry: _Entry) -> Case:
         outgoing = self._outgoing(found, entry)
@@ -1393,13 +1499,13 @@ class _Planner:
             for target in targets:
                 if dotted_name(target.target):
                     tokens.add(_taint(target.target))
-        elif isinstance(statement, cst.SimpleStatementLine) and isinstance(
+        passed_on = self._passed_on_in(statement, call, tokens, carriers, entry)
+        if passed_on is not None:  # ``return await client.get(url, headers=inject(...))``
+            return passed_on
+        if isinstance(statement, cst.SimpleStatementLine) and isinstance(
             statement.body[0], cst.Return
         ):
             return "return"
-        passed_on = self._passed_on_in(statement, call, tokens, carriers, entry)
-        if passed_on is not None:
-            return passed_on
         if not tokens:
             return None
         for later in _statements_after(entry.node, statement):
@@ -1428,7 +1534,7 @@ class _Planner:
             _header_parts(statement)
         for call in _calls_in(header):
             carries = any(_carries(arg.value, tokens, carriers) for arg in call.args) or (
-                skip is not None and any(arg.value is skip for arg in call.args))
+                skip is not None and any(_holds(arg.value, skip) for arg in call.args))
             if call is skip or not carries:
                 continue
             kit = self.kit.kind(self.qualified.of(call.func))
@@ -1487,8 +1593,15 @@ class _Planner:
             _root(func.value) or ""
         ].split(".")[0] in _NOT_SENDERS:
             return None
+        if entry.is_self(func.value):  # ``self.publish(channel, message)``: a method of its own
+            if func.attr.value not in entry.methods:
+                return None
+            patch = Patch("probe", "class", func.attr.value)
+            return _Target(_code(func), patch=patch), "probe", None
         target = _resolve_target(func.value, entry)
-        return (target, "value", func.attr.value) if target is not None else None
+        if target is None:
+            return None
+        return target, "value", _made_through(func.value, entry) + func.attr.value
 
     def _record_source(
         self, found: _Found, entry: _Entry, record: cst.BaseExpression | None
@@ -1603,7 +1716,7 @@ class _Planner:
         the stop flags their conditions read (``while not self.should_stop``), else the
         cancellation the fake consumer raises; a loop that swallows that cancellation and has
         no flag cannot be stopped, so its site is not driven."""
-        if not any(patch.value is not None and patch.value.recipe == "consumer"
+        if not any(patch.value is not None and patch.value.recipe in ("consumer", "queue")
                    for patch in patches):
             return ()
         stops: list[tuple[str, str]] = []
@@ -1650,9 +1763,13 @@ class _Planner:
                     patches, given, record = self._record_source(
                         found, entry, cst.Name(record_name))
                     record = _with_attribute(record, attribute)
+        elif metadata is not None and (queued := self._queue_source(entry, metadata)):
+            target, keys = queued
+            patches, given = target.with_value(Value("queue", label=target.label, keys=keys))
         else:
             raise _CannotDrive(f"the trace context `{_code(metadata) if metadata else '?'}` is "
-                               "not a parameter or an attribute of one")
+                               "not a parameter or an attribute of one, nor an item read from "
+                               "a Redis client the test can replace")
         probes = _patchable_callees(found.block, entry, "probe", self.kit)
         if not probes and not _observable(found.block, entry):
             raise _CannotDrive(f"the block of `{_first_line(found.anchor)}` calls nothing the "
@@ -1661,6 +1778,52 @@ class _Planner:
         return _with(case, patches=(*probes, *patches), arguments=self._arguments(entry, given),
                      record=record, without_context=found.name != "use_trace_context",
                      stops=self._stops(found, patches, entry))
+
+    def _queue_source(
+        self, entry: _Entry, item: cst.BaseExpression
+    ) -> tuple[_Target, tuple[str, ...]] | None:
+        """Where the Redis client the restored ``item`` is read from goes, and the keys the
+        code reads from the item: ``item`` is a local bound (through ``json.loads``,
+        ``.decode()``, loops over a stream reply, ``message["data"]``) to what a read
+        (``blpop``, ``rpop``, ``get_message``, ``listen()``, ``xreadgroup`` ...) returned."""
+        name = item.value.value if isinstance(item, cst.Subscript) and isinstance(
+            item.value, cst.Name) else item.value if isinstance(item, cst.Name) else None
+        if name is None:
+            return None
+        keys = tuple(_item_keys(entry, name)) if isinstance(item, cst.Name) else ()
+        receiver = self._queue_read(entry, name, 0)
+        client = _client_of(entry, receiver, 0) if receiver is not None else None
+        if client is None:
+            return None
+        if isinstance(client, cst.Attribute) and entry.is_self(client.value):
+            # the subject's own client: replaced on the instance, whatever __init__ made
+            return _Target(_code(client), patch=Patch("value", "subject", client.attr.value)), keys
+        target = _resolve_target(client, entry)
+        return (target, keys) if target is not None else None
+
+    def _queue_read(self, entry: _Entry, name: str, depth: int) -> cst.BaseExpression | None:
+        """The receiver of the Redis read whose reply ``name`` holds (or part of it)."""
+        if depth > 5:
+            return None
+        for bound in _bindings(entry, name):
+            value: cst.BaseExpression | None = _unwrap_await(bound)
+            if isinstance(value, cst.Subscript):  # ``raw = reply[1]``
+                value = _unwrap_await(value.value)
+            if isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute):
+                if value.func.attr.value in _QUEUE_READS:
+                    return value.func.value
+                if value.func.attr.value == "decode":
+                    value = value.func.value
+            if isinstance(value, cst.Call) and self.qualified.of(value.func) & JSON_LOADS \
+                    and value.args:
+                value = _unwrap_decode(value.args[0].value)
+            if isinstance(value, cst.Subscript):
+                value = value.value
+            if isinstance(value, cst.Name) and value.value != name:
+                found = self._queue_read(entry, value.value, depth + 1)
+                if found is not None:
+                    return found
+        return None
 
     def _record_feeding(self, entry: _Entry, holder: str) -> str | None:
         """``msg`` of ``holder = M.model_validate_json(msg.value)`` (its first binding)."""
@@ -1768,6 +1931,58 @@ def _equal_guards(found: _Found, entry: _Entry) -> dict[str, dict[str, str]]:
             continue
         wanted.setdefault(left.value.value, {}).setdefault(left.attr.value, _code(right))
     return wanted
+
+
+def _literal_guards(found: _Found, entry: _Entry) -> dict[str, str]:
+    """Parameters a branch holding the site compares with a literal (``if mode ==
+    "stream":``), never rebound: the test passes that literal."""
+    wanted: dict[str, str] = {}
+    for branch, _ in _branches(found):
+        test = branch.test
+        if not (isinstance(test, cst.Comparison) and len(test.comparisons) == 1
+                and isinstance(test.comparisons[0].operator, cst.Equal)):
+            continue
+        left, right = test.left, test.comparisons[0].comparator
+        if isinstance(right, cst.Name) and isinstance(left, (cst.SimpleString, cst.Integer)):
+            left, right = right, left
+        if (isinstance(left, cst.Name) and left.value in entry.param_names
+                and left.value not in entry.locals
+                and isinstance(right, (cst.SimpleString, cst.Integer))):
+            wanted.setdefault(left.value, _code(right))
+    return wanted
+
+
+def _ready_flags(found: _Found, entry: _Entry) -> tuple[Patch, ...]:
+    """``self.started = True`` for an ``if not self.started: raise ...`` before the site (a
+    readiness flag the start-up the test does not run would set)."""
+    if not entry.self_name:
+        return ()
+    around = set(map(id, found.ancestors))
+    flags: list[str] = []
+
+    class _Collect(cst.CSTVisitor):
+        def visit_If(self, node: cst.If) -> None:
+            test = node.test
+            if id(node) in around or node.orelse is not None or not (
+                isinstance(test, cst.UnaryOperation) and isinstance(test.operator, cst.Not)
+                and isinstance(test.expression, cst.Attribute)
+                and entry.is_self(test.expression.value)
+            ):
+                return
+            body = node.body.body if isinstance(node.body, cst.IndentedBlock) else ()
+            if len(body) == 1 and isinstance(body[0], cst.SimpleStatementLine) and isinstance(
+                body[0].body[0], cst.Raise
+            ):
+                flag = test.expression.attr.value
+                if flag not in entry.self_assigned and flag not in entry.methods:
+                    flags.append(flag)
+
+        def visit_FunctionDef(self, _: cst.FunctionDef) -> bool:
+            return False
+
+    entry.node.body.visit(_Collect())
+    return tuple(Patch("value", "subject", flag, label=f"{entry.self_name}.{flag}",
+                       value=Value("expression", label="True")) for flag in dict.fromkeys(flags))
 
 
 def _falsy_guards(found: _Found, entry: _Entry) -> dict[str, tuple[str, ...]]:

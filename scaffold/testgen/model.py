@@ -18,7 +18,7 @@ THREAD = "thread"  # work handed to a thread, carrying the submitting context
 TOKEN = "token"  # an attached context detached in a finally
 BOOTSTRAP = "bootstrap"  # tracing set-up at start-up: nothing to propagate, nothing to drive
 KINDS = (CONSUME, RESTORE, PRODUCE, INJECT, THREAD, TOKEN, BOOTSTRAP)
-_FROM_CREATION = {"keys", "json", "record", "consumer", "carrier", "model", "context"}
+_FROM_CREATION = {"keys", "json", "record", "consumer", "carrier", "model", "context", "queue"}
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,8 @@ class Value:
     ``expression`` (the value of ``label``, code the site compares a field with, in its module),
     ``runner`` (a stand-in whose ``attribute`` method, or itself, runs the callable it is given),
     ``batch`` (the record as a ``getmany()`` result), ``fill`` (an override: an optional field
-    built from its hint, which the code refuses when empty).
+    built from its hint, which the code refuses when empty), ``queue`` (a stand-in Redis client
+    holding one item with ``keys`` and the message's trace context, then stopping its loop).
     """
 
     recipe: str

@@ -825,3 +825,69 @@ def test_metrics_one_test_registers_are_taken_back_before_the_next(tmp_path):
     results = {k: v for k, v in outcomes.items() if k.startswith(("test_trace_svc_first",
                                                                     "test_trace_svc_second"))}
     assert len(results) == 2 and set(results.values()) == {"passed"}, outcomes["__output__"]
+
+
+# A HuleEdu-style internal client: the injection is an argument of the call it returns; the
+# test judged the returned response and failed on a correct retrofit.
+RETURNED_REQUEST = """\
+import httpx
+
+from helpers.observability import inject_trace_context
+
+
+class ContentClient:
+    def __init__(self, client: httpx.AsyncClient, base_url: str) -> None:
+        self._client = client
+        self._base_url = base_url
+
+    async def update(self, essay_id: str, text: str) -> httpx.Response:
+        return await self._client.patch(
+            f"{self._base_url}/essays/{essay_id}", json={"text": text},
+            headers=inject_trace_context({}),
+        )
+"""
+# websocket_service's Redis listener (trimmed): the message comes from get_message() of an
+# awaitable pub/sub entered with `async with`; the test skipped (nothing is a parameter).
+PUBSUB_LISTENER = """\
+import asyncio
+import logging
+
+from svc.tracekit import restore_from_queue
+
+logger = logging.getLogger(__name__)
+
+
+class RedisMessageListener:
+    def __init__(self, redis_client, websocket_manager) -> None:
+        self._redis_client = redis_client
+        self._websocket_manager = websocket_manager
+
+    async def listen(self, user_id: str) -> None:
+        channel = self._redis_client.get_user_channel(user_id)
+        async with self._redis_client.subscribe(channel) as pubsub:
+            while True:
+                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                if message and message.get("type") == "message":
+                    with restore_from_queue(message["data"]):
+                        data = message["data"].decode("utf-8")
+                        logger.debug("forwarding %s", data[:100])
+                        await self._websocket_manager.send_message_to_user(user_id, data)
+                await asyncio.sleep(0.01)
+"""
+UNTRACED = {
+    "client": ("headers=inject_trace_context({})", "headers={}"),
+    "listener": ('with restore_from_queue(message["data"]):', "if True:"),
+}
+
+
+def test_a_returned_request_and_a_pubsub_listener_pass_traced_and_fail_untraced(tmp_path):
+    repo = make_repo(tmp_path, {"client": RETURNED_REQUEST, "listener": PUBSUB_LISTENER})
+    generate_tests(repo)
+    traced = {k: v for k, v in _outcomes(repo).items() if k.startswith("test_trace_svc_")}
+    assert len(traced) == 3 and set(traced.values()) == {"passed"}, traced
+    for name, (written, plain) in UNTRACED.items():
+        path = repo / "svc" / f"{name}.py"
+        path.write_text(path.read_text().replace(written, plain))
+    untraced = _outcomes(repo)
+    assert {k: untraced[k] for k in traced} == dict.fromkeys(traced, "failed"), untraced[
+        "__output__"]

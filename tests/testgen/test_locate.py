@@ -118,18 +118,35 @@ def test_traced_publish_records_the_bus_and_its_publish_method():
     ("inject_trace_context(headers)\nawait send_on(headers)", "send_on", "module"),
     ("await self._client.get('/x', headers=inject_trace_context({}))", "self._client",
      "subject"),
-], ids=["through a client attribute", "through a module function", "as a direct argument"])
+    ("return await self._client.patch('/x', headers=inject_trace_context({}))",
+     "self._client", "subject"),
+    ("self._redis.rpush('q', json.dumps(capture_for_queue({'k': 1})))", "self._redis",
+     "subject"),
+    ("pipe = self._redis.pipeline()\npipe.lpush('q', json.dumps(capture_for_queue(headers)))",
+     "self._redis", "subject"),
+    ("async with self._redis.pipeline() as pipe:\n"
+     "    pipe.lpush('q', json.dumps(capture_for_queue(dict(a=1))))", "self._redis", "subject"),
+    ("message = json.dumps(capture_for_queue(headers))\nreturn await self.send(message)",
+     "self.send", "class"),
+], ids=["through a client attribute", "through a module function", "as a direct argument",
+        "as an argument of the returned call", "serialised into a push",
+        "pushed on a pipeline", "pushed on a pipeline entered with async with",
+        "through a method of its own"])
 def test_an_injection_is_observed_where_the_carrier_leaves(body, label, owner):
     source = (
-        "from service.tracekit import inject_trace_context\n\n"
+        "import json\n"
+        "from service.tracekit import capture_for_queue, inject_trace_context\n\n"
         "async def send_on(headers): ...\n\n"
         "class Client:\n"
+        "    async def send(self, message): ...\n\n"
         "    async def store(self):\n"
         "        headers = {}\n" + textwrap.indent(body, "        ") + "\n"
     )
     case = only(source)
-    assert case.skip is None and case.label == label
+    assert case.skip is None and case.label == label and not case.returned
     assert [p.owner for p in case.patches] == [owner]
+    if "pipeline" in body:  # what is pushed on the pipeline the client made is the message
+        assert case.sends == ("pipeline().lpush",)
 
 
 def test_an_injection_whose_carrier_is_returned_is_checked_on_the_return_value():
@@ -491,3 +508,75 @@ def test_a_str_parameter_renamed_by_a_typed_local_is_built_for_the_callee_it_rea
     value = argument(case, "subject_type")
     assert (value.recipe, value.model, value.attribute, value.keys) == (
         "passed", "SubjectRefV1", "type", ("str",))
+
+
+def test_a_readiness_flag_refusing_the_send_is_set_for_the_test():
+    case = only("""
+        from service.tracekit import traced_send
+
+        class Bus:
+            async def publish(self, topic, value):
+                if not self.started:
+                    raise RuntimeError("producer is not running")
+                await traced_send(self.producer, topic, value=value)
+    """)
+    assert Patch("value", "subject", "started", label="self.started",
+                 value=Value("expression", label="True")) in case.patches
+
+
+@pytest.mark.parametrize(("body", "client", "keys"), [
+    ("_, raw = self._redis.blpop('q')\ntask = json.loads(raw)\n"
+     "with restore_from_queue(task):\n    handle(task['phase'])", "_redis", ("phase",)),
+    ("raw = await self._redis.rpop('q')\nwith restore_from_queue(raw):\n    handle(raw)",
+     "_redis", ()),
+    ("async with self._redis.subscribe('ch') as pubsub:\n"
+     "    message = await pubsub.get_message(timeout=1.0)\n"
+     "    with restore_from_queue(message['data']):\n        handle(message)",
+     "_redis", ()),
+    ("for message in self.pubsub.listen():\n    with restore_from_queue(message['data']):\n"
+     "        handle(message)", "pubsub", ()),
+    ("reply = await self._redis.xreadgroup('g', 'c', {'s': '>'})\n"
+     "for _stream, entries in reply:\n    for entry_id, fields in entries:\n"
+     "        with restore_from_queue(fields):\n            handle(fields[b'essay_id'])",
+     "_redis", ("essay_id",)),
+], ids=["blpop of a JSON task", "rpop of the raw item", "get_message of a subscription",
+        "listen() of a pub/sub", "stream entries of xreadgroup"])
+def test_an_item_read_from_redis_is_handed_over_by_a_stand_in_client(body, client, keys):
+    source = (
+        "import json\n"
+        "from service.tracekit import restore_from_queue\n\n"
+        "def handle(item): ...\n\n"
+        "class Worker:\n"
+        "    async def run(self):\n" + textwrap.indent(body, "        ") + "\n"
+    )
+    case = only(source)
+    assert case.skip is None, case.skip
+    queue = next(p for p in case.patches if p.value is not None and p.value.recipe == "queue")
+    assert (queue.owner, queue.name, queue.value.keys) == ("subject", client, keys)
+
+
+def test_an_item_of_unknown_origin_is_not_driven():
+    case = only("""
+        from service.tracekit import restore_from_queue
+
+        def run(cache, handle):
+            item = cache.take()
+            with restore_from_queue(item):
+                handle(item)
+    """)
+    assert "nor an item read from a Redis client" in case.skip
+
+
+def test_a_parameter_a_branch_compares_with_a_literal_is_given_that_literal():
+    stream, bulk = cases("""
+        import json
+        from service.tracekit import capture_for_queue
+
+        async def produce(redis, name, item, mode):
+            if mode == "stream":
+                await redis.xadd(name, capture_for_queue({"data": item}))
+            elif "bulk" == mode:
+                await redis.rpush(name, json.dumps(capture_for_queue({"data": item})))
+    """)
+    assert argument(stream, "mode") == Value("expression", label='"stream"')
+    assert argument(bulk, "mode") == Value("expression", label='"bulk"')

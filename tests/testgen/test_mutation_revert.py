@@ -59,6 +59,18 @@ CASES = {
         "await run_in_executor(None, None, work)",
         "await __import__('asyncio').get_running_loop().run_in_executor(None, work)",
     ),
+    "a queued item's capture back to the item": (
+        "await pipe.lpush(key, json.dumps(capture_for_queue(entry)))",
+        "await pipe.lpush(key, json.dumps(entry))",
+    ),
+    "a capture of a built item back to that item": (
+        "producer.xadd(key, capture_for_queue({**item, 'phase': 'start'}))",
+        "producer.xadd(key, {**item, 'phase': 'start'})",
+    ),
+    "a capture given its item by keyword back to the item": (
+        "producer.rpush(key, json.dumps(capture_for_queue(item=entry, correlation_id=key)))",
+        "producer.rpush(key, json.dumps(entry))",
+    ),
     "TracedThread back to threading.Thread": (
         "TracedThread(target=work).start()",
         "__import__('threading').Thread(target=work).start()",
@@ -71,9 +83,9 @@ def test_a_kit_call_goes_back_to_the_plain_call(written, plain):
     source = (
         "from service.tracekit import inject_metadata, inject_trace_context, traced_send\n"
         "from service.tracekit import TracedThread, executor_map, run_in_executor, submit\n"
-        "from service.tracekit import traced_publish\n\n"
+        "from service.tracekit import capture_for_queue, traced_publish\n\n"
         "async def site(self, producer, topic, value, key, headers, envelope, pool, loop, work,"
-        " item, items):\n"
+        " item, items, pipe, entry, json):\n"
         f"    {written}\n"
     )
     assert reverted(source).splitlines()[-1] == f"    {plain}"
@@ -92,6 +104,28 @@ def test_a_consume_span_block_becomes_its_body():
         "    async for msg in consumer:",
         "        await handle(msg)",
         "        await consumer.commit()",
+    ]
+
+
+def test_a_restore_from_queue_block_becomes_its_body():
+    assert reverted("""
+        import json
+
+        from service.tracekit import restore_from_queue
+
+        async def drain(redis, show):
+            while True:
+                _, raw = await redis.blpop("inbox")
+                item = json.loads(raw)
+                with restore_from_queue(item):
+                    await show(item)
+                await redis.incr("shown")
+    """).splitlines()[-5:] == [
+        "    while True:",
+        '        _, raw = await redis.blpop("inbox")',
+        "        item = json.loads(raw)",
+        "        await show(item)",
+        '        await redis.incr("shown")',
     ]
 
 

@@ -70,3 +70,28 @@ def test_the_contract_test_fails_once_code_is_untraced_again(outcomes):
     """Every before.py holds a rewrite retrofit --check proposes: the repo contract fails."""
     _, before, _ = outcomes
     assert before[CONTRACT] == "failed"
+
+
+DRIVEN_NEW_SITES = {
+    # Redis queues: captures pushed (a pipeline, a stream, the subject's own publish) and
+    # items restored after blpop/rpop, get_message, listen() and xreadgroup
+    "fx_redis_queue_stream_entries": 6,
+    "fx_redis_queue_phoenix_pubsub_listen": 3,
+    "fx_redis_queue_huleedu_pubsub_notification": 1,
+    # relays sending under the stored envelope's context, and a Protocol's implementation
+    "fx_kafka_produce_outbox_relay": 1,
+    "fx_kafka_produce_fallback_queue_replay": 1,
+    "fx_http_inject_protocol_implementation": 2,
+}
+
+
+@pytest.mark.parametrize(("fixture", "tests"), DRIVEN_NEW_SITES.items(),
+                         ids=DRIVEN_NEW_SITES.keys())
+def test_queue_relay_and_protocol_sites_are_driven_and_fail_once_reverted(outcomes, fixture,
+                                                                          tests):
+    after, before, summary = outcomes
+    module = f"test_trace_service_{fixture}"
+    driven = [t for t, outcome in after.items() if t.startswith(f"{module}::")
+              and outcome == "passed"]
+    assert len(driven) == tests, summary
+    assert all(before[t] == "failed" for t in driven), {t: before[t] for t in driven}

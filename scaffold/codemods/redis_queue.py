@@ -6,35 +6,38 @@ What it does: on a redis-py client (``redis.Redis``, ``redis.asyncio.Redis``, th
 annotated parameter) that forward one of their parameters as the payload of such a call, as
 it is or as ``json.dumps(param)`` (a ``RedisPubSub.publish(channel, message)`` wrapper):
 
-- producer: ``lpush``/``rpush``/``lpushx``/``rpushx`` of ``json.dumps(D)``, and
-  ``xadd(stream, D)``, where ``D`` is a dict built in the function (a
-  dict literal or ``dict(...)``, inline or in a name whose assignment reaches the call, the
-  JSON text in such a name too) get ``capture_for_queue(D)`` from the kit: the item carries
-  ``traceparent`` (and ``tracestate``, the correlation id) as keys of its object. A dict that
-  may be read again after the push is captured as a copy (``capture_for_queue(dict(D))``).
+- producer: ``lpush``/``rpush``/``lpushx``/``rpushx`` of ``json.dumps(D)``, and ``xadd(stream,
+  D)``, where ``D`` is a dict built in the function (a dict literal or ``dict(...)``, inline or
+  in a name whose assignment reaches the call, the JSON text in such a name too) get
+  ``capture_for_queue(D)`` from the kit: the item carries ``traceparent`` (and ``tracestate``,
+  the correlation id) as keys of its object. A dict that may be read again after the push is
+  captured as a copy (``capture_for_queue(dict(D))``).
 - pub/sub: a ``publish``/``spublish`` of anything but a constant is reported, never captured
   into: a message reaches every subscriber, and a subscriber may forward it as it is (a
   websocket fan-out hands it to browsers), so propagation keys would leave with it. Its
   listeners (``listen()``, ``get_message()``) are left as they are: nothing was captured.
-- consumer: where a function handles what it popped or read (``blpop``/``brpop``/``lpop``/
-  ``rpop``/``lmove``..., ``xread``/``xreadgroup`` entries), the handling (the first statement reading
-  the item, to the end of its block; after ``P = json.loads(item)``, the statements after it)
-  runs inside ``with restore_from_queue(item):``, a ``queue_processing`` CONSUMER span
-  continuing the captured trace. ``restore_from_queue`` reads the item as parsed or as Redis
-  returns it (JSON text, stream fields with ``bytes`` keys); anything else starts a new root.
+- consumer: where a function handles what it popped or read
+  (``blpop``/``brpop``/``lpop``/``rpop``/``lmove``..., ``xread``/``xreadgroup`` entries), the
+  handling (the first statement reading the item, to the end of its block; after ``P =
+  json.loads(item)``, the statements after it) runs inside ``with restore_from_queue(item):``,
+  a ``queue_processing`` CONSUMER span continuing the captured trace. ``restore_from_queue``
+  reads the item as parsed or as Redis returns it (JSON text, stream fields with ``bytes``
+  keys); anything else starts a new root.
 
 Wrappers are followed where they are called from a file that names a Redis command (the
 engine's syntax gate); a caller in a file that names none is not looked at.
 
 Left alone: payloads that already carry the context (a ``traceparent`` key, an inject or
-``capture_for_queue`` call on them), constants (a ``"wake"`` signal has nowhere to carry
-context), a payload that is a parameter of the function (a wrapper: its callers are judged),
-an item read from Redis queued again (a retry, a dead-letter list: it keeps the context it
-carries), handling that restores a context already (itself or in a repo function it calls), a
-function that returns what it popped (its caller handles the item, out of this rule's sight),
-and test code. Reported: a payload that is not a JSON object built in the function
-(``model_dump_json()``, a string from elsewhere, a list), starred arguments, an item read
-only under a condition or handled inside a one-line block, handling that yields.
+``capture_for_queue`` call on them, an outbox entry holding an envelope parameter's
+``model_dump_json()``: the envelope's metadata carries it, and its relay reads it there),
+constants (a ``"wake"`` signal has nowhere to carry context), a payload that is a parameter of
+the function (a wrapper: its callers are judged), an item read from Redis queued again (a
+retry, a dead-letter list: it keeps the context it carries), handling that restores a context
+already (itself or in a repo function it calls), a function that returns what it popped (its
+caller handles the item, out of this rule's sight), and test code. Reported: a payload that is
+not a JSON object built in the function (``model_dump_json()``, a string from elsewhere, a
+list), starred arguments, an item read only under a condition or handled inside a one-line
+block, handling that yields.
 
 Why: the kit and the helper library carry the trace across Kafka, but a job pushed to a Redis
 list or a notification published on a channel starts a new trace at the worker or listener:
@@ -76,7 +79,7 @@ import libcst as cst
 
 from scaffold.codemods._kafka import KafkaCodemod, argument, code, keyword
 from scaffold.codemods._layout import fit
-from scaffold.codemods._propagation import Place, header, walk
+from scaffold.codemods._propagation import ENVELOPE_SUFFIXES, Place, header, walk
 from scaffold.codemods.base import dotted_name
 from scaffold.engine.gates import SyntaxGate
 from scaffold.repo.info import FunctionInfo, ParamKind
@@ -97,6 +100,7 @@ PUSHES = {"lpush": None, "rpush": None, "lpushx": None, "rpushx": None,
 # pub/sub publishes: a message reaches every subscriber, which may forward it as it is
 PUBLISHES = frozenset({"publish", "spublish"})
 PAIR_POPS = frozenset({"blpop", "brpop"})
+_SERIALISERS = frozenset({"model_dump_json", "model_dump", "json", "dict"})  # pydantic's
 VALUE_POPS = frozenset({"lpop", "rpop", "lmove", "blmove", "rpoplpush", "brpoplpush"})
 STREAM_READS = frozenset({"xread", "xreadgroup"})
 DUMPS = frozenset({"json.dumps", "orjson.dumps", "ujson.dumps"})
@@ -340,8 +344,33 @@ class RedisQueue(KafkaCodemod):
             return f"the payload {code(value)} is not a dict built here"
         if self._carries_context(value):
             return None
+        if self._holds_envelope(value):
+            return None  # its envelope carries the context (envelope-inject), read from there
         self._capture[target] = copy
         return None
+
+    def _holds_envelope(self, value: cst.BaseExpression) -> bool:
+        """A dict holding an event envelope as its serialised form (an outbox entry:
+        ``{"topic": t, "envelope": envelope.model_dump_json()}``), where the envelope is a
+        parameter annotated with an envelope class: the envelope's metadata is where the
+        trace context travels, and where its relay reads it."""
+        if not isinstance(value, cst.Dict) or not self.functions:
+            return False
+        params = self.functions[-1].params
+        envelopes = {
+            p.name.value for p in (*params.posonly_params, *params.params, *params.kwonly_params)
+            if p.annotation is not None
+            and (last := _last(p.annotation.annotation.value if isinstance(
+                p.annotation.annotation, cst.Subscript) else p.annotation.annotation))
+            and last.endswith(ENVELOPE_SUFFIXES)}
+        for element in value.elements:
+            item = element.value
+            if isinstance(item, cst.Call) and isinstance(item.func, cst.Attribute) \
+                    and item.func.attr.value in _SERIALISERS \
+                    and isinstance(item.func.value, cst.Name) \
+                    and item.func.value.value in envelopes:
+                return True
+        return False
 
     def _is_dict(self, value: cst.BaseExpression) -> bool:
         if isinstance(value, cst.Dict):

@@ -73,11 +73,10 @@ def test_the_contract_test_fails_once_code_is_untraced_again(outcomes):
 
 
 DRIVEN_NEW_SITES = {
-    # Redis queues: captures pushed (a pipeline, a stream, the subject's own publish) and
-    # items restored after blpop/rpop, get_message, listen() and xreadgroup
+    # Redis queues: captures pushed (a list, a stream) and items restored after blpop/rpop
+    # and xreadgroup (pub/sub messages are reported, not rewritten: nothing to drive)
     "fx_redis_queue_stream_entries": 6,
-    "fx_redis_queue_phoenix_pubsub_listen": 3,
-    "fx_redis_queue_huleedu_pubsub_notification": 1,
+    "fx_redis_queue_outbox_entry_holds_the_envelope": 1,
     # relays sending under the stored envelope's context, and a Protocol's implementation
     "fx_kafka_produce_outbox_relay": 1,
     "fx_kafka_produce_fallback_queue_replay": 1,

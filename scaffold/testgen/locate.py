@@ -441,7 +441,8 @@ class _Target:
 
 def _made_by(value: cst.BaseExpression | None, entry: _Entry, depth: int) -> _Target | None:
     """Where to put a stand-in for what ``value`` (a call) makes: the class it instantiates,
-    or the collaborator whose method made it (``producer.create_batch()``)."""
+    the factory the instance holds (``self.consumer_factory(...)``), or the collaborator
+    whose method made it (``producer.create_batch()``)."""
     value = _unwrap_await(value)
     if not isinstance(value, cst.Call):
         return None
@@ -457,6 +458,14 @@ def _made_by(value: cst.BaseExpression | None, entry: _Entry, depth: int) -> _Ta
                 return None
             return _Target(f"{_code(func)}()", patch=Patch("factory", "import", attribute,
                                                            owner_name=module))
+        if entry.is_self(func.value) and func.attr.value not in entry.methods:
+            # ``self.consumer_factory(...)``: a factory the instance holds (a constructor
+            # parameter, ``factory or AIOKafkaConsumer``): the test's instance holds one
+            # returning the stand-in, unless the entry itself assigns it before the call
+            if func.attr.value in entry.self_assigned:
+                return None
+            return _Target(f"{_code(func)}()",
+                           patch=Patch("factory", "subject", func.attr.value))
         return _resolve_target(func.value, entry, depth + 1)
     return None
 

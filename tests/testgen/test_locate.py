@@ -51,6 +51,51 @@ def test_an_async_for_consumer_loop_gets_a_fake_consumer_and_probes_inside_the_s
     assert case.without_context and case.skip is None
 
 
+def test_a_consumer_made_by_a_factory_the_instance_holds_gets_a_factory_of_the_fake():
+    case = only("""
+        from aiokafka import AIOKafkaConsumer
+        from service.tracekit import consume_span
+
+        class Loop:
+            def __init__(self, settings, consumer_factory=None):
+                self.settings = settings
+                self.consumer_factory = consumer_factory or AIOKafkaConsumer
+
+            async def run(self):
+                self.consumer = self.consumer_factory(*self.settings.TOPICS)
+                async for msg in self.consumer:
+                    with consume_span(msg):
+                        await self.handle(msg)
+
+            async def handle(self, msg): ...
+    """)
+    assert case.skip is None
+    factory = next(p for p in case.patches if p.action == "factory")
+    assert (factory.owner, factory.name, factory.value.recipe) == (
+        "subject", "consumer_factory", "consumer")
+    assert not any(p.owner == "module" and p.name == "self" for p in case.patches)
+
+
+def test_a_factory_the_entry_assigns_itself_before_the_call_is_not_replaced():
+    case = only("""
+        from aiokafka import AIOKafkaConsumer
+        from service.tracekit import consume_span
+
+        class Loop:
+            async def run(self):
+                self.consumer_factory = AIOKafkaConsumer
+                self.consumer = self.consumer_factory("t")
+                async for msg in self.consumer:
+                    with consume_span(msg):
+                        await self.handle(msg)
+
+            async def handle(self, msg): ...
+    """)
+    assert not any(p.owner == "subject" and p.name == "consumer_factory"
+                   for p in case.patches)
+    assert case.skip is not None
+
+
 def test_a_getmany_batch_is_traced_back_to_its_consumer_through_the_nested_loops():
     case = only("""
         from service.tracekit import consume_span

@@ -80,4 +80,5 @@ def test_the_guard_is_written_when_the_helper_takes_no_none(tmp_path, annotation
     changed = {Path(r.path).relative_to(root).as_posix(): r.updated for r in result.changed}
     updated = changed["services/initiator.py"]
     assert "inject_trace_context(envelope.metadata)" in updated
-    assert ("if envelope.metadata is None:\n            envelope.metadata = {}" in updated) is guarded
+    guard = "if envelope.metadata is None:\n            envelope.metadata = {}"
+    assert (guard in updated) is guarded

@@ -71,6 +71,7 @@ expression form) and ``use_trace_context`` starts no span.
 from __future__ import annotations
 
 import ast
+import functools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import cast
@@ -81,6 +82,7 @@ from scaffold.codemods._kafka import KafkaCodemod, argument, code, keyword
 from scaffold.codemods._layout import fit
 from scaffold.codemods._propagation import ENVELOPE_SUFFIXES, Place, header, walk
 from scaffold.codemods.base import dotted_name
+from scaffold.engine.dispatch import without_rebuild
 from scaffold.engine.gates import SyntaxGate
 from scaffold.repo.info import FunctionInfo, ParamKind
 
@@ -879,65 +881,78 @@ def _returns_pubsub(function: FunctionInfo, resolve) -> bool:
     return name is not None and resolve(function.module, name) in PUBSUB_CLASSES
 
 
-def _bindings_in(root: cst.CSTNode, name: str) -> list[tuple[cst.SimpleStatementLine | None,
-                                                               cst.BaseExpression | None]]:
+Binding = tuple[cst.SimpleStatementLine | None, cst.BaseExpression | None]
+
+
+def _bindings_in(root: cst.CSTNode, name: str) -> list[Binding]:
     """Every binding of ``name`` in ``root`` (not in nested scopes): (its simple statement, the
     value of a plain ``name = value``; None for any other kind of binding)."""
-    found: list[tuple[cst.SimpleStatementLine | None, cst.BaseExpression | None]] = []
+    return _all_bindings(root).get(name, [])
 
-    class _Finder(cst.CSTVisitor):
-        def __init__(self) -> None:
-            self.statement: cst.SimpleStatementLine | None = None
 
-        def visit_SimpleStatementLine(self, node: cst.SimpleStatementLine) -> None:
-            self.statement = node
+@functools.lru_cache(maxsize=512)
+def _all_bindings(root: cst.CSTNode) -> dict[str, list[Binding]]:
+    """The bindings of every name in ``root``, found in one walk that rebuilds nothing (the
+    rule asks about a function's names many times; walking it per name was most of its cost)."""
+    finder = without_rebuild(_BindingFinder)(root)
+    root.visit(finder)
+    return finder.found
 
-        def visit_Assign(self, node: cst.Assign) -> None:
-            for target in node.targets:
-                if isinstance(target.target, cst.Name) and target.target.value == name:
-                    found.append((self.statement, node.value))
-                elif name in _names(target.target):
-                    found.append((self.statement, None))
 
-        def visit_AnnAssign(self, node: cst.AnnAssign) -> None:
-            if dotted_name(node.target) == name:
-                found.append((self.statement, node.value))
+class _BindingFinder(cst.CSTVisitor):
+    def __init__(self, root: cst.CSTNode) -> None:
+        self.root = root
+        self.statement: cst.SimpleStatementLine | None = None
+        self.found: dict[str, list[Binding]] = {}
 
-        def visit_AugAssign(self, node: cst.AugAssign) -> None:
-            if dotted_name(node.target) == name:
-                found.append((self.statement, None))
+    def _add(self, name: str | None, value: cst.BaseExpression | None = None,
+             statement: cst.SimpleStatementLine | None = None) -> None:
+        if name:
+            self.found.setdefault(name, []).append((statement, value))
 
-        def visit_NamedExpr(self, node: cst.NamedExpr) -> None:
-            if dotted_name(node.target) == name:
-                found.append((None, None))
+    def visit_SimpleStatementLine(self, node: cst.SimpleStatementLine) -> None:
+        self.statement = node
 
-        def visit_For(self, node: cst.For) -> None:
-            if name in _names(node.target):
-                found.append((None, None))
+    def visit_Assign(self, node: cst.Assign) -> None:
+        for target in node.targets:
+            if isinstance(target.target, cst.Name):
+                self._add(target.target.value, node.value, self.statement)
+            else:
+                for name in _names(target.target):
+                    self._add(name, None, self.statement)
 
-        def visit_AsName(self, node: cst.AsName) -> None:
-            if name in _names(node.name):
-                found.append((None, None))
+    def visit_AnnAssign(self, node: cst.AnnAssign) -> None:
+        self._add(dotted_name(node.target), node.value, self.statement)
 
-        def visit_Del(self, node: cst.Del) -> None:
-            if name in _names(node.target):
-                found.append((None, None))
+    def visit_AugAssign(self, node: cst.AugAssign) -> None:
+        self._add(dotted_name(node.target), None, self.statement)
 
-        def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
-            if node is not root and node.name.value == name:
-                found.append((None, None))
-            return node is root
+    def visit_NamedExpr(self, node: cst.NamedExpr) -> None:
+        self._add(dotted_name(node.target))
 
-        def visit_ClassDef(self, node: cst.ClassDef) -> bool:
-            if node.name.value == name:
-                found.append((None, None))
-            return False
+    def visit_For(self, node: cst.For) -> None:
+        for name in _names(node.target):
+            self._add(name)
 
-        def visit_Lambda(self, node: cst.Lambda) -> bool:
-            return False
+    def visit_AsName(self, node: cst.AsName) -> None:
+        for name in _names(node.name):
+            self._add(name)
 
-    root.visit(_Finder())
-    return found
+    def visit_Del(self, node: cst.Del) -> None:
+        for name in _names(node.target):
+            self._add(name)
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
+        if node is not self.root:
+            self._add(node.name.value)
+        return node is self.root
+
+    def visit_ClassDef(self, node: cst.ClassDef) -> bool:
+        self._add(node.name.value)
+        return False
+
+    def visit_Lambda(self, node: cst.Lambda) -> bool:
+        return False
 
 
 def _names(target: cst.CSTNode) -> set[str]:

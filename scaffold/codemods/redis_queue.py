@@ -128,9 +128,10 @@ class _Wrap:
 
 
 class RedisQueue(KafkaCodemod):
-    PREFILTER = ("push", "publish", "xadd", "pop", "xread", "get_message", "listen", "move")
-    GATE = SyntaxGate(words={*PUSHES, *PAIR_POPS, *VALUE_POPS, *STREAM_READS, "get_message",
-                             "listen"})
+    # a pub/sub's listen()/get_message() is left alone (nothing is captured into its
+    # messages), so only pushes, publishes and pops let a file in
+    PREFILTER = ("push", "publish", "xadd", "pop", "xread", "move")
+    GATE = SyntaxGate(words={*PUSHES, *PAIR_POPS, *VALUE_POPS, *STREAM_READS})
     USES_REPO = True  # the type of self.x and what a wrapper forwards may be in another file
     SITE_KIND = "queue"  # its rows in `scaffold report`
     DERIVED = {(CLIENT, "pubsub"): PUBSUB, (CLIENT, "pipeline"): CLIENT}

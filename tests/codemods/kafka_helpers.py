@@ -8,6 +8,22 @@ import importlib
 RECEIVE_TIMEOUT = 60
 
 
+async def first_record(bootstrap: str, topic: str):
+    """The first record of ``topic`` (partition 0), read by a consumer of its own."""
+    import asyncio
+
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        consumer.assign([TopicPartition(topic, 0)])
+        await consumer.seek_to_beginning()
+        return await asyncio.wait_for(consumer.getone(), RECEIVE_TIMEOUT)
+    finally:
+        await consumer.stop()
+
+
 async def new_topic(bootstrap: str, prefix: str) -> str:
     """A fresh single-partition topic, so a consumer from the beginning reads only this test."""
     return await kit_testing().new_topic(bootstrap, prefix)

@@ -12,15 +12,13 @@ import asyncio
 import contextvars
 
 import pytest
-from aiokafka import AIOKafkaConsumer
-from aiokafka.structs import TopicPartition
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 
 from scaffold.codemods.kafka_produce import KafkaProduce
 from scaffold.engine import Settings, Status, process_source
 from tests.codemods.conftest import FIXTURES, load_fixture
-from tests.codemods.kafka_helpers import RECEIVE_TIMEOUT, descends_from, new_topic
+from tests.codemods.kafka_helpers import descends_from, first_record, new_topic
 
 CASES = [
     "bus_attribute",
@@ -39,14 +37,7 @@ async def _produce_and_consume(module, bootstrap, kit, exporter):
     tracer = trace.get_tracer("kafka-produce-test")
     with tracer.start_as_current_span("request"):
         await module.produce(bootstrap, topic, b"essay")
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        consumer.assign([TopicPartition(topic, 0)])
-        await consumer.seek_to_beginning()
-        record = await asyncio.wait_for(consumer.getone(), RECEIVE_TIMEOUT)
-    finally:
-        await consumer.stop()
+    record = await first_record(bootstrap, topic)
     with kit.consume_span(record):
         pass
     spans = exporter.get_finished_spans()
@@ -135,14 +126,7 @@ async def _relay_and_consume(module, bootstrap, kit, exporter):
                           "headers": {"event_id": "e-1"}}}
     assert not trace.get_current_span().get_span_context().is_valid  # a background worker
     await module.relay(bootstrap, row)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        consumer.assign([TopicPartition(topic, 0)])
-        await consumer.seek_to_beginning()
-        record = await asyncio.wait_for(consumer.getone(), RECEIVE_TIMEOUT)
-    finally:
-        await consumer.stop()
+    record = await first_record(bootstrap, topic)
     with kit.consume_span(record):
         pass
     by_name = {span.name: span for span in exporter.get_finished_spans()}
@@ -198,14 +182,7 @@ async def _replay_and_consume(module, bootstrap, kit, exporter):
                                   context=contextvars.Context())
     finally:
         await bus.producer.stop()
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        consumer.assign([TopicPartition(topic, 0)])
-        await consumer.seek_to_beginning()
-        record = await asyncio.wait_for(consumer.getone(), RECEIVE_TIMEOUT)
-    finally:
-        await consumer.stop()
+    record = await first_record(bootstrap, topic)
     with kit.consume_span(record):
         pass
     by_name = {span.name: span for span in exporter.get_finished_spans()}

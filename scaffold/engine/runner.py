@@ -46,6 +46,7 @@ from scaffold.engine.sites import (
 )
 from scaffold.engine.sitetable import fixed, out_of_scope, sites_of
 from scaffold.engine.slicing import Slice, import_aliases, slice_module
+from scaffold.engine.unused_imports import remove_unused_imports
 from scaffold.engine.writer import atomic_write
 from scaffold.errors import EXIT_CHANGES, EXIT_ERROR, EXIT_OK
 from scaffold.repo import RepoModel
@@ -141,69 +142,6 @@ class RunResult:
         return EXIT_OK
 
 
-def _joined(removed: Sequence[cst.EmptyLine],
-            kept: Sequence[cst.EmptyLine]) -> list[cst.EmptyLine]:
-    """The lines above a removed statement joined to those of the one after it: blank lines
-    do not add up (one blank line around a removed section stays one)."""
-    if any(line.comment is not None for line in removed):
-        return [*removed, *kept]
-    blank = 0
-    while blank < len(kept) and kept[blank].comment is None:
-        blank += 1
-    return [*removed[:max(0, len(removed) - blank)], *kept]
-
-
-class _RemoveUnusedImports(RemoveImportsVisitor):
-    """LibCST's removal of unreferenced imports, keeping the lines above a removed statement.
-
-    A removed import takes its leading blank lines and comments with it; the statement that
-    follows gets them instead, so a module docstring keeps its blank line.
-    """
-
-    def __init__(self, context: CodemodContext) -> None:
-        super().__init__(context)
-        self._emptied: dict[int, Sequence[cst.EmptyLine]] = {}
-
-    def leave_SimpleStatementLine(
-        self, original_node: cst.SimpleStatementLine, updated_node: cst.SimpleStatementLine
-    ) -> cst.SimpleStatementLine:
-        if not updated_node.body:
-            self._emptied[id(original_node)] = original_node.leading_lines
-        return updated_node
-
-    def _keep_lines(self, originals: Sequence[cst.BaseStatement],
-                    updated: Sequence[cst.BaseStatement]) -> list[cst.BaseStatement]:
-        emptied = sum(id(original) in self._emptied for original in originals)
-        if not emptied or len(updated) != len(originals) - emptied:
-            return list(updated)
-        kept: list[cst.BaseStatement] = []
-        pending: list[cst.EmptyLine] = []
-        survivors = iter(updated)
-        for original in originals:
-            if id(original) in self._emptied:
-                pending.extend(self._emptied[id(original)])
-                continue
-            statement = next(survivors)
-            # the two kinds of statement, both with leading lines
-            assert isinstance(statement, (cst.SimpleStatementLine, cst.BaseCompoundStatement))
-            if pending:
-                statement = statement.with_changes(
-                    leading_lines=_joined(pending, statement.leading_lines))
-                pending = []
-            kept.append(statement)
-        return kept
-
-    def leave_Module(self, original_node: cst.Module, updated_node: cst.Module) -> cst.Module:
-        updated_node = super().leave_Module(original_node, updated_node)
-        return updated_node.with_changes(body=self._keep_lines(original_node.body,
-                                                               updated_node.body))
-
-    def leave_IndentedBlock(
-        self, original_node: cst.IndentedBlock, updated_node: cst.IndentedBlock
-    ) -> cst.IndentedBlock:
-        return updated_node.with_changes(body=self._keep_lines(original_node.body,
-                                                               updated_node.body))
-
 
 def _reason_for_parse_error(exc: Exception) -> str:
     if isinstance(exc, cst.ParserSyntaxError):
@@ -256,10 +194,6 @@ def _placed(codemods: Sequence[CodemodVisitor]) -> list[Finding]:
     """The sites of codemods that visited one same tree, positioned in one pass."""
     place_sites(codemods)
     return [finding for codemod in codemods for finding in codemod.findings]
-
-
-class _WholeFileNeeded(Exception):
-    """A sliced run cannot finish exactly (an import removal, a stub a rule touched)."""
 
 
 def _slice(active: Sequence[Rule], syntax: SourceSyntax, source: bytes,
@@ -407,16 +341,11 @@ def _transform(
             imports_added = tree.visit(TopImportsAdder(context))
             tree = place_in_sections(tree, imports_added, settings.first_party,
                                      settings.import_sorting)
-        if tree is not module and context.scratch.get(RemoveImportsVisitor.CONTEXT_KEY):
-            if sliced is not None:  # what the left-out code references is unknown here
-                raise _WholeFileNeeded
-            # removes only imports nothing references any more, as LibCST's own commands do
-            removal_wrapper = Metadata(tree, unsafe_skip_copy=True)
-            tree = removal_wrapper.visit(
-                _RemoveUnusedImports(replace(context, wrapper=removal_wrapper)))
-    except _WholeFileNeeded:
-        return _transform(source, path, rules, settings, slicing=False, repo=repo,
-                          dotted=dotted, test=test)
+        requested = context.scratch.get(RemoveImportsVisitor.CONTEXT_KEY)
+        if tree is not module and requested:
+            # removes only imports nothing references any more, left-out code included
+            tree = remove_unused_imports(tree, requested, context,
+                                         left_out_uses=state.left_out_uses)
     except Exception as exc:  # a rule crashed on this file: report it, leave the file alone
         if sliced is not None:  # (as it crashes on the whole file: stubs must not be why)
             return _transform(source, path, rules, settings, slicing=False, repo=repo,

@@ -81,7 +81,7 @@ def test_rules_see_the_run_model(tmp_path: Path, jobs: int, rule: type) -> None:
 def test_no_model_is_built_when_no_rule_reads_it(tmp_path: Path,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     built = []
-    monkeypatch.setattr(runner, "build_repo", lambda targets: built.append(targets))
+    monkeypatch.setattr(runner, "build_repo", lambda targets, jobs=1: built.append(targets))
     run([repo(tmp_path)], [Blind], Options(jobs=1))
     assert built == []
 
@@ -99,5 +99,17 @@ def test_a_model_parsed_on_workers_equals_the_serial_one(tmp_path: Path) -> None
     with ProcessPoolExecutor(2) as pool:
         parallel = RepoModel.build(root, files, mapper=pool.map)
     assert parallel.modules == serial.modules
+    assert parallel.functions == serial.functions
+    assert parallel.classes == serial.classes
+
+
+def test_the_runs_model_built_on_processes_equals_the_serial_one(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``build_repo`` spreads parsing over processes past ``PARALLEL_MODEL`` files."""
+    targets = discover([repo(tmp_path)])
+    serial = runner.build_repo(targets, jobs=1)
+    monkeypatch.setattr(runner, "PARALLEL_MODEL", 1)
+    parallel = runner.build_repo(targets, jobs=2)
+    assert serial.modules and parallel.modules == serial.modules
     assert parallel.functions == serial.functions
     assert parallel.classes == serial.classes

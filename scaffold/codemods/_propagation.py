@@ -17,11 +17,22 @@ from libcst.metadata import QualifiedNameProvider
 
 from scaffold.codemods.base import Codemod
 from scaffold.engine.dispatch import FastVisitor
+from scaffold.engine.gates import SyntaxIndex
 
 # Calls that write trace context into a carrier: OpenTelemetry's, HuleEdu's and the kit's.
 INJECT_NAMES = frozenset({"inject", "inject_trace_context", "inject_metadata", "inject_headers"})
 EXTRACT_NAMES = frozenset({"extract", "extract_trace_context"})
 ENVELOPE_SUFFIXES = ("Envelope",)  # class names of event envelopes end in one of these
+
+
+def names_ending_in(index: SyntaxIndex, suffixes: tuple[str, ...]) -> frozenset[str]:
+    """The identifiers of a file ending in one of ``suffixes`` (``EventEnvelope``), and the
+    local names its imports bind to such a name (``from events import EventEnvelope as E``):
+    what a rule matching envelope classes by suffix follows, for slicing."""
+    found = {word for word in index.words if word.endswith(suffixes)}
+    found.update(local for local, targets in index.imports.items()
+                 if any(target.endswith(suffixes) for target in targets))
+    return frozenset(found)
 
 # every statement LibCST has; ``BaseStatement`` itself declares no ``leading_lines``/``body``
 Statement = cst.SimpleStatementLine | cst.BaseCompoundStatement

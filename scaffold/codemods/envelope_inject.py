@@ -78,12 +78,15 @@ from scaffold.codemods._propagation import (
     header_comment,
     keyword,
     last_name,
+    names_ending_in,
     parse_statements,
     positional,
     statements_of,
     walk,
     with_comment,
 )
+from scaffold.engine.gates import SyntaxIndex
+from scaffold.engine.model import Settings
 
 PUBLISH_NAMES = frozenset(
     {"publish", "publish_event", "publish_to_outbox", "send", "send_and_wait"}
@@ -111,6 +114,14 @@ class EnvelopeInject(PropagationCodemod):
         resolved = cls.resolve_options(options)
         return any(suffix in source for suffix in resolved["envelope_suffixes"]) and any(
             method in source for method in resolved["publish_methods"])
+
+    # a site is a function building an envelope: it names the envelope class
+    SLICE_WORDS = frozenset()
+
+    @classmethod
+    def slice_carriers(cls, index: SyntaxIndex, settings: Settings) -> frozenset[str]:
+        suffixes = tuple(cls.resolve_options(settings.options.get(cls.ID))["envelope_suffixes"])
+        return names_ending_in(index, suffixes)
 
     def __init__(self, context, options=None) -> None:
         super().__init__(context, options)

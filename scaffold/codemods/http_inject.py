@@ -331,6 +331,8 @@ class HttpInject(PropagationCodemod):
     PREFILTER = ("httpx", "aiohttp")
     SITE_KIND = "http-call"  # its rows in `scaffold report`
     GATE = SyntaxGate(names=CLIENT_CLASSES | MODULE_REQUESTS)
+    SLICE_WORDS = frozenset()  # a call site names its client, or what holds one
+    SLICE_CALLS = True  # headers a helper builds; what callers hand a wrapper
     OPTIONS = {
         # host globs (fnmatch, case-insensitive) that are the platform's own
         "internal_hosts": (),

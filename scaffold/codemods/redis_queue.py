@@ -132,6 +132,8 @@ class RedisQueue(KafkaCodemod):
     # messages), so only pushes, publishes and pops let a file in
     PREFILTER = ("push", "publish", "xadd", "pop", "xread", "move")
     GATE = SyntaxGate(words={*PUSHES, *PAIR_POPS, *VALUE_POPS, *STREAM_READS})
+    SLICE_WORDS = frozenset()  # a push or pop names its command
+    SLICE_CALLS = True  # what the callers of a wrapper hand it to encode
     USES_REPO = True  # the type of self.x and what a wrapper forwards may be in another file
     SITE_KIND = "queue"  # its rows in `scaffold report`
     DERIVED = {(CLIENT, "pubsub"): PUBSUB, (CLIENT, "pipeline"): CLIENT}

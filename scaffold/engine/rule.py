@@ -27,7 +27,7 @@ import libcst as cst
 from libcst.codemod import CodemodContext
 from libcst.metadata import MetadataWrapper, PositionProvider, ProviderT
 
-from scaffold.engine.gates import SyntaxGate
+from scaffold.engine.gates import SyntaxGate, SyntaxIndex
 from scaffold.engine.model import Finding, Settings, Site, SiteKind
 from scaffold.engine.options import resolve_options
 from scaffold.engine.positions import SiteRecorder
@@ -74,6 +74,9 @@ class Rule(Protocol):
     def SLICE_WORDS(self) -> frozenset[str] | None: ...  # noqa: N802
 
     @property
+    def SLICE_CALLS(self) -> bool: ...  # noqa: N802
+
+    @property
     def USES_REPO(self) -> bool: ...  # noqa: N802
 
     @property
@@ -84,6 +87,9 @@ class Rule(Protocol):
     def wants_configured(self, source: str, options: Mapping[str, Any] | None) -> bool: ...
 
     def syntax_gate(self, settings: Settings) -> SyntaxGate | None: ...
+
+    def slice_carriers(self, index: SyntaxIndex,
+                       settings: Settings) -> frozenset[str] | None: ...
 
     def resolve_options(self, options: Mapping[str, Any] | None) -> dict[str, Any]: ...
 
@@ -137,6 +143,9 @@ class RuleMetadata:
     # Site words that let the engine parse only the definitions naming them (engine.slicing);
     # None: the whole module.
     SLICE_WORDS: ClassVar[frozenset[str] | None] = None
+    # With slicing: it reads the functions a site's function calls, or its callers, in the
+    # same file (kept code then keeps what it names, and what names it).
+    SLICE_CALLS: ClassVar[bool] = False
     # Reads the repo model (self.repo): the engine builds one per run only if a rule does.
     USES_REPO: ClassVar[bool] = False
     OPTIONS: ClassVar[Mapping[str, Any]] = {}  # [tool.scaffold.options.<id>]: name -> default
@@ -178,6 +187,14 @@ class RuleMetadata:
     def syntax_gate(cls, settings: Settings) -> SyntaxGate | None:
         """The syntax gate for a project's files (override when configured names widen it)."""
         return cls.GATE
+
+    @classmethod
+    def slice_carriers(cls, index: SyntaxIndex, settings: Settings) -> frozenset[str] | None:
+        """The identifiers of a file (its ``SyntaxIndex``) that carry this rule's sites, for a rule
+        that matches names by pattern (a class name's suffix) rather than by a gate's fixed
+        names; slicing keeps what names them as it keeps what names a gate's. None: only
+        the gate's carry."""
+        return None
 
     @classmethod
     def reads_config_file(cls, path: str | PurePath) -> bool:

@@ -210,13 +210,19 @@ def _slice(active: Sequence[Rule], syntax: SourceSyntax, source: bytes,
         if own is None:
             return None
         gate = rule.syntax_gate(settings)
-        if gate is None:  # its gate names what it follows; without one, parse everything
+        carriers = rule.slice_carriers(index, settings)
+        if gate is None and carriers is None:  # nothing says what it follows: parse it all
             return None
         sites.update(own)
-        words.update(rule.PREFILTER, gate.words, (name.rsplit(".", 1)[-1] for name in gate.names))
-        names.update(gate.names)
+        words.update(rule.PREFILTER, carriers or ())
+        if gate is not None:
+            words.update(gate.words, (name.rsplit(".", 1)[-1] for name in gate.names))
+            names.update(gate.names)
     words.update(import_aliases(index.imports, names))
-    return slice_module(source, index.tree, words, sites) if index.tree is not None else None
+    if index.tree is None:
+        return None
+    calls = any(rule.SLICE_CALLS for rule in active)
+    return slice_module(source, index.tree, words, sites, calls=calls)
 
 
 def libcst_input(source: bytes, rules: Sequence[Rule], settings: Settings) -> bytes | None:

@@ -161,10 +161,12 @@ class _Definition:
 
 
 def slice_module(source: bytes, tree: ast.Module, words: Iterable[str],
-                 sites: Iterable[str] = ()) -> Slice | None:
+                 sites: Iterable[str] = (), *, calls: bool = False) -> Slice | None:
     """``source`` with the definitions that name none of ``words`` (or of ``sites``, words
     that carry nothing: see ``_decide``) stubbed out; None when nothing would be (or could
-    safely be) left out."""
+    safely be) left out. With ``calls`` (a rule reading the functions a site's function
+    calls, or its callers), kept code also keeps the definitions it names, and the ones
+    naming it (``_follow_calls``)."""
     if MARK in source or not _utf8_words(source):
         return None
     lines = source.splitlines(keepends=True)
@@ -175,7 +177,7 @@ def slice_module(source: bytes, tree: ast.Module, words: Iterable[str],
         return None
     site_words = {word.encode() for word in sites}
     _decide(tree, definitions, lines, {word.encode() for word in words} - site_words,
-            site_words)
+            site_words, calls=calls)
     stubbed = [
         definition
         for top in definitions
@@ -241,7 +243,7 @@ def _definitions(body: list[ast.stmt], lines: list[bytes]) -> list[_Definition]:
 
 
 def _decide(tree: ast.Module, definitions: list[_Definition], lines: list[bytes],
-            carriers: set[bytes], sites: set[bytes]) -> None:
+            carriers: set[bytes], sites: set[bytes], *, calls: bool = False) -> None:
     """Mark what stays: a definition naming a carrier or a site word. Both grow with what
     staying code binds, to a fixed point:
 
@@ -293,8 +295,23 @@ def _decide(tree: ast.Module, definitions: list[_Definition], lines: list[bytes]
                     carriers.update(stored)
             if carries:
                 carriers.add(top.node.name.encode())
+        if calls:
+            _follow_calls(definitions, sites)
         if len(carriers) + len(sites) == before:
             return
+
+
+def _follow_calls(definitions: list[_Definition], sites: set[bytes]) -> None:
+    """Calls in both directions, for rules that read across them: the name of every kept
+    definition becomes a site word (what names it, a caller, stays), and so does every
+    definition's name a kept one holds (a callee, ``build_headers()``, stays)."""
+    named = {definition.node.name.encode() for top in definitions
+             for definition in (top, *top.members)}
+    for top in definitions:
+        for definition in (top, *top.members):
+            if definition.kept:
+                sites.add(definition.node.name.encode())
+                sites.update(named & definition.words)
 
 
 def _keep_if_named(definition: _Definition, carriers: set[bytes], sites: set[bytes]) -> None:

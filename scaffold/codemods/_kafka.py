@@ -20,7 +20,7 @@ from libcst.metadata import QualifiedNameProvider
 from scaffold.codemods._arguments import with_separators as with_separators
 from scaffold.codemods.base import Codemod, dotted_name
 from scaffold.engine.discovery import is_test_support
-from scaffold.engine.dispatch import FastVisitor
+from scaffold.engine.fast import FastVisitor
 from scaffold.engine.model import NO_KIT_MESSAGE
 
 PRODUCER_CLASSES = frozenset({

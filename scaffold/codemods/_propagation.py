@@ -16,7 +16,7 @@ import libcst as cst
 from libcst.metadata import QualifiedNameProvider
 
 from scaffold.codemods.base import Codemod
-from scaffold.engine.dispatch import FastVisitor
+from scaffold.engine.fast import FastVisitor
 from scaffold.engine.gates import SyntaxIndex
 
 # Calls that write trace context into a carrier: OpenTelemetry's, HuleEdu's and the kit's.

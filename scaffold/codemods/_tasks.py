@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import libcst as cst
 
 from scaffold.codemods.base import dotted_name
-from scaffold.engine.dispatch import FastVisitor
+from scaffold.engine.fast import FastVisitor
 
 TASK_CALLS = frozenset({"create_task", "ensure_future"})
 

@@ -50,11 +50,9 @@ from libcst.metadata import (
     ScopeProvider,
 )
 
-from scaffold.engine.dispatch import FastTransformer, FastVisitor
+from scaffold.engine.fast import FastTransformer, FastVisitor, OnDemand, place_sites
 from scaffold.engine.gates import SyntaxIndex
-from scaffold.engine.metadata import OnDemand
 from scaffold.engine.model import Finding, Kind, Settings, Site, SiteKind, SiteStatus
-from scaffold.engine.positions import place_sites
 from scaffold.engine.rule import RuleMetadata
 from scaffold.engine.rule import dotted_name as dotted_name  # codemods import it from here
 from scaffold.engine.sites import FILE_STATE, SETTINGS, SYNTAX, FileState, module_of, repo_of

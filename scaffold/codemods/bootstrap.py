@@ -108,7 +108,7 @@ from scaffold.codemods._propagation import (
 )
 from scaffold.codemods.base import dotted_name
 from scaffold.engine.discovery import is_test_support
-from scaffold.engine.dispatch import FastVisitor
+from scaffold.engine.fast import FastVisitor
 from scaffold.engine.gates import SyntaxGate
 from scaffold.engine.model import Settings
 from scaffold.repo import LOCALS, MAIN_CODE, MODULE_CODE

@@ -140,7 +140,7 @@ from scaffold.codemods._propagation import (
     walk,
 )
 from scaffold.codemods.base import dotted_name
-from scaffold.engine.dispatch import FastVisitor
+from scaffold.engine.fast import FastVisitor
 from scaffold.engine.gates import SyntaxGate
 from scaffold.repo import LOCALS, CallSite, FunctionInfo, ParamKind
 

@@ -75,7 +75,7 @@ from scaffold.codemods._kafka import (
 from scaffold.codemods._layout import fit, split_call
 from scaffold.codemods._tasks import unawaited_task
 from scaffold.codemods.base import dotted_name
-from scaffold.engine.dispatch import FastVisitor
+from scaffold.engine.fast import FastVisitor
 from scaffold.engine.gates import SyntaxGate
 
 CONSUMER = "consumer"

@@ -35,7 +35,7 @@ from typing import ClassVar, TypeGuard
 import libcst as cst
 
 from scaffold.codemods.base import Codemod
-from scaffold.engine.dispatch import FastVisitor
+from scaffold.engine.fast import FastVisitor
 from scaffold.engine.gates import SyntaxGate
 
 

@@ -82,7 +82,7 @@ from scaffold.codemods._kafka import KafkaCodemod, argument, code, keyword
 from scaffold.codemods._layout import fit
 from scaffold.codemods._propagation import ENVELOPE_SUFFIXES, Place, header, walk
 from scaffold.codemods.base import dotted_name
-from scaffold.engine.dispatch import without_rebuild
+from scaffold.engine.fast import without_rebuild
 from scaffold.engine.gates import SyntaxGate
 from scaffold.repo.info import FunctionInfo, ParamKind
 

@@ -49,7 +49,7 @@ from libcst.helpers import get_full_name_for_node
 from libcst.metadata import QualifiedNameProvider, ScopeProvider
 
 from scaffold.codemods.base import Codemod, dotted_name
-from scaffold.engine.dispatch import FastVisitor
+from scaffold.engine.fast import FastVisitor
 from scaffold.engine.gates import SyntaxGate
 
 THREAD = "threading.Thread"

@@ -47,7 +47,7 @@ import libcst as cst
 from libcst.metadata import QualifiedNameProvider
 
 from scaffold.codemods.base import Codemod, dotted_name
-from scaffold.engine.dispatch import FastVisitor
+from scaffold.engine.fast import FastVisitor
 from scaffold.engine.gates import SyntaxGate
 
 ATTACH = "opentelemetry.context.attach"

@@ -27,10 +27,10 @@ import libcst as cst
 from libcst.codemod import CodemodContext
 from libcst.metadata import MetadataWrapper, PositionProvider, ProviderT
 
+from scaffold.engine.fast import SiteRecorder
 from scaffold.engine.gates import SyntaxGate, SyntaxIndex
 from scaffold.engine.model import Finding, Settings, Site, SiteKind
 from scaffold.engine.options import resolve_options
-from scaffold.engine.positions import SiteRecorder
 
 NO_FIX = "none"  # the fix safety of a rule that never rewrites (a check)
 

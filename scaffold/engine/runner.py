@@ -25,13 +25,16 @@ from libcst.codemod.visitors import AddImportsVisitor, RemoveImportsVisitor
 
 from scaffold.config import Config, ConfigError, ruff_settings_for
 from scaffold.engine.discovery import Target, discover, is_test_file
-from scaffold.engine.dispatch import without_rebuild
+from scaffold.engine.fast import (
+    Metadata,
+    TopImportsAdder,
+    place_in_sections,
+    place_sites,
+    without_rebuild,
+)
 from scaffold.engine.gates import SourceSyntax
-from scaffold.engine.imports import TopImportsAdder, place_in_sections
 from scaffold.engine.layout import fit_changed_lines
-from scaffold.engine.metadata import Metadata
 from scaffold.engine.model import FileResult, Finding, Kind, Settings, Site, Status, is_vendored
-from scaffold.engine.positions import place_sites
 from scaffold.engine.rule import CodemodVisitor, Rule, as_visitor, is_codemod
 from scaffold.engine.sites import (
     FILE_STATE,

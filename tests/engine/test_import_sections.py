@@ -14,7 +14,7 @@ from libcst.codemod.visitors import AddImportsVisitor
 
 from scaffold.codemods import all_codemods
 from scaffold.engine import Settings, process_source
-from scaffold.engine.imports import TopImportsAdder, place_in_sections
+from scaffold.engine.fast.imports import TopImportsAdder, place_in_sections
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 CASES = sorted(path.parent for path in FIXTURES.glob("*/*/after.py"))

@@ -19,10 +19,10 @@ from libcst.metadata import (
 
 from scaffold.codemods.base import Codemod
 from scaffold.engine import Settings, process_source
-from scaffold.engine.dispatch import FastTransformer, FastVisitor, without_rebuild
-from scaffold.engine.imports import TopImportsAdder
-from scaffold.engine.metadata import Metadata
-from scaffold.engine.positions import positions
+from scaffold.engine.fast.dispatch import FastTransformer, FastVisitor, without_rebuild
+from scaffold.engine.fast.imports import TopImportsAdder
+from scaffold.engine.fast.metadata import Metadata
+from scaffold.engine.fast.positions import positions
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCES = sorted(

@@ -41,7 +41,8 @@ from libcst.metadata.name_provider import QualifiedNameVisitor
 from libcst.metadata.parent_node_provider import ParentNodeVisitor
 from libcst.metadata.scope_provider import ScopeVisitor
 
-from scaffold.engine.dispatch import without_rebuild
+from scaffold.engine.fast._mode import is_plain
+from scaffold.engine.fast.dispatch import without_rebuild
 
 
 def _scopes(provider: ScopeProvider, module: cst.Module) -> None:
@@ -78,6 +79,8 @@ class Metadata(MetadataWrapper):
     """A ``MetadataWrapper`` (same results, same caching) that skips empty tree walks."""
 
     def resolve_many(self, providers: Collection[ProviderT]) -> Mapping[ProviderT, Any]:
+        if is_plain():
+            return super().resolve_many(providers)
         for provider in providers:
             self._resolve_directly(provider)
         return super().resolve_many(providers)  # whatever is left, the LibCST way

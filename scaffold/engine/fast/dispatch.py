@@ -31,6 +31,8 @@ from libcst.matchers._decorators import (
     VISIT_POSITIVE_MATCHER_ATTR,
 )
 
+from scaffold.engine.fast._mode import is_plain
+
 _DECORATOR_MARKS = (CONSTRUCTED_LEAVE_MATCHER_ATTR, CONSTRUCTED_VISIT_MATCHER_ATTR,
                     VISIT_NEGATIVE_MATCHER_ATTR, VISIT_POSITIVE_MATCHER_ATTR)
 
@@ -107,7 +109,7 @@ class FastTransformer(MatcherDecoratableTransformer):
     def init_codemod(self, context: CodemodContext) -> None:
         """``ContextAwareTransformer.__init__``, minus its three scans of ``dir(self)`` for
         matcher decorators when the class has none (a fifth of a small file's time)."""
-        if uses_matcher_decorators(type(self)):
+        if is_plain() or uses_matcher_decorators(type(self)):
             MatcherDecoratableTransformer.__init__(self)
         else:
             cst.CSTTransformer.__init__(self)
@@ -119,7 +121,8 @@ class FastTransformer(MatcherDecoratableTransformer):
 
     def fast_dispatch(self) -> None:
         plain = not (self._extra_visit_funcs or self._extra_leave_funcs or self._matchers)
-        self._dispatch = _table(type(self), CSTTypedTransformerFunctions) if plain else None
+        fast = plain and not is_plain()
+        self._dispatch = _table(type(self), CSTTypedTransformerFunctions) if fast else None
 
     def prune_to(self, nodes: set[cst.CSTNode] | frozenset[cst.CSTNode]) -> None:
         """Visit only ``nodes`` (each with its ancestors, see ``FastVisitor.mark_path``) from
@@ -129,7 +132,8 @@ class FastTransformer(MatcherDecoratableTransformer):
         that rebuild was most of a codemod's time. Only for a transformer whose every
         ``visit_*`` has a matching ``leave_*`` that undoes it (a stack): both are skipped.
         """
-        self._keep = nodes
+        if not is_plain():  # plain LibCST visits and rebuilds everything
+            self._keep = nodes
 
     def on_visit(self, node: cst.CSTNode) -> bool:
         if self._keep is not None and node not in self._keep:
@@ -209,22 +213,27 @@ class FastVisitor(cst.CSTVisitor):
 
     def on_visit(self, node: cst.CSTNode) -> bool:
         table = _table(type(self), CSTTypedVisitorFunctions)
-        if table.attribute_hooks:
+        if table.attribute_hooks or is_plain():
+            if self.marked is not None:  # LibCST's traversal: the path kept on the way
+                self._path = getattr(self, "_path", [])
+                self._path.append(node)
             return super().on_visit(node)
         self._path = []
         self._walk(node, table)
         return False  # walked already; LibCST's on_leave below is then a no-op
 
     def on_leave(self, original_node: cst.CSTNode) -> None:
-        if _table(type(self), CSTTypedVisitorFunctions).attribute_hooks:
+        if _table(type(self), CSTTypedVisitorFunctions).attribute_hooks or is_plain():
             super().on_leave(original_node)
+            if self.marked is not None and getattr(self, "_path", None):
+                self._path.pop()
 
     def on_visit_attribute(self, node: cst.CSTNode, attribute: str) -> None:
-        if _table(type(self), CSTTypedVisitorFunctions).attribute_hooks:
+        if _table(type(self), CSTTypedVisitorFunctions).attribute_hooks or is_plain():
             super().on_visit_attribute(node, attribute)
 
     def on_leave_attribute(self, original_node: cst.CSTNode, attribute: str) -> None:
-        if _table(type(self), CSTTypedVisitorFunctions).attribute_hooks:
+        if _table(type(self), CSTTypedVisitorFunctions).attribute_hooks or is_plain():
             super().on_leave_attribute(original_node, attribute)
 
     def _walk(self, node: cst.CSTNode, table: _Table) -> None:
@@ -276,6 +285,8 @@ def without_rebuild(cls: type[_V]) -> type[_V]:
     False, so ``visit`` enters nothing; the visits such a visitor starts itself
     (``node.body.visit(self)``) come back through the same ``on_visit``.
     """
+    if is_plain():
+        return cls
     sub = _WITHOUT_REBUILD.get(cls)
     if sub is None:
         # the rule's own module: a class hook that reads it (a rule's ID) sees the same

@@ -20,7 +20,8 @@ from libcst.codemod.visitors._add_imports import _GatherTopImportsBeforeStatemen
 from libcst.helpers import get_full_name_for_node
 
 from scaffold.config import ImportSorting
-from scaffold.engine.dispatch import FastTransformer, uses_matcher_decorators
+from scaffold.engine.fast._mode import is_plain
+from scaffold.engine.fast.dispatch import FastTransformer, uses_matcher_decorators
 
 
 def _is_import_line(statement: cst.CSTNode) -> bool:
@@ -39,7 +40,9 @@ class _Undecorated:
     """
 
     def __dir__(self) -> list[str]:
-        return [] if not uses_matcher_decorators(type(self)) else list(super().__dir__())
+        if is_plain() or uses_matcher_decorators(type(self)):
+            return list(super().__dir__())
+        return []
 
 
 class _TopImportsGatherer(_Undecorated, _GatherTopImportsBeforeStatements):
@@ -56,6 +59,8 @@ class TopImportsAdder(_Undecorated, AddImportsVisitor, FastTransformer):
         self.fast_dispatch()
 
     def visit_Module(self, node: cst.Module) -> None:
+        if is_plain():
+            return super().visit_Module(node)
         # The gatherer stops at the first statement after the leading imports (a docstring
         # first is allowed): any prefix that holds that block tells it the same.
         end = 1
@@ -71,6 +76,8 @@ class TopImportsAdder(_Undecorated, AddImportsVisitor, FastTransformer):
                 _GatherTopImportsBeforeStatements)
 
     def on_visit(self, node: cst.CSTNode) -> bool:
+        if is_plain():
+            return super().on_visit(node)
         if isinstance(node, (cst.BaseCompoundStatement, cst.SimpleStatementLine)) \
                 and not _is_import_line(node):
             return False  # nothing below it is an import this visitor may edit

@@ -18,8 +18,10 @@ from typing import Any, Protocol
 
 import libcst as cst
 from libcst._add_slots import add_slots
-from libcst.metadata import CodeRange
+from libcst.metadata import CodeRange, MetadataWrapper, PositionProvider
 from libcst.metadata.position_provider import PositionProvidingCodegenState
+
+from scaffold.engine.fast._mode import is_plain
 
 _NOTHING: AbstractContextManager[None] = nullcontext()
 
@@ -68,6 +70,9 @@ class _SomePositions(PositionProvidingCodegenState):
 
 def positions(module: cst.Module, nodes: Collection[cst.CSTNode]) -> dict[cst.CSTNode, CodeRange]:
     """``PositionProvider``'s range of each of ``nodes`` (all in ``module``)."""
+    if is_plain():
+        every = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
+        return {node: every[node] for node in nodes}
     ranges = _Ranges()
     state = _SomePositions(
         default_indent=module.default_indent,

@@ -10,9 +10,11 @@ into ``X.metadata`` just before the publish, creating the dict when it is ``None
 kit that is ``X.metadata = inject_metadata(X.metadata)``; with a configured ``helper-module``
 its ``inject_trace_context(X.metadata)``; with neither, OpenTelemetry's ``inject``. An
 injection that only runs ``if get_current_span():`` or ``if X.metadata:`` (with or without
-creating the dict first) loses the guard; it never gets a second injection. The envelope is
-published only when it is passed whole or serialised (``X``, ``X.model_dump_json()``), not
-when one field is (``X.event_type``).
+creating the dict first) loses the guard; it never gets a second injection. A comment right
+above the guard (or above an import made for it) loses the clause that described the guard
+(``# Inject trace context if we have an active span`` becomes ``# Inject trace context``).
+The envelope is published only when it is passed whole or serialised (``X``,
+``X.model_dump_json()``), not when one field is (``X.event_type``).
 
 Left alone: an envelope whose metadata this function did not build, because it carries a
 context from elsewhere (a relay or replay that rebuilds it from a stored row:
@@ -59,9 +61,10 @@ nothing. A context stored with an event is never overwritten.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import libcst as cst
 from libcst.codemod.visitors import RemoveImportsVisitor
@@ -293,7 +296,7 @@ class EnvelopeInject(PropagationCodemod):
                 if isinstance(guard, cst.If) and guard in guards \
                         and guard not in self._guards_seen:
                     self._guards_seen.add(guard)
-                    self._settle(guard, name, guards[guard][1], origin)
+                    self._settle(guard, name, guards[guard][1], origin, earlier)
             return
         earlier_ones = [earlier for earlier in injections
                         if earlier not in self._added and _may_precede(earlier, place)]
@@ -378,7 +381,8 @@ class EnvelopeInject(PropagationCodemod):
             return "metadata"  # an empty dict is false: the injection is skipped
         return None
 
-    def _settle(self, guard: cst.If, name: str, only: bool, origin: str) -> None:
+    def _settle(self, guard: cst.If, name: str, only: bool, origin: str,
+                place: Place) -> None:
         """An injection behind ``guard``: left as it is, made unconditional, or reported."""
         operands = _and_operands(guard.test)
         kinds = {self._operand_kind(operand, name, origin) for operand in operands}
@@ -402,11 +406,19 @@ class EnvelopeInject(PropagationCodemod):
 
         def unguarded(updated: cst.If) -> list[cst.BaseStatement]:
             body = [*creation, *statements_of(updated.body)]
-            body[0] = with_comment(body[0].with_changes(leading_lines=updated.leading_lines),
-                                   comment)
+            leading = _without_the_guard(updated.leading_lines)
+            body[0] = with_comment(body[0].with_changes(leading_lines=leading), comment)
             return body
 
-        self.replace_statement(guard, unguarded)
+        self.replace_statement(guard, unguarded, own_lines=True)
+        block, index = place.chain[-1]
+        above = self._statements.get((*place.chain[:-1], (block, index - 1))) if index else None
+        if _imports_only(above, collect(guard.test).names):
+            def decommented(updated: cst.SimpleStatementLine) -> list[cst.BaseStatement]:
+                return [updated.with_changes(
+                    leading_lines=_without_the_guard(updated.leading_lines))]
+
+            self.replace_statement(cast(cst.BaseStatement, above), decommented, own_lines=True)
 
     def _report_inline(self, call: cst.Call) -> None:
         for arg in call.args:
@@ -431,6 +443,47 @@ def _first(origins: set[str]) -> str:
     return next((origin for origin in (_CARRIED, _GIVEN, _INJECTED, _NONE) if origin in origins),
                 _DICT)
 _CONTEXT_KEYS = frozenset({"traceparent", "tracestate", "baggage"})
+
+
+# a clause of a comment that says when the injection runs: "if we have an active span"
+_GUARD_CLAUSE = re.compile(
+    r"[\s,]*\b(?:only\s+)?(?:if|when|while|unless)\b[^.;]*?"
+    r"\b(?:spans?|recording|active|tracing|tracer|metadata)\b[^.;]*", re.IGNORECASE)
+
+
+def _without_the_guard(lines: Sequence[cst.EmptyLine]) -> list[cst.EmptyLine]:
+    """The comment lines right above a removed guard without the clause that described it
+    (``# Inject trace context if we have an active span`` -> ``# Inject trace context``); a
+    line that said nothing else goes. Other comments, and any after a blank line, are kept."""
+    kept = list(lines)
+    start = len(kept)
+    while start and kept[start - 1].comment is not None:
+        start -= 1
+    for position in range(len(kept) - 1, start - 1, -1):
+        comment = cast(cst.Comment, kept[position].comment)
+        text = comment.value.lstrip("#").strip()
+        shorter = _GUARD_CLAUSE.sub("", text, count=1).strip()
+        if shorter == text:
+            continue
+        shorter = re.sub(r"^only\s+", "", shorter, flags=re.IGNORECASE)
+        if not shorter:
+            del kept[position]
+            continue
+        kept[position] = kept[position].with_changes(
+            comment=cst.Comment(f"# {shorter[0].upper()}{shorter[1:]}"))
+    return kept
+
+
+def _imports_only(statement: cst.BaseStatement | None, names: set[str]) -> bool:
+    """Is ``statement`` one ``from m import a, b`` line of names the guard tests (an import
+    inside the function made for the guard, which goes with it)?"""
+    if not (isinstance(statement, cst.SimpleStatementLine) and len(statement.body) == 1
+            and isinstance(statement.body[0], cst.ImportFrom)):
+        return False
+    imported = statement.body[0].names
+    return not isinstance(imported, cst.ImportStar) and all(
+        code(alias.asname.name if alias.asname else alias.name) in names
+        for alias in imported)
 
 
 def _and_operands(test: cst.BaseExpression) -> list[cst.BaseExpression]:

@@ -20,7 +20,9 @@ Left alone: an envelope whose metadata this function did not build, because it c
 context from elsewhere (a relay or replay that rebuilds it from a stored row:
 ``metadata=row.get("metadata")``, ``Envelope(**row)``, a parameter, ``X.metadata.update
 (stored)``, a ``traceparent`` set by hand; a parsed ``Envelope.model_validate(...)`` is not
-built here at all); a dict injected into before the envelope is built from it; and
+built here at all); a dict injected into before the envelope is built from it; an envelope
+handed to a publisher method that the repo model sees injecting into that parameter's
+metadata itself (every implementation of it outside the tests, also behind a protocol); and
 ``if X.metadata is not None: inject(X.metadata)`` after ``metadata={}`` (always true).
 Reported, not rewritten: an envelope built inside the publish call, a publish in a one-line
 suite, an injection behind a guard that tests more than the current span or the metadata,
@@ -68,6 +70,7 @@ from typing import Any, cast
 
 import libcst as cst
 from libcst.codemod.visitors import RemoveImportsVisitor
+from libcst.metadata import PositionProvider
 
 from scaffold.codemods._propagation import (
     ENVELOPE_SUFFIXES,
@@ -87,6 +90,9 @@ from scaffold.codemods._propagation import (
     walk,
     with_comment,
 )
+from scaffold.codemods.base import dotted_name
+from scaffold.repo.info import FunctionInfo, ParamKind
+from scaffold.repo.model import is_test_file
 
 PUBLISH_NAMES = frozenset(
     {"publish", "publish_event", "publish_to_outbox", "send", "send_and_wait"}
@@ -120,6 +126,7 @@ class EnvelopeInject(PropagationCodemod):
         self._guards_seen: set[cst.BaseStatement] = set()
         self._added: set[Place] = set()  # publishes this run injects before
         self._statements: dict[tuple[tuple[int, int], ...], cst.BaseStatement] = {}
+        self._owner: str | None = None  # the class of the function visited (repo model)
 
     def construction(self, expr: cst.CSTNode | None) -> cst.Call | None:
         """The call when ``expr`` builds an envelope: ``Envelope[T](...)``."""
@@ -137,6 +144,10 @@ class EnvelopeInject(PropagationCodemod):
     def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
         places = list(walk(node.body))
         self._statements = {place.chain: place.statement for place in places}
+        module = self.module_name
+        here = self.repo.function_at(module, self.get_metadata(PositionProvider, node).start.line) \
+            if module else None
+        self._owner = here.owner if here is not None else None
         envelopes: dict[str, list[cst.Call]] = {}
         rebound: set[str] = set()
         bound: dict[str, list[cst.BaseExpression | None]] = {}
@@ -310,6 +321,11 @@ class EnvelopeInject(PropagationCodemod):
                                 "not run on every path to its publish; where it does not, the "
                                 "event starts a new trace")
             return
+        injector = self._callee_injects(call, name)
+        if injector is not None:
+            self.record_correct(call, f"{injector} injects into the metadata of the envelope "
+                                "it is handed")
+            return
         if not place.in_block:
             self.report(call, f"{name} is published without trace context, in a "
                         "one-line suite: inject into its metadata on a line of its own")
@@ -320,6 +336,62 @@ class EnvelopeInject(PropagationCodemod):
         self.insert_before(place.statement, self._glue(name, origin))
         injections.append(place)
         self._added.add(place)
+
+    def _callee_injects(self, call: cst.Call, name: str) -> str | None:
+        """The publisher method a call hands envelope ``name`` to, when the repo model sees
+        that it injects into that parameter's metadata itself (every implementation outside
+        the tests: a publisher helper behind a protocol); a second injection at the call site
+        would only repeat it."""
+        if not (isinstance(call.func, cst.Attribute) and self.module_name):
+            return None
+        receiver = dotted_name(call.func.value)
+        if receiver is None:
+            return None
+        if receiver.startswith("self.") and receiver.count(".") == 1 and self._owner:
+            held = self.repo.type_of(f"{self._owner}.{receiver[5:]}")
+        elif "." not in receiver:
+            held = self.repo.type_of(f"{self.module_name}.{receiver}")
+        else:
+            return None
+        method = call.func.attr.value
+        if held is None:
+            return None
+        implementations = [
+            function for klass in sorted(self.repo.classes)
+            if self.repo.is_subclass(klass, [held]) and not self._protocol(klass)
+            and (function := self.repo.function(f"{klass}.{method}")) is not None
+            and not is_test_file(self.repo.file_of(function.module) or "")
+        ]
+        if not implementations or not all(
+                self._injects_param(function, call, name) for function in implementations):
+            return None
+        return implementations[0].qualname if len(implementations) == 1 \
+            else f"every {method} the repo has"
+
+    def _protocol(self, klass: str) -> bool:
+        return any(base.rsplit(".", 1)[-1] in ("Protocol", "ABC")
+                   for base in self.repo.bases(klass))
+
+    @staticmethod
+    def _injects_param(function: FunctionInfo, call: cst.Call, name: str) -> bool:
+        """Whether ``function`` injects into the metadata of the parameter ``call`` passes
+        envelope ``name`` as."""
+        params = [param for param in function.params if param.name not in ("self", "cls")]
+        param = None
+        for index, arg in enumerate(call.args):
+            if arg.star or not (isinstance(arg.value, cst.Name) and arg.value.value == name):
+                continue
+            if arg.keyword is not None:
+                param = arg.keyword.value
+            elif index < len(params) and params[index].kind in (
+                    ParamKind.POSITIONAL, ParamKind.POSITIONAL_ONLY):
+                param = params[index].name
+        if param is None:
+            return False
+        metadata = f"{param}.metadata"
+        return any(site.expression.rsplit(".", 1)[-1] in INJECT_NAMES
+                   and (site.args[:1] == (metadata,) or site.keyword("carrier") == metadata)
+                   for site in function.calls)
 
     def _conditional(self, earlier: Place, later: Place) -> bool:
         """Whether a block between ``earlier`` and the statement shared with ``later`` may

@@ -2,7 +2,8 @@
 
 What it does: where a function parses an event envelope (``X = EventEnvelope.model_validate_json
 (msg.value)``, ``model_validate``, ``parse_raw``, ``parse_obj``; any class whose name ends in
-``Envelope``, or in one of the option ``envelope-suffixes``), makes the handler's work run
+``Envelope``, or in one of the option ``envelope-suffixes``; for the guard below, also an
+envelope handed over parsed, named by the guard itself), makes the handler's work run
 inside the envelope's restored context, under a span that exists whether or not ``X.metadata``
 is there:
 
@@ -64,6 +65,7 @@ current inside it change. The kit's ``restore_span`` reads malformed or missing 
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
@@ -252,12 +254,17 @@ class EnvelopeRestore(PropagationCodemod):
                 if target is not None and self.parsed_envelope(
                         cast(cst.Assign | cst.AnnAssign, small).value) is not None:
                     parsed[target] = place
-        if not parsed:
+        # an envelope handed over already parsed (``envelope = _deserialize(msg)``) is known
+        # by its guard: ``if envelope.metadata: with use_trace_context(envelope.metadata)``
+        guarded = {name for place in places if isinstance(place.statement, cst.If)
+                   for name in _metadata_tested(place.statement.test)}
+        if not parsed and not guarded:
             return
         for place in places:
             if isinstance(place.statement, cst.If):
-                self._guard(place.statement, set(parsed))
-        self._unrestored(node, parsed)
+                self._guard(place.statement, set(parsed) | guarded)
+        if parsed:
+            self._unrestored(node, parsed)
 
     # -- guards --
 
@@ -587,6 +594,18 @@ def _laid_out(statement: cst.With, column: int, limit: int) -> cst.With:
     laid = cst.ensure_type(cst.parse_statement(text), cst.With)
     return laid.with_changes(body=statement.body, leading_lines=statement.leading_lines,
                              asynchronous=statement.asynchronous)
+
+
+def _metadata_tested(test: cst.BaseExpression) -> set[str]:
+    """The names ``X`` whose ``X.metadata`` an ``and``-ed operand of a guard tests."""
+    found = set()
+    for operand in _operands(test):
+        text = code(operand)
+        match = re.fullmatch(r"(?:bool\()?([A-Za-z_]\w*)\.metadata(?: is not None|\))?", text) \
+            or re.fullmatch(r"hasattr\(([A-Za-z_]\w*), [\"']metadata[\"']\)", text)
+        if match:
+            found.add(match.group(1))
+    return found
 
 
 def _parsed_target(small: cst.BaseSmallStatement) -> str | None:

@@ -267,6 +267,7 @@ class PropagationCodemod(Codemod):
         super().__init__(context, options)
         self._before: dict[cst.BaseStatement, list[cst.BaseStatement]] = {}
         self._replacements: dict[cst.BaseStatement, Replacement] = {}
+        self._own_lines: set[cst.BaseStatement] = set()  # replacements that set their lines
 
     # -- names, alias-aware --
 
@@ -324,11 +325,15 @@ class PropagationCodemod(Codemod):
         self._before.setdefault(original, []).extend(statements)
 
     def replace_statement(self, original: cst.BaseStatement,
-                          replacement: Replacement) -> None:
+                          replacement: Replacement, *, own_lines: bool = False) -> None:
         """Replace a statement by what ``replacement`` makes of its updated form ([] drops it).
 
-        A second replacement of the same statement applies to each result of the first.
+        A second replacement of the same statement applies to each result of the first. The
+        lines above the statement stay above what replaces it, unless ``own_lines``: then the
+        replacement's first statement brings its own (a comment it corrected).
         """
+        if own_lines:
+            self._own_lines.add(original)
         earlier = self._replacements.get(original)
         if earlier is not None:
             first = earlier
@@ -354,7 +359,7 @@ class PropagationCodemod(Codemod):
             if len(new) > 1 or new[0] is not statement or orphaned:
                 # blank lines and comments above the statement stay above whatever replaces it
                 own = statement.leading_lines if new[0] is not statement \
-                    else new[0].leading_lines
+                    and original not in self._own_lines else new[0].leading_lines
                 lines = _merged_lines(orphaned, own)
                 new = [new[0].with_changes(leading_lines=lines),
                        *(s.with_changes(leading_lines=()) if s is statement else s

@@ -23,7 +23,10 @@ module's or a kit's ``init_tracing``, or the SDK's ``TracerProvider(...)`` /
 
 A module-level ``init_tracing(...)`` call of such a module moves into that start-up path
 (its comment goes with it; ``tracer = init_tracing(...)`` leaves ``tracer =
-trace.get_tracer(__name__)``, which follows the provider installed later). The call is the
+trace.get_tracer(__name__)``, which follows the provider installed later, or
+``trace.get_tracer(<the argument>)`` when the repo model shows the helper module's
+``init_tracing`` returning ``get_tracer(<that parameter>)``: the tracer keeps its
+instrumentation scope name). The call is the
 configured ``helper-module``'s ``init_tracing``, else the kit's; a moved call to another
 ``init_tracing`` taking just the service name is pointed at it. The service name is the
 moved call's argument, else ``service-name`` from ``[tool.scaffold]``, else the module's
@@ -85,10 +88,11 @@ attributes other than the service name then come from ``OTEL_RESOURCE_ATTRIBUTES
 
 from __future__ import annotations
 
+import ast
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
-from pathlib import PurePath
+from pathlib import Path, PurePath
 from typing import TypeVar, cast
 
 import libcst as cst
@@ -111,7 +115,7 @@ from scaffold.engine.discovery import is_test_support
 from scaffold.engine.fast import FastVisitor
 from scaffold.engine.gates import SyntaxGate
 from scaffold.engine.model import Settings
-from scaffold.repo import LOCALS, MAIN_CODE, MODULE_CODE
+from scaffold.repo import LOCALS, MAIN_CODE, MODULE_CODE, ParamKind
 
 INIT = "init_tracing"
 SHUTDOWN = "shutdown_tracing"
@@ -672,10 +676,57 @@ class Bootstrap(PropagationCodemod):
             self.replace_statement(statement, lambda updated: [])
             return
         get_tracer = self.otel("opentelemetry.trace", "get_tracer")
+        value = getattr(small, "value", None)
+        named = self._tracer_named(value) if isinstance(value, cst.Call) else None
         self.replace_statement(statement, lambda updated: [updated.with_changes(
             body=[updated.body[0].with_changes(
-                value=cst.parse_expression(f"{get_tracer}(__name__)"))],
+                value=cst.parse_expression(f"{get_tracer}({named or '__name__'})"))],
             trailing_whitespace=cst.TrailingWhitespace())])
+
+    def _tracer_named(self, call: cst.Call) -> str | None:
+        """The argument of a moved ``init_tracing(...)`` naming the tracer it returns, when it
+        is the helper module's (moved as it is) and the repo model shows it returning
+        ``get_tracer(<that parameter>)`` (``init_tracing(service_name)``): the tracer left
+        behind keeps that instrumentation scope name instead of taking the module's."""
+        helper = self.settings.helper_module
+        wanted = self.repo.canonical(f"{helper}.{INIT}") if helper else None
+        function = next((found for name in sorted(self.qualified_names(call.func))
+                         if self.repo.canonical(name) == wanted
+                         and (found := self.repo.function(wanted))), None)
+        path = self.repo.file_of(function.module) if function is not None else None
+        if function is None or path is None:
+            return None
+        try:
+            tree = ast.parse(Path(path).read_bytes())
+        except (OSError, SyntaxError, ValueError):
+            return None
+        node = next((n for n in ast.walk(tree)
+                     if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)
+                     and n.lineno == function.line and n.name == function.name), None)
+        returns = [n.value for n in ast.walk(node)
+                   if isinstance(n, ast.Return)] if node is not None else []
+        names: set[str] = set()
+        for value in returns:
+            if not (isinstance(value, ast.Call) and len(value.args) == 1 and not value.keywords
+                    and isinstance(value.args[0], ast.Name)
+                    and (getattr(value.func, "attr", None) or getattr(value.func, "id", None))
+                    == "get_tracer"):
+                return None
+            names.add(value.args[0].id)
+        if len(names) != 1:
+            return None
+        (param,) = names
+        positional = [p.name for p in function.params
+                      if p.kind in (ParamKind.POSITIONAL, ParamKind.POSITIONAL_ONLY)]
+        if param not in positional:
+            return None
+        for index, arg in enumerate(call.args):
+            if arg.star:
+                return None
+            if (arg.keyword is not None and arg.keyword.value == param) or (
+                    arg.keyword is None and index == positional.index(param)):
+                return code(arg.value)
+        return None
 
     # -- putting it in --
 

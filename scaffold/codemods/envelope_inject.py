@@ -10,15 +10,19 @@ into ``X.metadata`` just before the publish, creating the dict when it is ``None
 kit that is ``X.metadata = inject_metadata(X.metadata)``; with a configured ``helper-module``
 its ``inject_trace_context(X.metadata)``; with neither, OpenTelemetry's ``inject``. An
 injection that only runs ``if get_current_span():`` or ``if X.metadata:`` (with or without
-creating the dict first) loses the guard; it never gets a second injection. The envelope is
-published only when it is passed whole or serialised (``X``, ``X.model_dump_json()``), not
-when one field is (``X.event_type``).
+creating the dict first) loses the guard; it never gets a second injection. A comment right
+above the guard (or above an import made for it) loses the clause that described the guard
+(``# Inject trace context if we have an active span`` becomes ``# Inject trace context``).
+The envelope is published only when it is passed whole or serialised (``X``,
+``X.model_dump_json()``), not when one field is (``X.event_type``).
 
 Left alone: an envelope whose metadata this function did not build, because it carries a
 context from elsewhere (a relay or replay that rebuilds it from a stored row:
 ``metadata=row.get("metadata")``, ``Envelope(**row)``, a parameter, ``X.metadata.update
 (stored)``, a ``traceparent`` set by hand; a parsed ``Envelope.model_validate(...)`` is not
-built here at all); a dict injected into before the envelope is built from it; and
+built here at all); a dict injected into before the envelope is built from it; an envelope
+handed to a publisher method that the repo model sees injecting into that parameter's
+metadata itself (every implementation of it outside the tests, also behind a protocol); and
 ``if X.metadata is not None: inject(X.metadata)`` after ``metadata={}`` (always true).
 Reported, not rewritten: an envelope built inside the publish call, a publish in a one-line
 suite, an injection behind a guard that tests more than the current span or the metadata,
@@ -59,12 +63,14 @@ nothing. A context stored with an event is never overwritten.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import libcst as cst
 from libcst.codemod.visitors import RemoveImportsVisitor
+from libcst.metadata import PositionProvider
 
 from scaffold.codemods._propagation import (
     ENVELOPE_SUFFIXES,
@@ -85,8 +91,11 @@ from scaffold.codemods._propagation import (
     walk,
     with_comment,
 )
+from scaffold.codemods.base import dotted_name
 from scaffold.engine.gates import SyntaxIndex
 from scaffold.engine.model import Settings
+from scaffold.repo.info import FunctionInfo, ParamKind
+from scaffold.repo.model import is_test_file
 
 PUBLISH_NAMES = frozenset(
     {"publish", "publish_event", "publish_to_outbox", "send", "send_and_wait"}
@@ -128,6 +137,7 @@ class EnvelopeInject(PropagationCodemod):
         self._guards_seen: set[cst.BaseStatement] = set()
         self._added: set[Place] = set()  # publishes this run injects before
         self._statements: dict[tuple[tuple[int, int], ...], cst.BaseStatement] = {}
+        self._owner: str | None = None  # the class of the function visited (repo model)
 
     def construction(self, expr: cst.CSTNode | None) -> cst.Call | None:
         """The call when ``expr`` builds an envelope: ``Envelope[T](...)``."""
@@ -145,6 +155,10 @@ class EnvelopeInject(PropagationCodemod):
     def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
         places = list(walk(node.body))
         self._statements = {place.chain: place.statement for place in places}
+        module = self.module_name
+        here = self.repo.function_at(module, self.get_metadata(PositionProvider, node).start.line) \
+            if module else None
+        self._owner = here.owner if here is not None else None
         envelopes: dict[str, list[cst.Call]] = {}
         rebound: set[str] = set()
         bound: dict[str, list[cst.BaseExpression | None]] = {}
@@ -304,7 +318,7 @@ class EnvelopeInject(PropagationCodemod):
                 if isinstance(guard, cst.If) and guard in guards \
                         and guard not in self._guards_seen:
                     self._guards_seen.add(guard)
-                    self._settle(guard, name, guards[guard][1], origin)
+                    self._settle(guard, name, guards[guard][1], origin, earlier)
             return
         earlier_ones = [earlier for earlier in injections
                         if earlier not in self._added and _may_precede(earlier, place)]
@@ -318,6 +332,11 @@ class EnvelopeInject(PropagationCodemod):
                                 "not run on every path to its publish; where it does not, the "
                                 "event starts a new trace")
             return
+        injector = self._callee_injects(call, name)
+        if injector is not None:
+            self.record_correct(call, f"{injector} injects into the metadata of the envelope "
+                                "it is handed")
+            return
         if not place.in_block:
             self.report(call, f"{name} is published without trace context, in a "
                         "one-line suite: inject into its metadata on a line of its own")
@@ -328,6 +347,62 @@ class EnvelopeInject(PropagationCodemod):
         self.insert_before(place.statement, self._glue(name, origin))
         injections.append(place)
         self._added.add(place)
+
+    def _callee_injects(self, call: cst.Call, name: str) -> str | None:
+        """The publisher method a call hands envelope ``name`` to, when the repo model sees
+        that it injects into that parameter's metadata itself (every implementation outside
+        the tests: a publisher helper behind a protocol); a second injection at the call site
+        would only repeat it."""
+        if not (isinstance(call.func, cst.Attribute) and self.module_name):
+            return None
+        receiver = dotted_name(call.func.value)
+        if receiver is None:
+            return None
+        if receiver.startswith("self.") and receiver.count(".") == 1 and self._owner:
+            held = self.repo.type_of(f"{self._owner}.{receiver[5:]}")
+        elif "." not in receiver:
+            held = self.repo.type_of(f"{self.module_name}.{receiver}")
+        else:
+            return None
+        method = call.func.attr.value
+        if held is None:
+            return None
+        implementations = [
+            function for klass in sorted(self.repo.classes)
+            if self.repo.is_subclass(klass, [held]) and not self._protocol(klass)
+            and (function := self.repo.function(f"{klass}.{method}")) is not None
+            and not is_test_file(self.repo.file_of(function.module) or "")
+        ]
+        if not implementations or not all(
+                self._injects_param(function, call, name) for function in implementations):
+            return None
+        return implementations[0].qualname if len(implementations) == 1 \
+            else f"every {method} the repo has"
+
+    def _protocol(self, klass: str) -> bool:
+        return any(base.rsplit(".", 1)[-1] in ("Protocol", "ABC")
+                   for base in self.repo.bases(klass))
+
+    @staticmethod
+    def _injects_param(function: FunctionInfo, call: cst.Call, name: str) -> bool:
+        """Whether ``function`` injects into the metadata of the parameter ``call`` passes
+        envelope ``name`` as."""
+        params = [param for param in function.params if param.name not in ("self", "cls")]
+        param = None
+        for index, arg in enumerate(call.args):
+            if arg.star or not (isinstance(arg.value, cst.Name) and arg.value.value == name):
+                continue
+            if arg.keyword is not None:
+                param = arg.keyword.value
+            elif index < len(params) and params[index].kind in (
+                    ParamKind.POSITIONAL, ParamKind.POSITIONAL_ONLY):
+                param = params[index].name
+        if param is None:
+            return False
+        metadata = f"{param}.metadata"
+        return any(site.expression.rsplit(".", 1)[-1] in INJECT_NAMES
+                   and (site.args[:1] == (metadata,) or site.keyword("carrier") == metadata)
+                   for site in function.calls)
 
     def _conditional(self, earlier: Place, later: Place) -> bool:
         """Whether a block between ``earlier`` and the statement shared with ``later`` may
@@ -389,7 +464,8 @@ class EnvelopeInject(PropagationCodemod):
             return "metadata"  # an empty dict is false: the injection is skipped
         return None
 
-    def _settle(self, guard: cst.If, name: str, only: bool, origin: str) -> None:
+    def _settle(self, guard: cst.If, name: str, only: bool, origin: str,
+                place: Place) -> None:
         """An injection behind ``guard``: left as it is, made unconditional, or reported."""
         operands = _and_operands(guard.test)
         kinds = {self._operand_kind(operand, name, origin) for operand in operands}
@@ -413,11 +489,19 @@ class EnvelopeInject(PropagationCodemod):
 
         def unguarded(updated: cst.If) -> list[cst.BaseStatement]:
             body = [*creation, *statements_of(updated.body)]
-            body[0] = with_comment(body[0].with_changes(leading_lines=updated.leading_lines),
-                                   comment)
+            leading = _without_the_guard(updated.leading_lines)
+            body[0] = with_comment(body[0].with_changes(leading_lines=leading), comment)
             return body
 
-        self.replace_statement(guard, unguarded)
+        self.replace_statement(guard, unguarded, own_lines=True)
+        block, index = place.chain[-1]
+        above = self._statements.get((*place.chain[:-1], (block, index - 1))) if index else None
+        if _imports_only(above, collect(guard.test).names):
+            def decommented(updated: cst.SimpleStatementLine) -> list[cst.BaseStatement]:
+                return [updated.with_changes(
+                    leading_lines=_without_the_guard(updated.leading_lines))]
+
+            self.replace_statement(cast(cst.BaseStatement, above), decommented, own_lines=True)
 
     def _report_inline(self, call: cst.Call) -> None:
         for arg in call.args:
@@ -442,6 +526,47 @@ def _first(origins: set[str]) -> str:
     return next((origin for origin in (_CARRIED, _GIVEN, _INJECTED, _NONE) if origin in origins),
                 _DICT)
 _CONTEXT_KEYS = frozenset({"traceparent", "tracestate", "baggage"})
+
+
+# a clause of a comment that says when the injection runs: "if we have an active span"
+_GUARD_CLAUSE = re.compile(
+    r"[\s,]*\b(?:only\s+)?(?:if|when|while|unless)\b[^.;]*?"
+    r"\b(?:spans?|recording|active|tracing|tracer|metadata)\b[^.;]*", re.IGNORECASE)
+
+
+def _without_the_guard(lines: Sequence[cst.EmptyLine]) -> list[cst.EmptyLine]:
+    """The comment lines right above a removed guard without the clause that described it
+    (``# Inject trace context if we have an active span`` -> ``# Inject trace context``); a
+    line that said nothing else goes. Other comments, and any after a blank line, are kept."""
+    kept = list(lines)
+    start = len(kept)
+    while start and kept[start - 1].comment is not None:
+        start -= 1
+    for position in range(len(kept) - 1, start - 1, -1):
+        comment = cast(cst.Comment, kept[position].comment)
+        text = comment.value.lstrip("#").strip()
+        shorter = _GUARD_CLAUSE.sub("", text, count=1).strip()
+        if shorter == text:
+            continue
+        shorter = re.sub(r"^only\s+", "", shorter, flags=re.IGNORECASE)
+        if not shorter:
+            del kept[position]
+            continue
+        kept[position] = kept[position].with_changes(
+            comment=cst.Comment(f"# {shorter[0].upper()}{shorter[1:]}"))
+    return kept
+
+
+def _imports_only(statement: cst.BaseStatement | None, names: set[str]) -> bool:
+    """Is ``statement`` one ``from m import a, b`` line of names the guard tests (an import
+    inside the function made for the guard, which goes with it)?"""
+    if not (isinstance(statement, cst.SimpleStatementLine) and len(statement.body) == 1
+            and isinstance(statement.body[0], cst.ImportFrom)):
+        return False
+    imported = statement.body[0].names
+    return not isinstance(imported, cst.ImportStar) and all(
+        code(alias.asname.name if alias.asname else alias.name) in names
+        for alias in imported)
 
 
 def _and_operands(test: cst.BaseExpression) -> list[cst.BaseExpression]:

@@ -2,7 +2,8 @@
 
 What it does: where a function parses an event envelope (``X = EventEnvelope.model_validate_json
 (msg.value)``, ``model_validate``, ``parse_raw``, ``parse_obj``; any class whose name ends in
-``Envelope``, or in one of the option ``envelope-suffixes``), makes the handler's work run
+``Envelope``, or in one of the option ``envelope-suffixes``; for the guard below, also an
+envelope handed over parsed, named by the guard itself), makes the handler's work run
 inside the envelope's restored context, under a span that exists whether or not ``X.metadata``
 is there:
 
@@ -20,6 +21,11 @@ is there:
   gets the rest of its body wrapped: ``with restore_span(X.metadata, X.event_type):`` (the
   configured ``helper-module``'s ``use_trace_context`` + ``trace_operation`` without the kit;
   OpenTelemetry's ``start_as_current_span(..., context=extract(...))`` with neither).
+
+With a kit, "carries a traceparent" is the kit's ``should_restore(X.metadata)``, which is also
+false when the current span is already in the envelope's trace (the record's CONSUMER span that
+kafka-consume opens, parented on the same producer), and ``restore_span`` keeps that span as
+the parent: the handler's spans are its children, not its siblings under the producer.
 
 Branches are compared as code: comments and layout do not count. A handler that already
 restores a context (``use_trace_context``, ``extract`` + ``attach``, a span started with
@@ -59,6 +65,7 @@ current inside it change. The kit's ``restore_span`` reads malformed or missing 
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
@@ -195,10 +202,9 @@ class _Guard:
     def metadata(self) -> str:
         return f"{self.envelope}.metadata"
 
-    @property
-    def has_context(self) -> str:
-        """The test that the metadata carries a trace context (``hasattr`` kept if tested)."""
-        return " and ".join([*self.tests, carries_context(self.metadata)])
+    def has_context(self, carries: str) -> str:
+        """The test that the metadata holds a context to restore (``hasattr`` kept if tested)."""
+        return " and ".join([*self.tests, carries])
 
 
 class EnvelopeRestore(PropagationCodemod):
@@ -248,12 +254,17 @@ class EnvelopeRestore(PropagationCodemod):
                 if target is not None and self.parsed_envelope(
                         cast(cst.Assign | cst.AnnAssign, small).value) is not None:
                     parsed[target] = place
-        if not parsed:
+        # an envelope handed over already parsed (``envelope = _deserialize(msg)``) is known
+        # by its guard: ``if envelope.metadata: with use_trace_context(envelope.metadata)``
+        guarded = {name for place in places if isinstance(place.statement, cst.If)
+                   for name in _metadata_tested(place.statement.test)}
+        if not parsed and not guarded:
             return
         for place in places:
             if isinstance(place.statement, cst.If):
-                self._guard(place.statement, set(parsed))
-        self._unrestored(node, parsed)
+                self._guard(place.statement, set(parsed) | guarded)
+        if parsed:
+            self._unrestored(node, parsed)
 
     # -- guards --
 
@@ -439,7 +450,7 @@ class EnvelopeRestore(PropagationCodemod):
                     # by the local names found on the original tree (aliases resolved there)
                     kind = ("restore_span" if name in spans
                             else "extract" if name in extracts else "use")
-                    return codemod._unless_missing(updated, guard.has_context, kind)
+                    return codemod._unless_missing(updated, guard, kind)
                 if name in operations and args and code(args[0].value) in guard.tracers:
                     args[0] = args[0].with_changes(value=codemod._any_tracer(args[0].value))
                 updated = updated.with_changes(args=args)
@@ -453,20 +464,30 @@ class EnvelopeRestore(PropagationCodemod):
 
         return _NoneSafe()
 
-    def _unless_missing(self, call: cst.Call, has_context: str,
-                        kind: str) -> cst.BaseExpression:
-        """``call`` restoring the metadata when it carries a context (``has_context``), else
-        what keeps the current context: ``nullcontext()`` for a context manager, the current
+    def _unless_missing(self, call: cst.Call, guard: _Guard, kind: str) -> cst.BaseExpression:
+        """``call`` restoring the metadata when it holds a context to restore (it carries one
+        and, with a kit, the current span is not already in that trace), else what keeps the
+        current context: ``nullcontext()`` for a context manager, the current
         context for an extract, the call itself for the kit's restore_span (which parents on
         the current context when the metadata has no traceparent). Metadata holding other keys
         only (a partition key) would otherwise attach an empty context over the record's span."""
         if kind == "restore_span":
             return call
+        has_context = guard.has_context(self._to_restore(guard.metadata))
         if kind == "extract":
             fallback = f"{self.otel('opentelemetry.context', 'get_current')}()"
         else:
             fallback = f"{self.otel('contextlib', 'nullcontext')}()"
         return cst.parse_expression(f"({code(call)} if {has_context} else {fallback})")
+
+    def _to_restore(self, metadata: str) -> str:
+        """The test that ``metadata`` holds a context to make current here. With a kit, its
+        ``should_restore``: also false when the current span is already in that trace (the
+        record's CONSUMER span, which kafka-consume opens parented on the same producer):
+        restoring there would make the handler's spans siblings of that span, not children."""
+        if self.kit:
+            return f"{self.name_for(self.kit, 'should_restore')}({metadata})"
+        return carries_context(metadata)
 
     def _any_tracer(self, tracer: cst.BaseExpression) -> cst.BaseExpression:
         get_tracer = self.otel("opentelemetry.trace", "get_tracer")
@@ -524,7 +545,7 @@ class EnvelopeRestore(PropagationCodemod):
         elif self.settings.helper_module:
             get_tracer = self.otel("opentelemetry.trace", "get_tracer")
             restore = (f"({self.helper('use_trace_context')}({metadata}) "
-                       f"if {carries_context(metadata)} else "
+                       f"if {self._to_restore(metadata)} else "
                        f"{self.otel('contextlib', 'nullcontext')}())")
             head = (f"with {restore}, "
                     f"{self.helper('trace_operation')}({get_tracer}(__name__), {span_name}, {{}}):")
@@ -573,6 +594,18 @@ def _laid_out(statement: cst.With, column: int, limit: int) -> cst.With:
     laid = cst.ensure_type(cst.parse_statement(text), cst.With)
     return laid.with_changes(body=statement.body, leading_lines=statement.leading_lines,
                              asynchronous=statement.asynchronous)
+
+
+def _metadata_tested(test: cst.BaseExpression) -> set[str]:
+    """The names ``X`` whose ``X.metadata`` an ``and``-ed operand of a guard tests."""
+    found = set()
+    for operand in _operands(test):
+        text = code(operand)
+        match = re.fullmatch(r"(?:bool\()?([A-Za-z_]\w*)\.metadata(?: is not None|\))?", text) \
+            or re.fullmatch(r"hasattr\(([A-Za-z_]\w*), [\"']metadata[\"']\)", text)
+        if match:
+            found.add(match.group(1))
+    return found
 
 
 def _parsed_target(small: cst.BaseSmallStatement) -> str | None:

@@ -42,6 +42,10 @@ calls through the protocol then need nothing. Then:
 - anything else (``settings.BOS_URL``, a public method's ``url`` parameter, a path on a client
   passed in) is reported with the name it comes from, and left alone.
 
+Requests of a command-line program are left alone (skipped) when it never sets tracing up: a
+module importing ``typer`` or ``click``, or ``argparse`` under a ``__main__`` guard, where no
+module of its package reaches tracing set-up (no span is ever current there).
+
 Clients an OpenTelemetry instrumentation propagates for are left alone: one passed to
 ``HTTPXClientInstrumentor.instrument_client``, one built with
 ``trace_configs=[create_trace_config()]``, and every client of a module that calls
@@ -142,7 +146,7 @@ from scaffold.codemods._propagation import (
 from scaffold.codemods.base import dotted_name
 from scaffold.engine.fast import FastVisitor
 from scaffold.engine.gates import SyntaxGate
-from scaffold.repo import LOCALS, CallSite, FunctionInfo, ParamKind
+from scaffold.repo import LOCALS, MAIN_CODE, MODULE_CODE, CallSite, FunctionInfo, ParamKind
 
 CLIENT_CLASSES = frozenset({
     "httpx.AsyncClient", "httpx.Client", "httpx._client.AsyncClient", "httpx._client.Client",
@@ -326,6 +330,9 @@ def _pairs(value: cst.BaseExpression) -> list[Pair]:
     return [(None, value)]
 
 
+CLI_FRAMEWORKS = frozenset({"typer", "click"})
+
+
 class HttpInject(PropagationCodemod):
     USES_REPO = True  # headers a function of another module builds; protocol implementations
     PREFILTER = ("httpx", "aiohttp")
@@ -373,6 +380,7 @@ class HttpInject(PropagationCodemod):
         self._foreign: str | None = None  # the module read, for a caller's module
         self._readers: dict[str, HttpInject | None] = {}  # other modules' readers, by module
         self._own_tree: ast.Module | None = None  # the file's stdlib tree, when one is needed
+        self._cli: bool | None = None  # a command-line program without tracing (computed once)
 
     def _is_client_class(self, node: cst.CSTNode) -> bool:
         """``node`` names (or, in an annotation, mentions) an HTTP client class."""
@@ -724,6 +732,28 @@ class HttpInject(PropagationCodemod):
         uses = [site for site in callee.calls if site.expression == func]
         return bool(uses) and all(site.args == (f"*{args}",) and
                                   site.keywords == ((None, kwargs),) for site in uses)
+
+    def _untraced_command_line(self) -> bool:
+        """Whether the file is part of a command-line program (it imports a CLI framework,
+        ``typer`` or ``click``, or ``argparse`` under a ``__main__`` guard) and no module of
+        its package sets tracing up: no span is ever current in its requests."""
+        if self._cli is None:
+            self._cli = False
+            module = self.module_name
+            info = self.repo.module(module) if module else None
+            if module and info is not None:
+                frameworks = {item.target.split(".")[0] for item in info.imports}
+                if frameworks & CLI_FRAMEWORKS or (
+                        "argparse" in frameworks and info.has_main_guard):
+                    package = module.rpartition(".")[0] if not info.is_package else module
+                    self._cli = not any(
+                        self.repo.reaches_tracing_setup(function, self.settings.helper_module)
+                        for name, other in self.repo.modules.items()
+                        if name in (package, module) or (
+                            package and name.startswith(f"{package}."))
+                        for function in (*other.functions, f"{name}.{MODULE_CODE}",
+                                         f"{name}.{MAIN_CODE}"))
+        return self._cli
 
     # -- a method's callers anywhere in the repo --
 
@@ -1080,6 +1110,10 @@ class HttpInject(PropagationCodemod):
             return  # injected into on a line before
         if self._propagates_already(call):
             self.record_correct(call, "its client is instrumented")
+            return
+        if self._untraced_command_line():
+            self.record_skipped(call, "a command-line program that never sets tracing up: "
+                                "no span is current here, there is no context to carry")
             return
         internal, reason = self._destination(call, scope)
         if not internal:

@@ -127,6 +127,41 @@ def test_restore_span_with_a_malformed_traceparent_starts_a_new_trace(kit_packag
     assert restored.context.trace_id != consumer.get_span_context().trace_id
 
 
+def test_restore_span_under_a_consumer_span_of_the_same_trace_is_its_child(
+        kit_package, span_exporter):
+    """The record's CONSUMER span was parented on the producer's context (its headers); the
+    envelope carries that trace too. The handler's span must be the CONSUMER span's child, as
+    the messaging conventions draw it, not its sibling under the producer."""
+    upstream = kit_package.extract_trace_context({"traceparent": UPSTREAM})
+    tracer = kit_package.get_tracer("consumer")
+    with tracer.start_as_current_span("process orders", context=upstream) as consumer:
+        assert not kit_package.should_restore({"traceparent": UPSTREAM})
+        with kit_package.restore_span({"traceparent": UPSTREAM}, "essay.submitted"):
+            pass
+    restored = next(s for s in span_exporter.get_finished_spans() if s.name == "essay.submitted")
+    assert restored.context.trace_id == UPSTREAM_TRACE
+    assert restored.parent.span_id == consumer.get_span_context().span_id
+
+
+def test_restore_span_under_a_span_of_another_trace_restores_the_envelope(
+        kit_package, span_exporter):
+    tracer = kit_package.get_tracer("consumer")
+    with tracer.start_as_current_span("poll"):
+        assert kit_package.should_restore({"traceparent": UPSTREAM})
+        with kit_package.restore_span({"traceparent": UPSTREAM}, "essay.submitted"):
+            pass
+    restored = next(s for s in span_exporter.get_finished_spans() if s.name == "essay.submitted")
+    assert (restored.context.trace_id, restored.parent.span_id) == (UPSTREAM_TRACE, UPSTREAM_SPAN)
+
+
+@pytest.mark.parametrize(("metadata", "expected"), [
+    (None, False), ({}, False), ({"correlation_id": "c-1"}, False), ("00-x", False),
+    ({"traceparent": UPSTREAM}, True), ({"traceparent": "00-zz-yy-01"}, True),
+], ids=["none", "empty", "no traceparent", "not a mapping", "context", "malformed"])
+def test_should_restore_outside_any_span(kit_package, metadata, expected):
+    assert kit_package.should_restore(metadata) is expected
+
+
 def test_restore_span_continues_the_trace_and_records_failures(kit_package, span_exporter):
     before = context.get_current()
     with pytest.raises(ValueError):

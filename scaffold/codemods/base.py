@@ -172,6 +172,11 @@ class Codemod(RuleMetadata, ContextAwareTransformer, FastTransformer):
         start = self.get_metadata(PositionProvider, node).start
         self._sites.append(self._site(start.line, start.column, kind, status, reason))
 
+    def file_line(self, node: cst.CSTNode) -> int:
+        """The line ``node`` starts on in the file on disk, as the repo model numbers lines:
+        the tree visited may be a slice, or carry an earlier codemod's rewrite."""
+        return self._state.original_line(self.get_metadata(PositionProvider, node).start.line)
+
     @property
     def sites(self) -> list[Site]:
         """The sites recorded with ``record_site`` (and those a suppression comment silenced),

@@ -70,7 +70,6 @@ from typing import Any, cast
 
 import libcst as cst
 from libcst.codemod.visitors import RemoveImportsVisitor
-from libcst.metadata import PositionProvider
 
 from scaffold.codemods._propagation import (
     ENVELOPE_SUFFIXES,
@@ -156,7 +155,7 @@ class EnvelopeInject(PropagationCodemod):
         places = list(walk(node.body))
         self._statements = {place.chain: place.statement for place in places}
         module = self.module_name
-        here = self.repo.function_at(module, self.get_metadata(PositionProvider, node).start.line) \
+        here = self.repo.function_at(module, self.file_line(node)) \
             if module else None
         self._owner = here.owner if here is not None else None
         envelopes: dict[str, list[cst.Call]] = {}

@@ -49,10 +49,9 @@ import tomlkit.items
 
 from scaffold import DISTRIBUTION
 from scaffold.engine.discovery import Target
-from scaffold.engine.model import FileResult, Finding, Kind, Status
+from scaffold.engine.model import FileResult, Finding, Kind, Status, is_vendored
 from scaffold.engine.writer import atomic_write
 from scaffold.kit import KIT_PACKAGE, kit_sources
-from scaffold.vendor import HEADER_PREFIX
 
 RULE = "declared-dependencies"
 API = "opentelemetry-api"
@@ -545,7 +544,7 @@ def declare(results: Iterable[FileResult], targets: Sequence[Target], *, write: 
     for result in results:
         target = by_display.get(result.path)
         if (result.status is not Status.CHANGED or result.updated is None or target is None
-                or not target.python or result.updated.startswith(HEADER_PREFIX)):
+                or not target.python or is_vendored(result.updated[:256].encode())):
             continue  # a vendored kit module is what is imported, not what imports
         needed = needed_distributions(result.original or "", result.updated, kits)
         if not needed:

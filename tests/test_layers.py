@@ -19,7 +19,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
                     "scaffold.repo")),
     ("engine", ("scaffold.engine",)),
     ("rules", ("scaffold.codemods", "scaffold.checks", "scaffold.registry")),
-    ("services", ("scaffold.kit", "scaffold.vendor", "scaffold.dependencies",
+    ("services", ("scaffold.emitted", "scaffold.kit", "scaffold.vendor", "scaffold.dependencies",
                   "scaffold.testgen", "scaffold.new_service")),
     ("api", ("scaffold.api",)),
     ("commands", ("scaffold.commands",)),

@@ -5,7 +5,7 @@ Output, in the configured tests folder (``tests-dir``, default ``tests/tracing``
 (the harness), ``tracing_samples.py`` (written once, the user's), ``test_tracing_contract.py``
 (``scaffold retrofit --check`` over the repository) and one ``test_trace_<module>.py`` per
 source module with instrumented sites. Every file but the samples carries the header of
-``scaffold.testgen.owned``: a file the user edited is never rewritten.
+``scaffold.emitted``: a file the user edited is never rewritten.
 """
 
 from __future__ import annotations
@@ -22,14 +22,13 @@ import libcst as cst
 
 from scaffold import DISTRIBUTION
 from scaffold.config import Config, find_config, ruff_settings_for
+from scaffold.emitted import Ownership, environment, ownership, stamp, write_text
 from scaffold.engine.discovery import discover
 from scaffold.repo import packaging
-from scaffold.resources import template_root
 from scaffold.testgen.conventions import read_style
 from scaffold.testgen.layout import fit
 from scaffold.testgen.locate import locate
 from scaffold.testgen.model import ModuleTests
-from scaffold.testgen.owned import Ownership, ownership, stamp, write_text
 from scaffold.vendor import KIT_MARKER, KitResolver, is_vendored
 
 TEMPLATE_DIR = "templates/testgen"
@@ -87,15 +86,7 @@ class Generated:
 
 
 def _environment() -> jinja2.Environment:
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(template_root())),
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-        autoescape=False,
-    )
-    env.filters["py"] = repr
-    env.filters["docstring"] = _docstring
-    return env
+    return environment(py=repr, docstring=_docstring)
 
 
 def _docstring(text: str) -> str:

@@ -16,7 +16,6 @@ from scaffold.engine.model import KIT_TEMPLATE_DIR
 from scaffold.resources import template_root
 
 TEMPLATE_SUFFIX = ".jinja"
-KIT_PACKAGE = "tracekit"
 
 
 def kit_template_names() -> list[str]:

@@ -34,6 +34,18 @@ from pathlib import Path
 import libcst as cst
 from libcst.metadata import MetadataWrapper, PositionProvider
 
+from scaffold.kit_api import (
+    CAPTURE_FOR_QUEUE,
+    EXECUTOR_MAP,
+    INJECT_HEADERS,
+    INJECT_METADATA,
+    INJECT_TRACE_CONTEXT,
+    RUN_IN_EXECUTOR,
+    SUBMIT,
+    TRACED_THREAD,
+    TRACED_TIMER,
+    WITH_CONTEXT,
+)
 from scaffold.testgen.generate import CONTRACT, MODULE_PREFIX, find_sites
 from scaffold.testgen.model import Case, Site
 
@@ -93,23 +105,23 @@ def _revert_call(form: str, call: cst.Call) -> cst.BaseExpression:
         rest = [a for a in call.args if a is not positional[0]
                 and not (a.keyword is not None and a.keyword.value == "headers_as")]
         return cst.Call(func=positional[0].value, args=_args(rest))
-    if name in ("inject_trace_context", "inject", "inject_metadata", "inject_headers",
-                "capture_for_queue", "with_context"):
+    if name in (INJECT_TRACE_CONTEXT, "inject", INJECT_METADATA, INJECT_HEADERS,
+                CAPTURE_FOR_QUEUE, WITH_CONTEXT):
         if positional:
             return positional[0].value
         item = next((a for a in call.args if a.keyword and a.keyword.value == "item"), None)
         return item.value if item is not None else _expr("{}")
-    if name in ("submit", "executor_map"):
+    if name in (SUBMIT, EXECUTOR_MAP):
         rest = [a for a in call.args if a is not positional[0]]
-        return _method_call(positional[0].value, "submit" if name == "submit" else "map", rest)
-    if name == "run_in_executor" and form == "call:run_in_executor":
+        return _method_call(positional[0].value, "submit" if name == SUBMIT else "map", rest)
+    if name == RUN_IN_EXECUTOR and form == "call:run_in_executor":
         loop = positional[0].value
         receiver = _expr("__import__('asyncio').get_running_loop()") if _code(loop) == "None" \
             else _expr(f"({_code(loop)} or __import__('asyncio').get_running_loop())")
         return _method_call(receiver, "run_in_executor",
                             [a for a in call.args if a is not positional[0]])
-    if name in ("TracedThread", "TracedTimer"):
-        plain = "Thread" if name == "TracedThread" else "Timer"
+    if name in (TRACED_THREAD, TRACED_TIMER):
+        plain = "Thread" if name == TRACED_THREAD else "Timer"
         return call.with_changes(func=_expr(f"__import__('threading').{plain}"))
     if form == "arg:copy_context":
         carried = next(a for a in call.args if "copy_context" in _code(a.value))

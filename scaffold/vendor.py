@@ -46,7 +46,8 @@ from scaffold.engine.model import (
     is_vendored,
 )
 from scaffold.errors import UsageError
-from scaffold.kit import KIT_PACKAGE, KIT_TEMPLATE_DIR, TEMPLATE_SUFFIX, kit_sources
+from scaffold.kit import KIT_TEMPLATE_DIR, TEMPLATE_SUFFIX, kit_sources
+from scaffold.kit_api import KIT_PACKAGE
 from scaffold.repo.packaging import PROJECT_FILES, Packaging, subfolders
 
 _HEADER_BYTES = 256  # enough of a file's start to tell a vendored kit module by its header

@@ -16,7 +16,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "scaffold"
 # (layer, module prefixes), bottom first; the longest matching prefix decides a module's layer
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("foundation", ("scaffold", "scaffold.config", "scaffold.errors", "scaffold.resources",
-                    "scaffold.repo")),
+                    "scaffold.kit_api", "scaffold.repo")),
     ("engine", ("scaffold.engine",)),
     ("rules", ("scaffold.codemods", "scaffold.checks", "scaffold.registry")),
     ("services", ("scaffold.emitted", "scaffold.kit", "scaffold.vendor", "scaffold.dependencies",

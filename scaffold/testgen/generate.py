@@ -24,6 +24,7 @@ from scaffold import DISTRIBUTION
 from scaffold.config import Config, find_config, ruff_settings_for
 from scaffold.emitted import Ownership, environment, ownership, stamp, write_text
 from scaffold.engine.discovery import discover
+from scaffold.kit_api import KIT_PACKAGE
 from scaffold.repo import packaging
 from scaffold.testgen.conventions import read_style
 from scaffold.testgen.layout import fit
@@ -198,7 +199,7 @@ def find_sites(root: Path, config: Config | None = None) -> Sites:
     for relative, module, import_root in sorted(sources):
         if kit_dir is not None and relative.is_relative_to(kit_dir):
             continue
-        if "tracekit" in relative.parts[:-1]:
+        if KIT_PACKAGE in relative.parts[:-1]:
             continue
         text = (root / relative).read_bytes()
         if is_vendored(text) or not _might_have_sites(text):
@@ -237,12 +238,16 @@ def _without_ambiguous(modules: list[ModuleTests]) -> list[ModuleTests]:
     return kept
 
 
+# Every site mentions one of these: the kit, a helper name, attach or copy_context.
+_SITE_WORDS = (
+    KIT_PACKAGE.encode(), b"inject", b"attach", b"copy_context", b"consume_", b"traced_send",
+    b"restore_", b"use_trace_context", b"init_tracing", b"Traced",
+)
+
+
 def _might_have_sites(text: bytes) -> bool:
-    """A cheap prefilter: every site mentions the kit, a helper name, attach or copy_context."""
-    return any(needle in text for needle in (
-        b"tracekit", b"inject", b"attach", b"copy_context", b"consume_", b"traced_send",
-        b"restore_", b"use_trace_context", b"init_tracing", b"Traced",
-    ))
+    """A cheap prefilter: does ``text`` mention one of ``_SITE_WORDS``?"""
+    return any(needle in text for needle in _SITE_WORDS)
 
 
 def _module_file(module: str) -> str:

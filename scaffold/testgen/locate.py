@@ -30,6 +30,28 @@ from libcst.metadata import (
 )
 
 from scaffold.codemods.base import dotted_name
+from scaffold.kit_api import (
+    CAPTURE_FOR_QUEUE,
+    CONSUME_BATCH,
+    CONSUME_SPAN,
+    EXECUTOR_MAP,
+    INIT_TRACING,
+    INJECT_HEADERS,
+    INJECT_METADATA,
+    INJECT_TRACE_CONTEXT,
+    KIT_PACKAGE,
+    RESTORE_FROM_QUEUE,
+    RESTORE_SPAN,
+    RUN_IN_EXECUTOR,
+    SUBMIT,
+    TRACED_PRODUCER,
+    TRACED_PUBLISH,
+    TRACED_SEND,
+    TRACED_THREAD,
+    TRACED_TIMER,
+    USE_TRACE_CONTEXT,
+    WITH_CONTEXT,
+)
 from scaffold.testgen.model import (
     BOOTSTRAP,
     CONSUME,
@@ -54,25 +76,25 @@ JSON_LOADS = {"json.loads", "orjson.loads", "ujson.loads"}
 
 # The kit's names, and the kind of site a call to each one is.
 KIT_NAMES = {
-    "consume_span": CONSUME,
-    "consume_batch": CONSUME,
-    "restore_span": RESTORE,
-    "use_trace_context": RESTORE,
-    "restore_from_queue": RESTORE,
-    "traced_send": PRODUCE,
-    "traced_publish": PRODUCE,
-    "TracedProducer": PRODUCE,
-    "inject_trace_context": INJECT,
-    "inject_metadata": INJECT,
-    "inject_headers": INJECT,
-    "capture_for_queue": INJECT,
-    "submit": THREAD,
-    "executor_map": THREAD,
-    "run_in_executor": THREAD,
-    "TracedThread": THREAD,
-    "TracedTimer": THREAD,
-    "with_context": THREAD,
-    "init_tracing": BOOTSTRAP,
+    CONSUME_SPAN: CONSUME,
+    CONSUME_BATCH: CONSUME,
+    RESTORE_SPAN: RESTORE,
+    USE_TRACE_CONTEXT: RESTORE,
+    RESTORE_FROM_QUEUE: RESTORE,
+    TRACED_SEND: PRODUCE,
+    TRACED_PUBLISH: PRODUCE,
+    TRACED_PRODUCER: PRODUCE,
+    INJECT_TRACE_CONTEXT: INJECT,
+    INJECT_METADATA: INJECT,
+    INJECT_HEADERS: INJECT,
+    CAPTURE_FOR_QUEUE: INJECT,
+    SUBMIT: THREAD,
+    EXECUTOR_MAP: THREAD,
+    RUN_IN_EXECUTOR: THREAD,
+    TRACED_THREAD: THREAD,
+    TRACED_TIMER: THREAD,
+    WITH_CONTEXT: THREAD,
+    INIT_TRACING: BOOTSTRAP,
 }
 # The HuleEdu shared library's names a configured helper module provides.
 HELPER_NAMES = {
@@ -80,15 +102,15 @@ HELPER_NAMES = {
     "use_trace_context": RESTORE,
     "init_tracing": BOOTSTRAP,
 }
-WITH_NAMES = {"consume_span", "restore_span", "use_trace_context", "restore_from_queue"}
+WITH_NAMES = {CONSUME_SPAN, RESTORE_SPAN, USE_TRACE_CONTEXT, RESTORE_FROM_QUEUE}
 # Where the function handed to the thread is, per kit helper: (position, keyword).
 THREAD_CALLABLE = {
-    "submit": (1, None),
-    "executor_map": (1, None),
-    "run_in_executor": (2, None),
-    "TracedThread": (1, "target"),
-    "TracedTimer": (1, "function"),
-    "with_context": (0, None),
+    SUBMIT: (1, None),
+    EXECUTOR_MAP: (1, None),
+    RUN_IN_EXECUTOR: (2, None),
+    TRACED_THREAD: (1, "target"),
+    TRACED_TIMER: (1, "function"),
+    WITH_CONTEXT: (0, None),
 }
 _VALIDATORS = {"model_validate", "parse_obj", "model_construct"}
 _JSON_VALIDATORS = {"model_validate_json", "parse_raw"}
@@ -892,7 +914,7 @@ class _KitNames:
         return None
 
     def _is_kit(self, parents: list[str]) -> bool:
-        if "tracekit" in parents:
+        if KIT_PACKAGE in parents:
             return True
         if self.kit:
             kit_parts = self.kit.split(".")
@@ -1062,10 +1084,10 @@ class _Locator(cst.CSTVisitor):
         if not isinstance(call, cst.Call):
             return
         found = self.kit.kind(self._names(call.func))
-        if found is None or found[1] != "consume_batch":
+        if found is None or found[1] != CONSUME_BATCH:
             return
         self._handled.add(call)
-        self._add(CONSUME, "for:consume_batch", node, node, name="consume_batch", call=call,
+        self._add(CONSUME, "for:consume_batch", node, node, name=CONSUME_BATCH, call=call,
                   block=node.body.body if isinstance(node.body, cst.IndentedBlock) else ())
 
     def visit_Call(self, node: cst.Call) -> None:
@@ -1080,12 +1102,12 @@ class _Locator(cst.CSTVisitor):
             return
         kind, name = found
         statement = self._statement(node)
-        if name in WITH_NAMES or name == "consume_batch":
+        if name in WITH_NAMES or name == CONSUME_BATCH:
             self._add(kind, f"call:{name}", node, statement, name=name, call=node,
                       skip=f"{name}(...) is used outside a with statement (or for loop), so "
                       "the test cannot tell which code runs inside its span")
             return
-        if name == "TracedProducer":
+        if name == TRACED_PRODUCER:
             self._add(kind, f"call:{name}", node, statement, name=name, call=node,
                       skip="TracedProducer(...) only wraps the producer; the sends through it "
                       "are driven by the tests of the functions that call send")
@@ -1144,7 +1166,7 @@ class _Locator(cst.CSTVisitor):
         body = node.body.body if isinstance(node.body, cst.IndentedBlock) else ()
         methods = {s.name.value: s for s in body if isinstance(s, cst.FunctionDef)}
         based = next((base for base in node.bases if self.kit.kind(self._names(base.value))
-                      == (THREAD, "TracedThread")), None)
+                      == (THREAD, TRACED_THREAD)), None)
         start = methods.get("start")
         capture = None
         if start is not None:
@@ -1401,7 +1423,7 @@ class _Planner:
         if found.form == "partial:copy_context":
             return _argument(call, 1)
         if found.form == "arg:copy_context":
-            return _argument(call, 2 if found.name == "run_in_executor" else 1)
+            return _argument(call, 2 if found.name == RUN_IN_EXECUTOR else 1)
         index, keyword = THREAD_CALLABLE[found.name]
         return _argument(call, index, keyword)
 
@@ -1418,10 +1440,10 @@ class _Planner:
         """traced_send(producer, ...): a recording producer; traced_publish(bus.publish, ...): a
         recording bus (or a probe for a module-level publish function)."""
         assert found.call is not None
-        producer = _argument(found.call, 0, "producer" if found.name == "traced_send" else
+        producer = _argument(found.call, 0, "producer" if found.name == TRACED_SEND else
                              "publish")
         if (
-            found.name == "traced_publish"
+            found.name == TRACED_PUBLISH
             and isinstance(producer, cst.Name)
             and self.module.binding(producer.value) in ("def", "repo", "import")
         ):
@@ -1429,7 +1451,7 @@ class _Planner:
             return _with(case, patches=(patch,), arguments=self._arguments(entry, {}),
                          label=producer.value)
         sends: tuple[str, ...] = ("send", "send_and_wait")
-        if found.name == "traced_publish" and isinstance(producer, cst.Attribute):
+        if found.name == TRACED_PUBLISH and isinstance(producer, cst.Attribute):
             sends = (producer.attr.value,)
             producer = producer.value  # the bus whose publish is called
         target = _resolve_target(producer, entry) if producer is not None else None
@@ -1566,10 +1588,10 @@ class _Planner:
     ) -> tuple[_Target, str, str | None] | None:
         """The carrier handed to the kit's own send (``traced_publish(bus.publish, topic,
         envelope)``, ``traced_send(producer, ...)``) reaches the publish callable or producer."""
-        if name == "traced_publish":
+        if name == TRACED_PUBLISH:
             publish = _argument(call, 0, "publish")
             return self._catch(publish, entry) if publish is not None else None
-        if name == "traced_send":
+        if name == TRACED_SEND:
             producer = _argument(call, 0, "producer")
             target = _resolve_target(producer, entry) if producer is not None else None
             return (target, "value", "send") if target is not None else None
@@ -1785,7 +1807,7 @@ class _Planner:
                                "test can observe (no function of this module, no method, no "
                                "collaborator)")
         return _with(case, patches=(*probes, *patches), arguments=self._arguments(entry, given),
-                     record=record, without_context=found.name != "use_trace_context",
+                     record=record, without_context=found.name != USE_TRACE_CONTEXT,
                      stops=self._stops(found, patches, entry))
 
     def _queue_source(

@@ -49,10 +49,10 @@ import tomlkit.items
 
 from scaffold import DISTRIBUTION
 from scaffold.engine.discovery import Target
-from scaffold.engine.model import FileResult, Finding, Kind, Status
+from scaffold.engine.model import FileResult, Finding, Kind, Status, is_vendored
 from scaffold.engine.writer import atomic_write
-from scaffold.kit import KIT_PACKAGE, kit_sources
-from scaffold.vendor import HEADER_PREFIX
+from scaffold.kit import kit_sources
+from scaffold.kit_api import INIT_TRACING, KIT_PACKAGE, THREADS_MODULE
 
 RULE = "declared-dependencies"
 API = "opentelemetry-api"
@@ -82,8 +82,8 @@ def floors_for(needed: Iterable[str]) -> dict[str, str]:
     if API in floors and needed & set(SETUP_FLOORS):
         floors[API] = SETUP_API_FLOOR
     return floors
-_SETUP_NAMES = frozenset({"init_tracing"})
-_STDLIB_KIT_MODULES = frozenset({"threads"})
+_SETUP_NAMES = frozenset({INIT_TRACING})
+_STDLIB_KIT_MODULES = frozenset({THREADS_MODULE})
 _SETUP_KIT_MODULES = frozenset({"testing"})  # test support builds an SDK provider
 # Distributions that depend on others (so declaring them brings those), as far as retrofit
 # asks: every OpenTelemetry package here depends on the API.
@@ -248,7 +248,7 @@ def _needed_by(imports: set[tuple[str, str | None]], text: str,
         if inner is None and name is not None:  # a name of the package, or a module of it
             inner = name if name in _kit_modules() else _kit_exports().get(name)
         setup = (name in _SETUP_NAMES
-                 or (name is None and inner in (None, "tracing") and "init_tracing" in text))
+                 or (name is None and inner in (None, "tracing") and INIT_TRACING in text))
         if inner in _SETUP_KIT_MODULES or setup:
             needed.update({API, *SETUP_FLOORS})
         elif inner not in _STDLIB_KIT_MODULES:
@@ -545,7 +545,7 @@ def declare(results: Iterable[FileResult], targets: Sequence[Target], *, write: 
     for result in results:
         target = by_display.get(result.path)
         if (result.status is not Status.CHANGED or result.updated is None or target is None
-                or not target.python or result.updated.startswith(HEADER_PREFIX)):
+                or not target.python or is_vendored(result.updated[:256].encode())):
             continue  # a vendored kit module is what is imported, not what imports
         needed = needed_distributions(result.original or "", result.updated, kits)
         if not needed:

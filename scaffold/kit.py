@@ -8,18 +8,14 @@ Each template starts with a header comment naming the scaffold version and its o
 from __future__ import annotations
 
 import keyword
-import os
-import tempfile
 from pathlib import Path
 
-import jinja2
-
 from scaffold import __version__
+from scaffold.emitted import environment, write_text
+from scaffold.engine.model import KIT_TEMPLATE_DIR
 from scaffold.resources import template_root
 
-KIT_TEMPLATE_DIR = "templates/kit"
 TEMPLATE_SUFFIX = ".jinja"
-KIT_PACKAGE = "tracekit"
 
 
 def kit_template_names() -> list[str]:
@@ -32,15 +28,6 @@ def kit_template_names() -> list[str]:
     )
 
 
-def _environment() -> jinja2.Environment:
-    return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(template_root())),
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-        autoescape=False,
-    )
-
-
 def _check_package_name(package_name: str) -> None:
     parts = package_name.split(".")
     if not all(part.isidentifier() and not keyword.iskeyword(part) for part in parts):
@@ -50,7 +37,7 @@ def _check_package_name(package_name: str) -> None:
 def kit_sources(*, package_name: str, kit_version: str = __version__) -> dict[str, str]:
     """The rendered kit: output path relative to the kit package folder -> file text."""
     _check_package_name(package_name)
-    env = _environment()
+    env = environment()
     rendered = {}
     for name in kit_template_names():
         output = Path(name).name.removesuffix(TEMPLATE_SUFFIX)
@@ -63,22 +50,14 @@ def kit_sources(*, package_name: str, kit_version: str = __version__) -> dict[st
 def render_kit(dest_dir: Path, *, package_name: str, kit_version: str = __version__) -> list[Path]:
     """Write the kit into ``dest_dir`` (the ``tracekit`` package folder itself); return the files.
 
-    Each file is written to a temporary sibling and renamed into place, so a reader never sees
-    half a module.
+    Each file is written to a temporary sibling and renamed into place
+    (``scaffold.emitted.write_text``), so a reader never sees half a module.
     """
     dest_dir = Path(dest_dir)
     dest_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for relative, text in kit_sources(package_name=package_name, kit_version=kit_version).items():
         target = dest_dir / relative
-        fd, tmp = tempfile.mkstemp(dir=dest_dir, prefix=f".{target.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-                handle.write(text)
-            os.chmod(tmp, 0o644)  # mkstemp creates 0600; kit modules are ordinary source files
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_text(target, text)
         written.append(target)
     return written

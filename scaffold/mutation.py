@@ -34,8 +34,23 @@ from pathlib import Path
 import libcst as cst
 from libcst.metadata import MetadataWrapper, PositionProvider
 
+from scaffold.kit_api import (
+    CAPTURE_FOR_QUEUE,
+    CONSUME_BATCH,
+    EXECUTOR_MAP,
+    INJECT_HEADERS,
+    INJECT_METADATA,
+    INJECT_TRACE_CONTEXT,
+    RUN_IN_EXECUTOR,
+    SUBMIT,
+    TRACED_PUBLISH,
+    TRACED_SEND,
+    TRACED_THREAD,
+    TRACED_TIMER,
+    WITH_CONTEXT,
+)
 from scaffold.testgen.generate import CONTRACT, MODULE_PREFIX, find_sites
-from scaffold.testgen.model import Case, Site
+from scaffold.testgen.model import COPY_CONTEXT_TARGET, START_CAPTURE, Case, Shape, Site
 
 KILLED, SURVIVED, NOT_DRIVEN = "killed", "survived", "not driven"
 
@@ -81,42 +96,42 @@ def _method_call(receiver: cst.BaseExpression, method: str, args: Sequence[cst.A
     return cst.Call(func=cst.Attribute(value=receiver, attr=cst.Name(method)), args=_args(args))
 
 
-def _revert_call(form: str, call: cst.Call) -> cst.BaseExpression:
-    name = form.split(":", 1)[1]
+def _revert_call(site: Site, call: cst.Call) -> cst.BaseExpression:
+    shape, name = site.shape, site.target
     positional = _positional(call)
-    if form == "call:traced_send":
+    if shape is Shape.CALL and name == TRACED_SEND:
         wait = next((a for a in call.args if a.keyword and a.keyword.value == "wait"), None)
         method = "send" if wait is not None and _code(wait.value) == "False" else "send_and_wait"
         rest = [a for a in call.args if a is not positional[0] and a is not wait]
         return _method_call(positional[0].value, method, rest)
-    if form == "call:traced_publish":
+    if shape is Shape.CALL and name == TRACED_PUBLISH:
         rest = [a for a in call.args if a is not positional[0]
                 and not (a.keyword is not None and a.keyword.value == "headers_as")]
         return cst.Call(func=positional[0].value, args=_args(rest))
-    if name in ("inject_trace_context", "inject", "inject_metadata", "inject_headers",
-                "capture_for_queue", "with_context"):
+    if name in (INJECT_TRACE_CONTEXT, "inject", INJECT_METADATA, INJECT_HEADERS,
+                CAPTURE_FOR_QUEUE, WITH_CONTEXT):
         if positional:
             return positional[0].value
         item = next((a for a in call.args if a.keyword and a.keyword.value == "item"), None)
         return item.value if item is not None else _expr("{}")
-    if name in ("submit", "executor_map"):
+    if name in (SUBMIT, EXECUTOR_MAP):
         rest = [a for a in call.args if a is not positional[0]]
-        return _method_call(positional[0].value, "submit" if name == "submit" else "map", rest)
-    if name == "run_in_executor" and form == "call:run_in_executor":
+        return _method_call(positional[0].value, "submit" if name == SUBMIT else "map", rest)
+    if shape is Shape.CALL and name == RUN_IN_EXECUTOR:
         loop = positional[0].value
         receiver = _expr("__import__('asyncio').get_running_loop()") if _code(loop) == "None" \
             else _expr(f"({_code(loop)} or __import__('asyncio').get_running_loop())")
         return _method_call(receiver, "run_in_executor",
                             [a for a in call.args if a is not positional[0]])
-    if name in ("TracedThread", "TracedTimer"):
-        plain = "Thread" if name == "TracedThread" else "Timer"
+    if name in (TRACED_THREAD, TRACED_TIMER):
+        plain = "Thread" if name == TRACED_THREAD else "Timer"
         return call.with_changes(func=_expr(f"__import__('threading').{plain}"))
-    if form == "arg:copy_context":
-        carried = next(a for a in call.args if "copy_context" in _code(a.value))
+    if shape is Shape.ARG and name == COPY_CONTEXT_TARGET:
+        carried = next(a for a in call.args if COPY_CONTEXT_TARGET in _code(a.value))
         return call.with_changes(args=_args([a for a in call.args if a is not carried]))
-    if form == "partial:copy_context":
+    if shape is Shape.PARTIAL and name == COPY_CONTEXT_TARGET:
         return positional[1].value
-    raise NotReverted(f"no un-instrumented form for {form}")
+    raise NotReverted(f"no un-instrumented form for {site.form}")
 
 
 class _Revert(cst.CSTTransformer):
@@ -128,7 +143,11 @@ class _Revert(cst.CSTTransformer):
         super().__init__()
         self.site = site
         self.done = False
-        self._token = site.form.split(":", 1)[1] if site.form.startswith("try-finally:") else None
+        self._shape, self._target = site.shape, site.target
+        self._token = self._target if self._shape is Shape.TRY_FINALLY else None
+
+    def _is(self, shape: Shape, target: str) -> bool:
+        return (self._shape, self._target) == (shape, target)
 
     def _at(self, node: cst.CSTNode) -> bool:
         start = self.get_metadata(PositionProvider, node).start
@@ -138,30 +157,30 @@ class _Revert(cst.CSTTransformer):
         # ``TracedThread(...).start()``: both calls start here; the inner one is the site
         if (
             not self.done
-            and self.site.form.startswith(("call:", "arg:", "partial:"))
+            and self._shape in (Shape.CALL, Shape.ARG, Shape.PARTIAL)
             and self._at(original_node)
         ):
             self.done = True
-            return _revert_call(self.site.form, updated_node)
+            return _revert_call(self.site, updated_node)
         return updated_node
 
     def leave_Lambda(self, original_node: cst.Lambda, updated_node: cst.Lambda):
-        if self.site.form == "lambda:copy_context" and self._at(original_node):
+        if self._is(Shape.LAMBDA, COPY_CONTEXT_TARGET) and self._at(original_node):
             self.done = True
             return next(p.default for p in updated_node.params.params if p.name.value == "_fn")
         return updated_node
 
     def leave_Arg(self, original_node: cst.Arg, updated_node: cst.Arg) -> cst.Arg:
-        if self.site.form == "base:TracedThread" and self._at(original_node):
+        if self._is(Shape.BASE, TRACED_THREAD) and self._at(original_node):
             self.done = True
             return updated_node.with_changes(value=_expr("__import__('threading').Thread"))
         return updated_node
 
     def leave_With(self, original_node: cst.With, updated_node: cst.With):
-        if not (self.site.form.startswith("with:") and self._at(original_node)):
+        if not (self._shape is Shape.WITH and self._at(original_node)):
             return updated_node
         self.done = True
-        name = self.site.form.split(":", 1)[1]
+        name = self._target
         items = [item for item in updated_node.items if name not in _code(item.item)]
         if items:
             items[-1] = items[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT)
@@ -171,7 +190,7 @@ class _Revert(cst.CSTTransformer):
         return cst.FlattenSentinel(body)
 
     def leave_For(self, original_node: cst.For, updated_node: cst.For) -> cst.For:
-        if not (self.site.form == "for:consume_batch" and self._at(original_node)):
+        if not (self._is(Shape.FOR, CONSUME_BATCH) and self._at(original_node)):
             return updated_node
         self.done = True
         assert isinstance(updated_node.iter, cst.Call)
@@ -184,7 +203,7 @@ class _Revert(cst.CSTTransformer):
         return updated_node.with_changes(iter=plain)
 
     def leave_SimpleStatementLine(self, original_node, updated_node):
-        if self.site.form == "stmt:start-capture" and self._at(original_node):
+        if self._is(Shape.STMT, START_CAPTURE) and self._at(original_node):
             self.done = True
             return updated_node.with_changes(body=[cst.Pass()])
         return updated_node

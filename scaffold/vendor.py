@@ -15,10 +15,11 @@ Retrofit writes a kit only where a rewritten file that uses it imports it
 (``KitResolver.vendor``), and never under ``--check``/``--diff``, which report the files it
 would write instead.
 
-Every vendored module starts with a header naming the kit version and a hash of the rest of
-the file. A later run updates an unmodified copy when the kit changed, refuses (``KitEdited``,
-exit 2) to overwrite a copy someone edited unless forced, and leaves an edited copy alone
-while there is nothing new to deliver. The engine never rewrites or reports inside a file
+Every vendored module starts with the ownership header of ``scaffold.emitted`` (the scaffold
+version, the kit template it came from, a hash of the rest of the file). A later run updates
+an unmodified copy when the kit changed, refuses (``KitEdited``, exit 2) to overwrite a copy
+someone edited unless forced, and leaves an edited copy alone while there is nothing new to
+deliver. The engine never rewrites or reports inside a file
 with that header.
 
 What the rewritten code then imports is added to the project's declared dependencies by
@@ -27,19 +28,17 @@ What the rewritten code then imports is added to the project's declared dependen
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from scaffold import __version__
+from scaffold.emitted import Header, parse, stamp, write_text
 from scaffold.engine.discovery import SKIPPED_DIRS, Target
 from scaffold.engine.model import (
     NO_KIT_MESSAGE,
-    VENDORED_HEADER_PREFIX,
     FileResult,
     Finding,
     Kind,
@@ -47,14 +46,11 @@ from scaffold.engine.model import (
     is_vendored,
 )
 from scaffold.errors import UsageError
-from scaffold.kit import KIT_PACKAGE, kit_sources
+from scaffold.kit import KIT_TEMPLATE_DIR, TEMPLATE_SUFFIX, kit_sources
+from scaffold.kit_api import KIT_PACKAGE
 from scaffold.repo.packaging import PROJECT_FILES, Packaging, subfolders
 
-HEADER_PREFIX = VENDORED_HEADER_PREFIX  # the engine skips files starting with it
-_HEADER = re.compile(
-    re.escape(HEADER_PREFIX) + r"(?P<version>\S+) \(sha256:(?P<digest>[0-9a-f]{32})\)"
-)
-_DIGEST_CHARS = 32  # 128 bits: plenty to tell an edited copy from the one written
+_HEADER_BYTES = 256  # enough of a file's start to tell a vendored kit module by its header
 KIT_MARKER = "threads.py"  # a rendered kit is recognised by its threads module
 VENDORED_KIT_RULE = "vendored-kit"  # the rule id on the sites that report kit files
 
@@ -76,22 +72,11 @@ class KitLocation:
         return self.import_path.rpartition(".")[0]
 
 
-def _digest(body: str) -> str:
-    return hashlib.sha256(body.encode("utf-8")).hexdigest()[:_DIGEST_CHARS]
-
-
-def _split(text: str) -> tuple[re.Match[str] | None, str]:
-    """The header match (None without one) and the text below the header line."""
-    first, _, rest = text.partition("\n")
-    match = _HEADER.match(first)
-    return (match, rest) if match else (None, text)
-
-
 def vendored_sources(location: KitLocation, kit_version: str = __version__) -> dict[str, str]:
     """The kit as retrofit writes it at ``location``: file name -> text with the header."""
     rendered = kit_sources(package_name=location.package_name, kit_version=kit_version)
     return {
-        name: f"{HEADER_PREFIX}{kit_version} (sha256:{_digest(body)})\n{body}"
+        name: stamp(body, f"{KIT_TEMPLATE_DIR}/{name}{TEMPLATE_SUFFIX}", kit_version)
         for name, body in rendered.items()
     }
 
@@ -100,24 +85,9 @@ def write_vendored_kit(location: KitLocation, kit_version: str = __version__) ->
     """Write the whole kit at ``location`` (library use; retrofit goes through ``vendor``)."""
     written = []
     for name, text in vendored_sources(location, kit_version).items():
-        _write(location.folder / name, text)
+        write_text(location.folder / name, text)
         written.append(location.folder / name)
     return written
-
-
-def _write(path: Path, text: str) -> None:
-    """Replace ``path`` atomically (temp file + rename), keeping its mode if it existed."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    mode = path.stat().st_mode & 0o7777 if path.exists() else 0o644
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="\n") as out:
-            out.write(text)
-        os.chmod(temporary, mode)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def _read(path: Path) -> str | None:
@@ -395,9 +365,9 @@ class KitResolver:
             current = _read(location.folder / name)
             edited, version = False, None
             if current is not None:
-                match, body = _split(current)
-                edited = match is None or _digest(body) != match["digest"]
-                version = match["version"] if match else None
+                header, body = parse(current)
+                edited = header is None or not header.matches(body)
+                version = header.version if header else None
             states.append(_FileState(name, current, fresh, edited, version))
         return states
 
@@ -409,7 +379,7 @@ class KitResolver:
             edited = [
                 state.name for state in self._states(location)
                 if state.edited and _pending(state)
-                and _split(state.current or "")[1] != _split(state.fresh)[1]
+                and parse(state.current or "")[1] != parse(state.fresh)[1]
             ]
             if edited:
                 raise KitEdited(
@@ -492,7 +462,7 @@ class KitResolver:
         display = self._display(path)
         if write:
             try:
-                _write(path, text)
+                write_text(path, text)
             except OSError as exc:
                 return FileResult(display, Status.FAILED,
                                   reason=f"cannot write the kit: {exc.strerror or exc}")
@@ -559,13 +529,13 @@ def _pending(state: _FileState) -> bool:
     """Does this scaffold's kit differ from the one the header says was written?"""
     if state.current is None:
         return True
-    match, _ = _split(state.current)
-    return match is None or _digest(_split(state.fresh)[1]) != match["digest"]
+    header: Header | None = parse(state.current)[0]
+    return header is None or not header.matches(parse(state.fresh)[1])
 
 
 def _starts_vendored(path: Path) -> bool:
     try:
         with path.open("rb") as handle:
-            return is_vendored(handle.read(len(HEADER_PREFIX)))
+            return is_vendored(handle.read(_HEADER_BYTES))
     except OSError:
         return False

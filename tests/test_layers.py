@@ -16,10 +16,10 @@ PACKAGE = Path(__file__).resolve().parents[1] / "scaffold"
 # (layer, module prefixes), bottom first; the longest matching prefix decides a module's layer
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("foundation", ("scaffold", "scaffold.config", "scaffold.errors", "scaffold.resources",
-                    "scaffold.repo")),
+                    "scaffold.kit_api", "scaffold.repo")),
     ("engine", ("scaffold.engine",)),
     ("rules", ("scaffold.codemods", "scaffold.checks", "scaffold.registry")),
-    ("services", ("scaffold.kit", "scaffold.vendor", "scaffold.dependencies",
+    ("services", ("scaffold.emitted", "scaffold.kit", "scaffold.vendor", "scaffold.dependencies",
                   "scaffold.testgen", "scaffold.new_service")),
     ("api", ("scaffold.api",)),
     ("commands", ("scaffold.commands",)),

@@ -19,12 +19,13 @@ import ast
 import builtins
 from dataclasses import dataclass
 
+from scaffold.kit_api import TRACED_PRODUCER, TRACED_PUBLISH, TRACED_SEND
 from scaffold.repo import FunctionInfo, ParamKind, RepoModel
 
 PAIRS = "list"
 DICT = "dict"
 SEND_METHODS = frozenset({"send", "send_and_wait", "send_batch"})
-KIT_SENDS = frozenset({"traced_send", "traced_publish", "TracedProducer"})
+KIT_SENDS = frozenset({TRACED_SEND, TRACED_PUBLISH, TRACED_PRODUCER})
 
 _SEQUENCES = frozenset({
     "builtins.list", "typing.List", "typing.Sequence", "collections.abc.Sequence",

@@ -115,9 +115,10 @@ from scaffold.engine.discovery import is_test_support
 from scaffold.engine.fast import FastVisitor
 from scaffold.engine.gates import SyntaxGate
 from scaffold.engine.model import Settings
+from scaffold.kit_api import INIT_TRACING, KIT_PACKAGE
 from scaffold.repo import LOCALS, MAIN_CODE, MODULE_CODE, ParamKind
 
-INIT = "init_tracing"
+INIT = INIT_TRACING
 SHUTDOWN = "shutdown_tracing"
 QUART = frozenset({"quart.Quart", "quart.app.Quart"})
 FASTAPI = frozenset({"fastapi.FastAPI", "fastapi.applications.FastAPI"})
@@ -227,7 +228,7 @@ class Bootstrap(PropagationCodemod):
 
     def visit_Module(self, node: cst.Module) -> bool:
         parts = PurePath(self.path).parts
-        if self.in_test_file or is_test_support(self.path) or "tracekit" in parts[:-1]:
+        if self.in_test_file or is_test_support(self.path) or KIT_PACKAGE in parts[:-1]:
             return False
         moved = [statement for statement in node.body
                  if isinstance(statement, cst.SimpleStatementLine)

@@ -93,6 +93,7 @@ from scaffold.codemods._propagation import (
 from scaffold.codemods.base import dotted_name
 from scaffold.engine.gates import SyntaxIndex
 from scaffold.engine.model import Settings
+from scaffold.kit_api import INJECT_METADATA
 from scaffold.repo.info import FunctionInfo, ParamKind
 from scaffold.repo.model import is_test_file
 
@@ -418,7 +419,7 @@ class EnvelopeInject(PropagationCodemod):
 
     def _glue(self, name: str, origin: str) -> list[cst.BaseStatement]:
         metadata = f"{name}.metadata"
-        inject_metadata = self.kit_function("inject_metadata")
+        inject_metadata = self.kit_function(INJECT_METADATA)
         if inject_metadata is not None:
             return parse_statements(f"{metadata} = {inject_metadata}({metadata})\n")
         creation = self._creation(name, _NONE if origin == _DICT and not self._takes_optional()
@@ -481,7 +482,7 @@ class EnvelopeInject(PropagationCodemod):
         comment = header_comment(guard)
         assert isinstance(guard.body, cst.IndentedBlock)
         creates = any(_creates(inner, name) for inner in guard.body.body) or any(
-            self.calls_one_of(call, "inject_metadata")
+            self.calls_one_of(call, INJECT_METADATA)
             for call in collect(guard.body).calls)
         text = "" if creates else self._creation(name, origin)
         creation = parse_statements(text) if text else []

@@ -90,6 +90,7 @@ from scaffold.codemods._propagation import (
 )
 from scaffold.codemods._tasks import unawaited_task
 from scaffold.codemods.base import dotted_name
+from scaffold.kit_api import RESTORE_SPAN
 
 PARSE_NAMES = frozenset({"model_validate_json", "model_validate", "parse_raw", "parse_obj"})
 RESTORE_NAMES = EXTRACT_NAMES | {"use_trace_context", "restore_span"}
@@ -340,7 +341,7 @@ class EnvelopeRestore(PropagationCodemod):
         if not self.record_change(guard.statement, message):
             return
         call = self._restore_span_call(guard, items) if self.kit_function_available else None
-        restore_span = self.kit_function("restore_span") if call is not None else None
+        restore_span = self.kit_function(RESTORE_SPAN) if call is not None else None
         comment = header_comment(guard.statement)
         if call is not None and restore_span is not None:
             call = call.with_changes(func=cst.parse_expression(restore_span))
@@ -435,7 +436,7 @@ class EnvelopeRestore(PropagationCodemod):
         extracts = {last_name(call.func) for call in calls
                     if self.calls_one_of(call, EXTRACT_NAMES)}
         spans = {last_name(call.func) for call in calls
-                 if self.calls_one_of(call, "restore_span")}
+                 if self.calls_one_of(call, RESTORE_SPAN)}
         operations = {last_name(call.func) for call in calls
                       if self.calls_one_of(call, "trace_operation")}
 
@@ -541,7 +542,7 @@ class EnvelopeRestore(PropagationCodemod):
         span_name = f"{name}.event_type" if "event_type" in self.module.code \
             else f'"{node.name.value}"'
         if self.kit_function_available:
-            head = f"with {self.kit_function('restore_span')}({metadata}, {span_name}):"
+            head = f"with {self.kit_function(RESTORE_SPAN)}({metadata}, {span_name}):"
         elif self.settings.helper_module:
             get_tracer = self.otel("opentelemetry.trace", "get_tracer")
             restore = (f"({self.helper('use_trace_context')}({metadata}) "

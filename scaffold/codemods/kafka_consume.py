@@ -77,12 +77,13 @@ from scaffold.codemods._tasks import unawaited_task
 from scaffold.codemods.base import dotted_name
 from scaffold.engine.fast import FastVisitor
 from scaffold.engine.gates import SyntaxGate
+from scaffold.kit_api import CONSUME_BATCH, CONSUME_SPAN
 
 CONSUMER = "consumer"
 RECORD = "record"
 BATCH = "batch"
-SPAN_NAMES = frozenset({"consume_span"})
-BATCH_HELPERS = frozenset({"consume_batch"})
+SPAN_NAMES = frozenset({CONSUME_SPAN})
+BATCH_HELPERS = frozenset({CONSUME_BATCH})
 MESSAGE = ("now runs inside a CONSUMER span (the kit's consume_span) parented on the "
            "producer's context")
 
@@ -250,7 +251,7 @@ class KafkaConsume(KafkaCodemod):
         group_id = self._group_id(consumer)
         if group_id is not None:
             args.append(keyword_arg("group_id", group_id))
-        span = cst.Call(func=cst.Name(self.kit_name("consume_span")), args=with_separators(args))
+        span = cst.Call(func=cst.Name(self.kit_name(CONSUME_SPAN)), args=with_separators(args))
         leading = getattr(inside[0], "leading_lines", ())  # comments above stay above
         inside[0] = inside[0].with_changes(leading_lines=())
         unit = self.indent_width()

@@ -84,6 +84,7 @@ from scaffold.codemods._layout import fit
 from scaffold.codemods.base import dotted_name
 from scaffold.engine.gates import SyntaxGate
 from scaffold.engine.model import Settings
+from scaffold.kit_api import INJECT_HEADERS, TRACED_PUBLISH, TRACED_SEND
 from scaffold.repo import RepoModel
 
 PRODUCER = "producer"
@@ -139,7 +140,7 @@ class KafkaProduce(KafkaCodemod):
         # functions handed to traced_publish already run inside its PRODUCER span
         self._in_producer_span = {
             name.rsplit(".", 1)[-1]
-            for call in calls_named(node, frozenset({"traced_publish"})) if call.args
+            for call in calls_named(node, frozenset({TRACED_PUBLISH})) if call.args
             for name in [dotted_name(call.args[0].value)] if name is not None
         }
         return super().visit_Module(node)
@@ -171,7 +172,7 @@ class KafkaProduce(KafkaCodemod):
 
     def _rewrite(self, original_node: cst.Call, updated_node: cst.Call) -> cst.BaseExpression:
         func = original_node.func
-        if (dotted_name(func) or "").rsplit(".", 1)[-1] in ("traced_send", "traced_publish"):
+        if (dotted_name(func) or "").rsplit(".", 1)[-1] in (TRACED_SEND, TRACED_PUBLISH):
             self.record_correct(original_node, "sends through the kit")
         if not isinstance(func, cst.Attribute):
             return updated_node
@@ -256,7 +257,7 @@ class KafkaProduce(KafkaCodemod):
             "record's headers (traceparent replaced)"
         ):
             return updated
-        traced_send = self.kit_name("traced_send")
+        traced_send = self.kit_name(TRACED_SEND)
         assert isinstance(updated.func, cst.Attribute)
         args: list[cst.Arg] = [cst.Arg(updated.func.value)]
         positional = 0
@@ -293,7 +294,7 @@ class KafkaProduce(KafkaCodemod):
             "headers (traceparent replaced)"
         ):
             return updated
-        inject = self.kit_name("inject_headers")
+        inject = self.kit_name(INJECT_HEADERS)
         args = list(updated.args)
         if headers is None:
             call = cst.Call(func=cst.Name(inject), args=[cst.Arg(cst.Name("None"))])
@@ -373,7 +374,7 @@ class KafkaProduce(KafkaCodemod):
             "headers it is given"
         ):
             return updated
-        traced_publish = self.kit_name("traced_publish")
+        traced_publish = self.kit_name(TRACED_PUBLISH)
         index = next(i for i, arg in enumerate(original.args) if arg is topic)
         topic_arg = updated.args[index].with_changes(keyword=None, equal=cst.MaybeSentinel.DEFAULT)
         rest: list[cst.Arg] = []

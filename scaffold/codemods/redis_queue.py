@@ -84,6 +84,7 @@ from scaffold.codemods._propagation import ENVELOPE_SUFFIXES, Place, header, wal
 from scaffold.codemods.base import dotted_name
 from scaffold.engine.fast import without_rebuild
 from scaffold.engine.gates import SyntaxGate
+from scaffold.kit_api import CAPTURE_FOR_QUEUE, RESTORE_FROM_QUEUE
 from scaffold.repo.info import FunctionInfo, ParamKind
 
 CLIENT = "client"
@@ -587,7 +588,7 @@ class RedisQueue(KafkaCodemod):
                                   "context (capture_for_queue)"):
             return updated
         value = cst.Call(cst.Name("dict"), [cst.Arg(updated)]) if copy else updated
-        return cst.Call(cst.Name(self.kit_name("capture_for_queue")), [cst.Arg(value)])
+        return cst.Call(cst.Name(self.kit_name(CAPTURE_FOR_QUEUE)), [cst.Arg(value)])
 
     def leave_Dict(self, original_node: cst.Dict,
                    updated_node: cst.Dict) -> cst.BaseExpression:
@@ -824,7 +825,7 @@ class RedisQueue(KafkaCodemod):
         region = body[wrap.index:]
         first = cast(cst.SimpleStatementLine, region[0])  # every statement has leading_lines
         head = cst.ensure_type(cst.parse_statement(
-            f"with {self.kit_name('restore_from_queue')}({wrap.item}):\n    pass\n"), cst.With)
+            f"with {self.kit_name(RESTORE_FROM_QUEUE)}({wrap.item}):\n    pass\n"), cst.With)
         wrapped = head.with_changes(
             leading_lines=first.leading_lines,
             body=head.body.with_changes(body=[first.with_changes(leading_lines=()),

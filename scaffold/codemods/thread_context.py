@@ -51,6 +51,15 @@ from libcst.metadata import QualifiedNameProvider, ScopeProvider
 from scaffold.codemods.base import Codemod, dotted_name
 from scaffold.engine.fast import FastVisitor
 from scaffold.engine.gates import SyntaxGate
+from scaffold.kit_api import (
+    EXECUTOR_MAP,
+    KIT_PACKAGE,
+    RUN_IN_EXECUTOR,
+    SUBMIT,
+    THREADS_MODULE,
+    TRACED_THREAD,
+    TRACED_TIMER,
+)
 
 THREAD = "threading.Thread"
 TIMER = "threading.Timer"
@@ -70,9 +79,9 @@ _THREAD_ENDINGS = {"Thread", "Timer"}
 _POOL_METHODS = {"submit", "map", "run_in_executor"}  # the calls leave_Call looks at by name
 _CARRIED = "copy_context"  # already rewritten (or written by hand the same way)
 # what this codemod writes with a kit (its threads module): sites that carry the context
-_KIT_HELPERS = ("TracedThread", "TracedTimer", "submit", "executor_map", "run_in_executor")
+_KIT_HELPERS = (TRACED_THREAD, TRACED_TIMER, SUBMIT, EXECUTOR_MAP, RUN_IN_EXECUTOR)
 # what names them in a file (the module is imported under this alias): correct sites to count
-_KIT_WORDS = frozenset({"TracedThread", "TracedTimer", "executor_map", "tracekit_threads"})
+_KIT_WORDS = frozenset({TRACED_THREAD, TRACED_TIMER, EXECUTOR_MAP, "tracekit_threads"})
 _SITE_METHODS = _POOL_METHODS | set(_KIT_HELPERS)
 
 Scope = cst.CSTNode  # the Module, a ClassDef (its self.x attributes) or a FunctionDef
@@ -317,7 +326,7 @@ class ThreadContext(Codemod):
     # -- where the transform is --
 
     def visit_Module(self, node: cst.Module) -> bool:
-        if "tracekit" in PurePath(self.path).parts[:-1]:
+        if KIT_PACKAGE in PurePath(self.path).parts[:-1]:
             return False  # the kit's own code is what carries context; never rewrite it
         self._pools = _Pools(self, node)
         self._pools.marked = set()
@@ -353,7 +362,7 @@ class ThreadContext(Codemod):
     def _kit_helper(self, name: str) -> cst.BaseExpression:
         kit = self._kit
         assert kit is not None  # only called once self._kit said there is one
-        threads = self.name_for(kit, "threads", alias="tracekit_threads", always_alias=True)
+        threads = self.name_for(kit, THREADS_MODULE, alias="tracekit_threads", always_alias=True)
         return cst.parse_expression(f"{threads}.{name}")
 
     def _copy_run(self) -> cst.BaseExpression:
@@ -371,9 +380,9 @@ class ThreadContext(Codemod):
     def leave_Call(self, original_node: cst.Call, updated_node: cst.Call) -> cst.BaseExpression:
         func = original_node.func
         if self.refers_to(func, {THREAD}):
-            return self._thread(original_node, updated_node, "TracedThread", 1, "target")
+            return self._thread(original_node, updated_node, TRACED_THREAD, 1, "target")
         if self.refers_to(func, {TIMER}):
-            return self._thread(original_node, updated_node, "TracedTimer", 1, "function")
+            return self._thread(original_node, updated_node, TRACED_TIMER, 1, "function")
         if isinstance(func, cst.Attribute):
             method = func.attr.value
             if method in ("submit", "map") and self._pool_kind(func.value) == THREAD_KIND:
@@ -397,7 +406,7 @@ class ThreadContext(Codemod):
             if found is not None:
                 self.record_correct(original, f"its {name} runs in a copied context")
             return updated
-        kind = "Thread" if kit_class == "TracedThread" else "Timer"
+        kind = "Thread" if kit_class == TRACED_THREAD else "Timer"
         if not self.record_change(original, f"threading.{kind} now runs its {name} in the "
                                   "context current where it was created"):
             return updated
@@ -454,7 +463,7 @@ class ThreadContext(Codemod):
                                   "context into the worker"):
             return updated
         if self._kit:
-            return cst.Call(func=self._kit_helper("run_in_executor"),
+            return cst.Call(func=self._kit_helper(RUN_IN_EXECUTOR),
                             args=[cst.Arg(cast(cst.Attribute, updated.func).value), *args])
         return updated.with_changes(args=[args[0], cst.Arg(self._copy_run()), *args[1:]])
 
@@ -486,7 +495,7 @@ class ThreadContext(Codemod):
                 self.context, original_node.bases[bases[0]].value)
             new_bases = list(updated_node.bases)
             new_bases[bases[0]] = new_bases[bases[0]].with_changes(
-                value=self._kit_helper("TracedThread"))
+                value=self._kit_helper(TRACED_THREAD))
             return updated_node.with_changes(bases=new_bases)
         capture = cst.parse_statement(
             f"self.run = {self.name_for('functools')}.partial("

@@ -49,6 +49,7 @@ from libcst.metadata import QualifiedNameProvider
 from scaffold.codemods.base import Codemod, dotted_name
 from scaffold.engine.fast import FastVisitor
 from scaffold.engine.gates import SyntaxGate
+from scaffold.kit_api import KIT_PACKAGE
 
 ATTACH = "opentelemetry.context.attach"
 DETACH = "opentelemetry.context.detach"
@@ -159,7 +160,7 @@ class TokenFinally(Codemod):
     # -- gathering, on the original tree --
 
     def visit_Module(self, node: cst.Module) -> bool:
-        if "tracekit" in PurePath(self.path).parts[:-1]:
+        if KIT_PACKAGE in PurePath(self.path).parts[:-1]:
             return False  # the kit's own helpers are the reference; never rewrite them
         for statement in node.body:  # module-level aliases: otel_attach = context.attach
             if isinstance(statement, cst.SimpleStatementLine):

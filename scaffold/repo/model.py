@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path, PurePath
 from typing import Any
 
+from scaffold.kit_api import INIT_TRACING, KIT_PACKAGE
 from scaffold.repo import packaging
 from scaffold.repo.extract import Extracted, extract
 from scaffold.repo.info import (
@@ -29,11 +30,9 @@ from scaffold.repo.info import (
     ModuleInfo,
 )
 
-INIT_TRACING = "init_tracing"
 # what installs a tracer provider in the SDK: the end of every tracing set-up chain
 SDK_PROVIDER = "opentelemetry.sdk.trace.TracerProvider"
 SDK_SETUP = frozenset({SDK_PROVIDER, "opentelemetry.trace.set_tracer_provider"})
-KIT_PACKAGE = "tracekit"
 
 Predicate = Callable[[str], bool]  # on a callee's canonical dotted name
 Mapper = Callable[[Callable[[Any], Any], list[Any]], Iterable[Any]]  # map, or a pool's

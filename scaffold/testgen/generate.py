@@ -5,7 +5,7 @@ Output, in the configured tests folder (``tests-dir``, default ``tests/tracing``
 (the harness), ``tracing_samples.py`` (written once, the user's), ``test_tracing_contract.py``
 (``scaffold retrofit --check`` over the repository) and one ``test_trace_<module>.py`` per
 source module with instrumented sites. Every file but the samples carries the header of
-``scaffold.testgen.owned``: a file the user edited is never rewritten.
+``scaffold.emitted``: a file the user edited is never rewritten.
 """
 
 from __future__ import annotations
@@ -22,14 +22,14 @@ import libcst as cst
 
 from scaffold import DISTRIBUTION
 from scaffold.config import Config, find_config, ruff_settings_for
+from scaffold.emitted import Ownership, environment, ownership, stamp, write_text
 from scaffold.engine.discovery import discover
+from scaffold.kit_api import KIT_PACKAGE
 from scaffold.repo import packaging
-from scaffold.resources import template_root
 from scaffold.testgen.conventions import read_style
 from scaffold.testgen.layout import fit
 from scaffold.testgen.locate import locate
 from scaffold.testgen.model import ModuleTests
-from scaffold.testgen.owned import Ownership, ownership, stamp, write_text
 from scaffold.vendor import KIT_MARKER, KitResolver, is_vendored
 
 TEMPLATE_DIR = "templates/testgen"
@@ -87,15 +87,7 @@ class Generated:
 
 
 def _environment() -> jinja2.Environment:
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(template_root())),
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-        autoescape=False,
-    )
-    env.filters["py"] = repr
-    env.filters["docstring"] = _docstring
-    return env
+    return environment(py=repr, docstring=_docstring)
 
 
 def _docstring(text: str) -> str:
@@ -207,7 +199,7 @@ def find_sites(root: Path, config: Config | None = None) -> Sites:
     for relative, module, import_root in sorted(sources):
         if kit_dir is not None and relative.is_relative_to(kit_dir):
             continue
-        if "tracekit" in relative.parts[:-1]:
+        if KIT_PACKAGE in relative.parts[:-1]:
             continue
         text = (root / relative).read_bytes()
         if is_vendored(text) or not _might_have_sites(text):
@@ -246,12 +238,16 @@ def _without_ambiguous(modules: list[ModuleTests]) -> list[ModuleTests]:
     return kept
 
 
+# Every site mentions one of these: the kit, a helper name, attach or copy_context.
+_SITE_WORDS = (
+    KIT_PACKAGE.encode(), b"inject", b"attach", b"copy_context", b"consume_", b"traced_send",
+    b"restore_", b"use_trace_context", b"init_tracing", b"Traced",
+)
+
+
 def _might_have_sites(text: bytes) -> bool:
-    """A cheap prefilter: every site mentions the kit, a helper name, attach or copy_context."""
-    return any(needle in text for needle in (
-        b"tracekit", b"inject", b"attach", b"copy_context", b"consume_", b"traced_send",
-        b"restore_", b"use_trace_context", b"init_tracing", b"Traced",
-    ))
+    """A cheap prefilter: does ``text`` mention one of ``_SITE_WORDS``?"""
+    return any(needle in text for needle in _SITE_WORDS)
 
 
 def _module_file(module: str) -> str:

@@ -30,20 +30,48 @@ from libcst.metadata import (
 )
 
 from scaffold.codemods.base import dotted_name
+from scaffold.kit_api import (
+    CAPTURE_FOR_QUEUE,
+    CONSUME_BATCH,
+    CONSUME_SPAN,
+    EXECUTOR_MAP,
+    INIT_TRACING,
+    INJECT_HEADERS,
+    INJECT_METADATA,
+    INJECT_TRACE_CONTEXT,
+    KIT_PACKAGE,
+    RESTORE_FROM_QUEUE,
+    RESTORE_SPAN,
+    RUN_IN_EXECUTOR,
+    SUBMIT,
+    TRACED_PRODUCER,
+    TRACED_PUBLISH,
+    TRACED_SEND,
+    TRACED_THREAD,
+    TRACED_TIMER,
+    USE_TRACE_CONTEXT,
+    WITH_CONTEXT,
+)
 from scaffold.testgen.model import (
     BOOTSTRAP,
     CONSUME,
+    COPY_CONTEXT_TARGET,
     INJECT,
     PRODUCE,
     RESTORE,
+    START_CAPTURE,
     THREAD,
     TOKEN,
     Argument,
     Case,
     ModuleTests,
     Patch,
+    Recipe,
+    Shape,
     Site,
+    SiteKind,
     Value,
+    form,
 )
 
 ATTACH = "opentelemetry.context.attach"
@@ -54,25 +82,25 @@ JSON_LOADS = {"json.loads", "orjson.loads", "ujson.loads"}
 
 # The kit's names, and the kind of site a call to each one is.
 KIT_NAMES = {
-    "consume_span": CONSUME,
-    "consume_batch": CONSUME,
-    "restore_span": RESTORE,
-    "use_trace_context": RESTORE,
-    "restore_from_queue": RESTORE,
-    "traced_send": PRODUCE,
-    "traced_publish": PRODUCE,
-    "TracedProducer": PRODUCE,
-    "inject_trace_context": INJECT,
-    "inject_metadata": INJECT,
-    "inject_headers": INJECT,
-    "capture_for_queue": INJECT,
-    "submit": THREAD,
-    "executor_map": THREAD,
-    "run_in_executor": THREAD,
-    "TracedThread": THREAD,
-    "TracedTimer": THREAD,
-    "with_context": THREAD,
-    "init_tracing": BOOTSTRAP,
+    CONSUME_SPAN: CONSUME,
+    CONSUME_BATCH: CONSUME,
+    RESTORE_SPAN: RESTORE,
+    USE_TRACE_CONTEXT: RESTORE,
+    RESTORE_FROM_QUEUE: RESTORE,
+    TRACED_SEND: PRODUCE,
+    TRACED_PUBLISH: PRODUCE,
+    TRACED_PRODUCER: PRODUCE,
+    INJECT_TRACE_CONTEXT: INJECT,
+    INJECT_METADATA: INJECT,
+    INJECT_HEADERS: INJECT,
+    CAPTURE_FOR_QUEUE: INJECT,
+    SUBMIT: THREAD,
+    EXECUTOR_MAP: THREAD,
+    RUN_IN_EXECUTOR: THREAD,
+    TRACED_THREAD: THREAD,
+    TRACED_TIMER: THREAD,
+    WITH_CONTEXT: THREAD,
+    INIT_TRACING: BOOTSTRAP,
 }
 # The HuleEdu shared library's names a configured helper module provides.
 HELPER_NAMES = {
@@ -80,15 +108,15 @@ HELPER_NAMES = {
     "use_trace_context": RESTORE,
     "init_tracing": BOOTSTRAP,
 }
-WITH_NAMES = {"consume_span", "restore_span", "use_trace_context", "restore_from_queue"}
+WITH_NAMES = {CONSUME_SPAN, RESTORE_SPAN, USE_TRACE_CONTEXT, RESTORE_FROM_QUEUE}
 # Where the function handed to the thread is, per kit helper: (position, keyword).
 THREAD_CALLABLE = {
-    "submit": (1, None),
-    "executor_map": (1, None),
-    "run_in_executor": (2, None),
-    "TracedThread": (1, "target"),
-    "TracedTimer": (1, "function"),
-    "with_context": (0, None),
+    SUBMIT: (1, None),
+    EXECUTOR_MAP: (1, None),
+    RUN_IN_EXECUTOR: (2, None),
+    TRACED_THREAD: (1, "target"),
+    TRACED_TIMER: (1, "function"),
+    WITH_CONTEXT: (0, None),
 }
 _VALIDATORS = {"model_validate", "parse_obj", "model_construct"}
 _JSON_VALIDATORS = {"model_validate_json", "parse_raw"}
@@ -699,18 +727,18 @@ def _parameter_value(entry: _Entry, param: _Param, qualified: _Qualified) -> Val
             ):
                 keys = _keys_read(entry, name)
                 if keys:
-                    return Value("json", label=param.name, keys=tuple(keys))
+                    return Value(Recipe.JSON, label=param.name, keys=tuple(keys))
     keys = _keys_read(entry, param.name)
     if keys and (param.annotation is None or re.search(r"dict|Mapping|Any", param.annotation)):
-        return Value("keys", label=param.name, keys=tuple(keys))
+        return Value(Recipe.KEYS, label=param.name, keys=tuple(keys))
     overrides = _validated_attributes(entry, param.name) + _keyed_attributes(entry, param.name)
     if param.annotation in (None, "str") and not overrides:
         passed = _passed_to(entry, param.name)
         if passed is not None:  # a str passed on to a Literal field takes one of its values
             return passed if param.annotation is None else Value(
-                "passed", label=passed.label, model=passed.model, attribute=passed.attribute,
+                Recipe.PASSED, label=passed.label, model=passed.model, attribute=passed.attribute,
                 keys=("str",))
-    return Value("build", label=param.name, overrides=overrides)
+    return Value(Recipe.BUILD, label=param.name, overrides=overrides)
 
 
 def _keyed_attributes(entry: _Entry, holder: str) -> tuple[tuple[str, Value], ...]:
@@ -729,7 +757,7 @@ def _keyed_attributes(entry: _Entry, holder: str) -> tuple[tuple[str, Value], ..
     for attribute in attributes:
         keys = _keys_read(entry, f"{holder}.{attribute}")
         if keys:
-            found.append((attribute, Value("keys", keys=tuple(keys))))
+            found.append((attribute, Value(Recipe.KEYS, keys=tuple(keys))))
     return tuple(found)
 
 
@@ -752,7 +780,7 @@ def _passed_to(entry: _Entry, name: str) -> Value | None:
                 break
             if isinstance(arg.value, cst.Name) and arg.value.value in aliases:
                 where = arg.keyword.value if arg.keyword is not None else str(positional)
-                return Value("passed", label=name, model=_model_path(entry, callee),
+                return Value(Recipe.PASSED, label=name, model=_model_path(entry, callee),
                              attribute=where)
             if arg.keyword is None:
                 positional += 1
@@ -775,7 +803,8 @@ def _validated_attributes(entry: _Entry, name: str, within: Sequence[cst.CSTNode
             and isinstance(argument.value, cst.Name)
             and argument.value.value == name
         ):
-            found.setdefault(argument.attr.value, Value("dump", model=_model_path(entry, model)))
+            found.setdefault(argument.attr.value,
+                             Value(Recipe.DUMP, model=_model_path(entry, model)))
     return tuple(found.items())
 
 
@@ -878,7 +907,7 @@ class _KitNames:
     helper: str | None
     local_kit_names: frozenset[str] = frozenset()
 
-    def kind(self, names: set[str]) -> tuple[str, str] | None:
+    def kind(self, names: set[str]) -> tuple[SiteKind, str] | None:
         """(kind, kit name) of a call target, if it is an instrumentation helper."""
         for name in names:
             parts = name.split(".")
@@ -892,7 +921,7 @@ class _KitNames:
         return None
 
     def _is_kit(self, parents: list[str]) -> bool:
-        if "tracekit" in parents:
+        if KIT_PACKAGE in parents:
             return True
         if self.kit:
             kit_parts = self.kit.split(".")
@@ -907,7 +936,7 @@ class _KitNames:
 class _Found:
     """A site as found, with the nodes the planner needs."""
 
-    kind: str
+    kind: SiteKind
     form: str
     anchor: cst.CSTNode
     statement: cst.CSTNode
@@ -1016,10 +1045,10 @@ class _Locator(cst.CSTVisitor):
         entry.runner = handed[0] if handed else None
         return entry, cls, None
 
-    def _add(self, kind: str, form: str, anchor: cst.CSTNode, statement: cst.CSTNode,
+    def _add(self, kind: SiteKind, written: str, anchor: cst.CSTNode, statement: cst.CSTNode,
              **details) -> None:
         entry, cls, skip = self._entry()
-        self.found.append(_Found(kind, form, anchor, statement, entry, cls,
+        self.found.append(_Found(kind, written, anchor, statement, entry, cls,
                                  skip=details.pop("skip", None) or skip,
                                  ancestors=self._ancestors(anchor), **details))
 
@@ -1054,7 +1083,7 @@ class _Locator(cst.CSTVisitor):
                 continue
             kind, name = found
             self._handled.add(call)
-            self._add(kind, f"with:{name}", node, node, name=name, call=call,
+            self._add(kind, form(Shape.WITH, name), node, node, name=name, call=call,
                       block=node.body.body if isinstance(node.body, cst.IndentedBlock) else ())
 
     def visit_For(self, node: cst.For) -> None:
@@ -1062,10 +1091,11 @@ class _Locator(cst.CSTVisitor):
         if not isinstance(call, cst.Call):
             return
         found = self.kit.kind(self._names(call.func))
-        if found is None or found[1] != "consume_batch":
+        if found is None or found[1] != CONSUME_BATCH:
             return
         self._handled.add(call)
-        self._add(CONSUME, "for:consume_batch", node, node, name="consume_batch", call=call,
+        self._add(CONSUME, form(Shape.FOR, CONSUME_BATCH), node, node, name=CONSUME_BATCH,
+                  call=call,
                   block=node.body.body if isinstance(node.body, cst.IndentedBlock) else ())
 
     def visit_Call(self, node: cst.Call) -> None:
@@ -1080,17 +1110,17 @@ class _Locator(cst.CSTVisitor):
             return
         kind, name = found
         statement = self._statement(node)
-        if name in WITH_NAMES or name == "consume_batch":
-            self._add(kind, f"call:{name}", node, statement, name=name, call=node,
+        if name in WITH_NAMES or name == CONSUME_BATCH:
+            self._add(kind, form(Shape.CALL, name), node, statement, name=name, call=node,
                       skip=f"{name}(...) is used outside a with statement (or for loop), so "
                       "the test cannot tell which code runs inside its span")
             return
-        if name == "TracedProducer":
-            self._add(kind, f"call:{name}", node, statement, name=name, call=node,
+        if name == TRACED_PRODUCER:
+            self._add(kind, form(Shape.CALL, name), node, statement, name=name, call=node,
                       skip="TracedProducer(...) only wraps the producer; the sends through it "
                       "are driven by the tests of the functions that call send")
             return
-        self._add(kind, f"call:{name}", node, statement, name=name, call=node)
+        self._add(kind, form(Shape.CALL, name), node, statement, name=name, call=node)
 
     def _copy_context(self, node: cst.Call) -> None:
         """``copy_context().run`` handed to a thread, in one of the forms retrofit writes."""
@@ -1106,7 +1136,7 @@ class _Locator(cst.CSTVisitor):
                 call.func.attr.value == "run_in_executor"
                 and len(call.args) > 1 and call.args[1] is holder
             ):
-                self._add(THREAD, "arg:copy_context", call, self._statement(call),
+                self._add(THREAD, form(Shape.ARG, COPY_CONTEXT_TARGET), call, self._statement(call),
                           name="run_in_executor", call=call)
             return
         if "functools.partial" in self._names(call.func):
@@ -1121,11 +1151,11 @@ class _Locator(cst.CSTVisitor):
                 and _code(statement.body[0].targets[0].target).endswith(".run")
             ):
                 return  # the start() capture of a Thread subclass: see _thread_class
-            self._add(THREAD, "partial:copy_context", call, statement, name="partial",
-                      call=call)
+            self._add(THREAD, form(Shape.PARTIAL, COPY_CONTEXT_TARGET), call, statement,
+                      name="partial", call=call)
         elif isinstance(call.func, cst.Attribute) and call.func.attr.value == "submit":
-            self._add(THREAD, "arg:copy_context", call, self._statement(call), name="submit",
-                      call=call)
+            self._add(THREAD, form(Shape.ARG, COPY_CONTEXT_TARGET), call, self._statement(call),
+                      name="submit", call=call)
 
     def visit_Lambda(self, node: cst.Lambda) -> None:
         """``pool.map(lambda *args, _fn=f, _context=copy_context(): ...)``, thread-context's map."""
@@ -1136,7 +1166,8 @@ class _Locator(cst.CSTVisitor):
         if COPY_CONTEXT not in self._names(context.func):
             return
         self._handled.add(context)
-        self._add(THREAD, "lambda:copy_context", node, self._statement(node), name="lambda")
+        self._add(THREAD, form(Shape.LAMBDA, COPY_CONTEXT_TARGET), node, self._statement(node),
+                  name="lambda")
 
     # -- thread classes --
 
@@ -1144,7 +1175,7 @@ class _Locator(cst.CSTVisitor):
         body = node.body.body if isinstance(node.body, cst.IndentedBlock) else ()
         methods = {s.name.value: s for s in body if isinstance(s, cst.FunctionDef)}
         based = next((base for base in node.bases if self.kit.kind(self._names(base.value))
-                      == (THREAD, "TracedThread")), None)
+                      == (THREAD, TRACED_THREAD)), None)
         start = methods.get("start")
         capture = None
         if start is not None:
@@ -1164,11 +1195,11 @@ class _Locator(cst.CSTVisitor):
         anchor: cst.CSTNode
         if based is not None:
             self._handled.update(c for c in [based.value] if isinstance(c, cst.Call))
-            anchor, form = based, "base:TracedThread"
+            anchor, written = based, form(Shape.BASE, TRACED_THREAD)
         else:
             assert capture is not None
-            anchor, form = capture, "stmt:start-capture"
-        self.found.append(_Found(THREAD, form, anchor, anchor, None, node, skip=skip,
+            anchor, written = capture, form(Shape.STMT, START_CAPTURE)
+        self.found.append(_Found(THREAD, written, anchor, anchor, None, node, skip=skip,
                                  name=node.name.value))
 
     # -- tokens --
@@ -1253,15 +1284,15 @@ class _Locator(cst.CSTVisitor):
             before = index - 1
             while before >= 0 and self._attach_token(body[before]) is not None:
                 token = self._attach_token(body[before])
-                if token in detached:
-                    self._add(TOKEN, f"try-finally:{token}", body[before], body[before],
+                if token is not None and token in detached:
+                    self._add(TOKEN, form(Shape.TRY_FINALLY, token), body[before], body[before],
                               name=token, block=statement.body.body)
                 before -= 1
             inside = list(statement.body.body)
             for position, inner in enumerate(inside):
                 token = self._attach_token(inner)
-                if token in detached:
-                    self._add(TOKEN, f"try-finally:{token}", inner, inner, name=token,
+                if token is not None and token in detached:
+                    self._add(TOKEN, form(Shape.TRY_FINALLY, token), inner, inner, name=token,
                               block=inside[position + 1:])
 
 
@@ -1289,7 +1320,7 @@ class _Planner:
         if found.kind == BOOTSTRAP:
             return _skip(base, "tracing set-up has no trace context to carry, so there is "
                          "nothing to drive; test_tracing_contract.py keeps it in place")
-        if found.form in ("base:TracedThread", "stmt:start-capture"):
+        if found.form in (form(Shape.BASE, TRACED_THREAD), form(Shape.STMT, START_CAPTURE)):
             return self._thread_class(base, found)
         if found.skip is not None:
             return _skip(base, found.skip)
@@ -1330,7 +1361,7 @@ class _Planner:
         if target is None:
             return _skip(case, f"the closure is handed to `{_first_line(entry.runner)}`, whose "
                          "receiver the test cannot replace with one that runs it")
-        runner = Value("runner", label=target.label, attribute=method)
+        runner = Value(Recipe.RUNNER, label=target.label, attribute=method)
         patches, given = target.with_value(runner)
         arguments = tuple(
             Argument(argument.name, given.get(argument.name, argument.value))
@@ -1349,14 +1380,14 @@ class _Planner:
                 arguments.append(Argument(param.name, given[param.name]))
             elif param.name in self._literal_guards:  # ``if mode == "stream":`` holds the site
                 arguments.append(Argument(param.name, Value(
-                    "expression", label=self._literal_guards[param.name])))
+                    Recipe.EXPRESSION, label=self._literal_guards[param.name])))
             elif not param.has_default or param.name in guards:
                 value = _parameter_value(entry, param, self.qualified)
                 filled = [name for name in self._falsy_guards.get(param.name, ())
                           if name not in dict(value.overrides)]
-                if value.recipe == "build" and filled:
+                if value.recipe is Recipe.BUILD and filled:
                     value = replace(value, overrides=(
-                        *value.overrides, *((name, Value("fill")) for name in filled)))
+                        *value.overrides, *((name, Value(Recipe.FILL)) for name in filled)))
                 arguments.append(Argument(param.name, value))
         return tuple(arguments)
 
@@ -1371,7 +1402,7 @@ class _Planner:
         given: dict[str, Value] = {}
         if isinstance(work, cst.Name) and work.value in entry.param_names:
             label = work.value
-            given[work.value] = Value("recorder", label=label)
+            given[work.value] = Value(Recipe.RECORDER, label=label)
         elif isinstance(work, cst.Name) and work.value not in entry.locals:
             if self.module.binding(work.value) not in ("def", "repo", "import", None):
                 raise _CannotDrive(f"{work.value} is bound at module level to something the "
@@ -1384,7 +1415,7 @@ class _Planner:
             owner = "class" if name in entry.methods else "subject"
             patches.append(Patch("probe" if owner == "class" else "value", owner, name,
                                  label=label, value=None if owner == "class" else
-                                 Value("recorder", label=label)))
+                                 Value(Recipe.RECORDER, label=label)))
         else:
             raise _CannotDrive(f"the function handed to the thread, `{_code(work)}`, is neither "
                                "a module-level name nor a method, so no probe can replace it")
@@ -1393,15 +1424,15 @@ class _Planner:
 
     def _thread_callable(self, found: _Found) -> cst.BaseExpression | None:
         call = found.call
-        if found.form == "lambda:copy_context":
+        if found.form == form(Shape.LAMBDA, COPY_CONTEXT_TARGET):
             lambda_ = found.anchor
             assert isinstance(lambda_, cst.Lambda)
             return next(p.default for p in lambda_.params.params if p.name.value == "_fn")
         assert call is not None
-        if found.form == "partial:copy_context":
+        if found.form == form(Shape.PARTIAL, COPY_CONTEXT_TARGET):
             return _argument(call, 1)
-        if found.form == "arg:copy_context":
-            return _argument(call, 2 if found.name == "run_in_executor" else 1)
+        if found.form == form(Shape.ARG, COPY_CONTEXT_TARGET):
+            return _argument(call, 2 if found.name == RUN_IN_EXECUTOR else 1)
         index, keyword = THREAD_CALLABLE[found.name]
         return _argument(call, index, keyword)
 
@@ -1418,10 +1449,10 @@ class _Planner:
         """traced_send(producer, ...): a recording producer; traced_publish(bus.publish, ...): a
         recording bus (or a probe for a module-level publish function)."""
         assert found.call is not None
-        producer = _argument(found.call, 0, "producer" if found.name == "traced_send" else
+        producer = _argument(found.call, 0, "producer" if found.name == TRACED_SEND else
                              "publish")
         if (
-            found.name == "traced_publish"
+            found.name == TRACED_PUBLISH
             and isinstance(producer, cst.Name)
             and self.module.binding(producer.value) in ("def", "repo", "import")
         ):
@@ -1429,7 +1460,7 @@ class _Planner:
             return _with(case, patches=(patch,), arguments=self._arguments(entry, {}),
                          label=producer.value)
         sends: tuple[str, ...] = ("send", "send_and_wait")
-        if found.name == "traced_publish" and isinstance(producer, cst.Attribute):
+        if found.name == TRACED_PUBLISH and isinstance(producer, cst.Attribute):
             sends = (producer.attr.value,)
             producer = producer.value  # the bus whose publish is called
         target = _resolve_target(producer, entry) if producer is not None else None
@@ -1437,7 +1468,7 @@ class _Planner:
             raise _CannotDrive(f"the producer `{_code(producer) if producer else '?'}` is "
                                "neither a parameter, an attribute of self, nor made by a class "
                                "the test can replace with a recorder")
-        patches, given = target.with_value(Value("recorder", label=target.label))
+        patches, given = target.with_value(Value(Recipe.RECORDER, label=target.label))
         return _with(case, patches=(*patches, *_ready_flags(found, entry)),
                      arguments=self._arguments(entry, given), label=target.label, sends=sends)
 
@@ -1462,7 +1493,7 @@ class _Planner:
                                                 label=target.label, owner_name=patch.owner_name),)
             given: dict[str, Value] = {}
         else:
-            patches, given = target.with_value(Value("recorder", label=target.label))
+            patches, given = target.with_value(Value(Recipe.RECORDER, label=target.label))
         return _with(case, patches=patches, arguments=self._arguments(entry, given),
                      label=target.label, sends=(method,) if method else ())
 
@@ -1566,10 +1597,10 @@ class _Planner:
     ) -> tuple[_Target, str, str | None] | None:
         """The carrier handed to the kit's own send (``traced_publish(bus.publish, topic,
         envelope)``, ``traced_send(producer, ...)``) reaches the publish callable or producer."""
-        if name == "traced_publish":
+        if name == TRACED_PUBLISH:
             publish = _argument(call, 0, "publish")
             return self._catch(publish, entry) if publish is not None else None
-        if name == "traced_send":
+        if name == TRACED_SEND:
             producer = _argument(call, 0, "producer")
             target = _resolve_target(producer, entry) if producer is not None else None
             return (target, "value", "send") if target is not None else None
@@ -1616,7 +1647,7 @@ class _Planner:
         self, found: _Found, entry: _Entry, record: cst.BaseExpression | None
     ) -> tuple[tuple[Patch, ...], dict[str, Value], Value]:
         """Where the record comes from, and how the test hands over its own."""
-        if found.form == "for:consume_batch":
+        if found.form == form(Shape.FOR, CONSUME_BATCH):
             assert found.call is not None
             batch = _argument(found.call, 0)
             if not isinstance(batch, cst.Name) or batch.value not in entry.locals:
@@ -1640,8 +1671,8 @@ class _Planner:
         if target is None:
             raise _CannotDrive(f"the consumer `{_code(source)}` is neither a parameter, an "
                                "attribute of self, nor made by a class the test can replace")
-        value = self._record(entry, name) if name else Value("record")
-        patches, given = target.with_value(Value("consumer", label=target.label))
+        value = self._record(entry, name) if name else Value(Recipe.RECORD)
+        patches, given = target.with_value(Value(Recipe.CONSUMER, label=target.label))
         return patches, given, value
 
     def _loop_source(self, entry: _Entry, name: str, depth: int = 0) -> cst.BaseExpression | None:
@@ -1695,8 +1726,8 @@ class _Planner:
             if any(self._record_feeding_value(value, entry) == name for value in values):
                 overrides = _validated_attributes(entry, holder) + _keyed_attributes(
                     entry, holder)
-        return Value("record", label=name, model=model, attribute="metadata" if model else None,
-                     overrides=overrides)
+        return Value(Recipe.RECORD, label=name, model=model,
+                     attribute="metadata" if model else None, overrides=overrides)
 
     def _consume(self, case: Case, found: _Found, entry: _Entry) -> Case:
         record = _argument(found.call, 0, "record") if found.call is not None else None
@@ -1710,7 +1741,7 @@ class _Planner:
                     and isinstance(node.iter.func.value, cst.Name)
                     and node.iter.func.value.value in given):
                 batch = node.iter.func.value.value
-                given[batch] = Value("batch", label=batch)
+                given[batch] = Value(Recipe.BATCH, label=batch)
         probes = _patchable_callees(found.block, entry, "probe", self.kit)
         if not probes and not _observable(found.block, entry):
             raise _CannotDrive(f"the block of `{_first_line(found.anchor)}` calls nothing the "
@@ -1725,7 +1756,7 @@ class _Planner:
         the stop flags their conditions read (``while not self.should_stop``), else the
         cancellation the fake consumer raises; a loop that swallows that cancellation and has
         no flag cannot be stopped, so its site is not driven."""
-        if not any(patch.value is not None and patch.value.recipe in ("consumer", "queue")
+        if not any(patch.value is not None and patch.value.recipe in (Recipe.CONSUMER, Recipe.QUEUE)
                    for patch in patches):
             return ()
         stops: list[tuple[str, str]] = []
@@ -1749,16 +1780,16 @@ class _Planner:
         patches: tuple[Patch, ...] = ()
         record: Value | None = None
         if isinstance(metadata, cst.Name) and metadata.value in entry.param_names:
-            given[metadata.value] = Value("carrier", label=metadata.value)
+            given[metadata.value] = Value(Recipe.CARRIER, label=metadata.value)
         elif isinstance(metadata, cst.Attribute) and isinstance(metadata.value, cst.Name):
             holder, attribute = metadata.value.value, metadata.attr.value
             if holder in entry.param_names:
                 overrides = dict(_validated_attributes(
                     entry, holder, [body for _, body in _branches(found)]))
                 for guarded, expression in _equal_guards(found, entry).get(holder, {}).items():
-                    overrides.setdefault(guarded, Value("expression", label=expression))
+                    overrides.setdefault(guarded, Value(Recipe.EXPRESSION, label=expression))
                 overrides.pop(attribute, None)
-                given[holder] = Value("model", label=holder, attribute=attribute,
+                given[holder] = Value(Recipe.MODEL, label=holder, attribute=attribute,
                                       overrides=tuple(overrides.items()))
             else:
                 record_name = self._record_feeding(entry, holder)
@@ -1774,7 +1805,7 @@ class _Planner:
                     record = _with_attribute(record, attribute)
         elif metadata is not None and (queued := self._queue_source(entry, metadata)):
             target, keys = queued
-            patches, given = target.with_value(Value("queue", label=target.label, keys=keys))
+            patches, given = target.with_value(Value(Recipe.QUEUE, label=target.label, keys=keys))
         else:
             raise _CannotDrive(f"the trace context `{_code(metadata) if metadata else '?'}` is "
                                "not a parameter or an attribute of one, nor an item read from "
@@ -1785,7 +1816,7 @@ class _Planner:
                                "test can observe (no function of this module, no method, no "
                                "collaborator)")
         return _with(case, patches=(*probes, *patches), arguments=self._arguments(entry, given),
-                     record=record, without_context=found.name != "use_trace_context",
+                     record=record, without_context=found.name != USE_TRACE_CONTEXT,
                      stops=self._stops(found, patches, entry))
 
     def _queue_source(
@@ -1891,12 +1922,12 @@ class _Planner:
         for param in entry.params:
             if param.name in attached or (param.name in in_attach and
                                           param.name not in used_before):
-                given[param.name] = Value("context", label=param.name)
+                given[param.name] = Value(Recipe.CONTEXT, label=param.name)
             elif param.name not in used_before and any(
                 param.name in _names_in(node) for node in guarded
             ):
-                given[param.name] = Value("poison", label=param.name)
-        poisons = [name for name, value in given.items() if value.recipe == "poison"]
+                given[param.name] = Value(Recipe.POISON, label=param.name)
+        poisons = [name for name, value in given.items() if value.recipe is Recipe.POISON]
         if not failures and not poisons:
             raise _CannotDrive(
                 f"nothing inside the block guarded by `{_first_line(attach)}` can be made to "
@@ -1991,7 +2022,8 @@ def _ready_flags(found: _Found, entry: _Entry) -> tuple[Patch, ...]:
 
     entry.node.body.visit(_Collect())
     return tuple(Patch("value", "subject", flag, label=f"{entry.self_name}.{flag}",
-                       value=Value("expression", label="True")) for flag in dict.fromkeys(flags))
+                       value=Value(Recipe.EXPRESSION, label="True"))
+                 for flag in dict.fromkeys(flags))
 
 
 def _falsy_guards(found: _Found, entry: _Entry) -> dict[str, tuple[str, ...]]:

@@ -2,23 +2,87 @@
 
 Everything here is plain data: the locator and planner (``scaffold.testgen.locate``) fill it
 in from the code, the templates under ``templates/testgen`` render it, and the mutation check
-(``scaffold.mutation``) reads ``Site.form`` to revert one site.
+(``scaffold.mutation``) reads a site's form (``Site.shape``, ``Site.target``) to revert it. Kinds,
+shapes and recipes are ``StrEnum``s: they compare equal to the strings the templates test.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 
-# What a site does, and so what its test asserts.
-CONSUME = "consume"  # a CONSUMER span around the handling of a Kafka record
-RESTORE = "restore"  # a span or context continuing the trace in a message's metadata
-PRODUCE = "produce"  # a send whose headers carry the sending span
-INJECT = "inject"  # trace context written into a carrier that is then sent
-THREAD = "thread"  # work handed to a thread, carrying the submitting context
-TOKEN = "token"  # an attached context detached in a finally
-BOOTSTRAP = "bootstrap"  # tracing set-up at start-up: nothing to propagate, nothing to drive
-KINDS = (CONSUME, RESTORE, PRODUCE, INJECT, THREAD, TOKEN, BOOTSTRAP)
-_FROM_CREATION = {"keys", "json", "record", "consumer", "carrier", "model", "context", "queue"}
+
+class SiteKind(StrEnum):
+    """What a site does, and so what its test asserts."""
+
+    CONSUME = "consume"  # a CONSUMER span around the handling of a Kafka record
+    RESTORE = "restore"  # a span or context continuing the trace in a message's metadata
+    PRODUCE = "produce"  # a send whose headers carry the sending span
+    INJECT = "inject"  # trace context written into a carrier that is then sent
+    THREAD = "thread"  # work handed to a thread, carrying the submitting context
+    TOKEN = "token"  # an attached context detached in a finally
+    BOOTSTRAP = "bootstrap"  # tracing set-up at start-up: nothing to propagate, nothing to drive
+
+
+CONSUME, RESTORE, PRODUCE, INJECT, THREAD, TOKEN, BOOTSTRAP = SiteKind
+KINDS = tuple(SiteKind)
+
+
+class Shape(StrEnum):
+    """How an instrumentation is written: the first half of a site's ``form``
+    (``<shape>:<target>``, the target being the name the shape is about)."""
+
+    CALL = "call"  # ``traced_send(...)``: a call to the target
+    WITH = "with"  # ``with consume_span(...):``
+    FOR = "for"  # ``for record in consume_batch(...):``
+    ARG = "arg"  # ``copy_context().run`` passed as an argument
+    PARTIAL = "partial"  # ``functools.partial(copy_context().run, ...)``
+    LAMBDA = "lambda"  # ``pool.map(lambda *args, _fn=f, _context=copy_context(): ...)``
+    BASE = "base"  # a class deriving from the target (``TracedThread``)
+    STMT = "stmt"  # ``start()`` of a Thread subclass capturing ``copy_context().run``
+    TRY_FINALLY = "try-finally"  # ``token = attach(...)`` detached in a ``finally``
+
+
+# Targets of the forms that name no kit function.
+COPY_CONTEXT_TARGET = "copy_context"
+START_CAPTURE = "start-capture"
+
+
+def form(shape: Shape, target: str) -> str:
+    """A site's ``form``: ``call:traced_send``, ``try-finally:token``..."""
+    return f"{shape.value}:{target}"
+
+
+def split_form(text: str) -> tuple[Shape, str]:
+    """The shape and the target of a ``form``."""
+    shape, _, target = text.partition(":")
+    return Shape(shape), target
+
+
+class Recipe(StrEnum):
+    """How a test builds a value (``Value.recipe``): the template macro that renders it."""
+
+    BUILD = "build"
+    KEYS = "keys"
+    JSON = "json"
+    RECORD = "record"
+    CONSUMER = "consumer"
+    CARRIER = "carrier"
+    MODEL = "model"
+    POISON = "poison"
+    CONTEXT = "context"
+    RECORDER = "recorder"
+    DUMP = "dump"
+    EXPRESSION = "expression"
+    RUNNER = "runner"
+    BATCH = "batch"
+    FILL = "fill"
+    QUEUE = "queue"
+    PASSED = "passed"
+
+
+_FROM_CREATION = {Recipe.KEYS, Recipe.JSON, Recipe.RECORD, Recipe.CONSUMER, Recipe.CARRIER,
+                  Recipe.MODEL, Recipe.CONTEXT, Recipe.QUEUE}
 
 
 @dataclass(frozen=True)
@@ -30,8 +94,8 @@ class Site:
     so the mutation check can put back the un-instrumented code at exactly that place.
     """
 
-    kind: str
-    form: str
+    kind: SiteKind
+    form: str  # ``form(shape, target)``
     path: str  # relative to the repository root, with forward slashes
     module: str  # dotted import name of the file
     line: int
@@ -42,6 +106,14 @@ class Site:
     @property
     def where(self) -> str:
         return f"{self.path}:{self.line}"
+
+    @property
+    def shape(self) -> Shape:
+        return split_form(self.form)[0]
+
+    @property
+    def target(self) -> str:
+        return split_form(self.form)[1]
 
 
 @dataclass(frozen=True)
@@ -61,7 +133,7 @@ class Value:
     holding one item with ``keys`` and the message's trace context, then stopping its loop).
     """
 
-    recipe: str
+    recipe: Recipe
     label: str = ""
     keys: tuple[str, ...] = ()
     model: str | None = None  # dotted name in the site module's namespace

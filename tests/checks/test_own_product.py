@@ -14,7 +14,8 @@ import pytest
 
 from scaffold.checks import all_checks
 from scaffold.cli import main
-from scaffold.kit import KIT_PACKAGE, render_kit
+from scaffold.kit import render_kit
+from scaffold.kit_api import KIT_PACKAGE
 from scaffold.registry import all_rule_ids
 
 REPO = Path(__file__).resolve().parents[2]

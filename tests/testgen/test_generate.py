@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from scaffold.cli import main
+from scaffold.emitted import Ownership, ownership
 from scaffold.kit import render_kit
 from scaffold.testgen import generate_tests
-from scaffold.testgen.owned import Ownership, ownership
 from tests.testgen.repos import run_pytest
 
 TRACED = """\

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import ast
 
+from scaffold.emitted import Ownership, ownership, stamp
 from scaffold.testgen.layout import fit
-from scaffold.testgen.owned import Ownership, ownership, stamp
 
 
 def lines_within(text: str, width: int) -> bool:

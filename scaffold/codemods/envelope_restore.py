@@ -259,6 +259,12 @@ class EnvelopeRestore(PropagationCodemod):
         # by its guard: ``if envelope.metadata: with use_trace_context(envelope.metadata)``
         guarded = {name for place in places if isinstance(place.statement, cst.If)
                    for name in _metadata_tested(place.statement.test)}
+        if not parsed:
+            for place in places:  # a handed-over envelope's restore as this rule writes it
+                if isinstance(place.statement, cst.With) and self._restores_when_carried(
+                        place.statement):
+                    self.record_correct(place.statement, "restores the envelope's context "
+                                        "when it carries one")
         if not parsed and not guarded:
             return
         for place in places:
@@ -266,6 +272,17 @@ class EnvelopeRestore(PropagationCodemod):
                 self._guard(place.statement, set(parsed) | guarded)
         if parsed:
             self._unrestored(node, parsed)
+
+    def _restores_when_carried(self, statement: cst.With) -> bool:
+        """``with (use_trace_context(X.metadata) if <test> else nullcontext()):``."""
+        for item in statement.items:
+            choice = item.item
+            if isinstance(choice, cst.IfExp) and isinstance(choice.body, cst.Call) \
+                    and self.calls_one_of(choice.body, RESTORE_NAMES):
+                first = positional(choice.body, 0)
+                if first is not None and code(first.value).endswith(".metadata"):
+                    return True
+        return False
 
     # -- guards --
 

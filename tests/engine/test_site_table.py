@@ -410,3 +410,29 @@ def test_redis_queue_sites_are_fixable_then_correct_after_retrofit(tmp_path, cap
     rows = [row for row in json.loads(out)["rows"] if row["kind"] == "queue"]
     assert [(Path(r["path"]).name, r["status"]) for r in rows] == [
         ("queue.py", "correct"), ("queue.py", "correct")], out
+
+
+def test_a_handed_over_envelopes_restore_is_fixable_then_correct():
+    """A handler given an envelope parsed elsewhere: its guarded restore is a fixable intake;
+    the rewritten one (``use_trace_context(...) if should_restore(...) else nullcontext()``)
+    is a correct one, so the table shows the site fixed rather than gone."""
+    import json as json_module
+
+    from scaffold.codemods.envelope_restore import EnvelopeRestore
+    from scaffold.engine import Settings, process_source
+
+    folder = Path(__file__).resolve().parent.parent / "fixtures" / "envelope-restore" \
+        / "envelope_parsed_elsewhere"
+    configured = folder / "settings.json"
+    settings = Settings(**json_module.loads(configured.read_text())) if configured.is_file() \
+        else Settings()
+
+    def intakes(name: str) -> list[SiteStatus]:
+        result = process_source((folder / name).read_bytes(), "service/handlers.py",
+                                [EnvelopeRestore], settings)
+        return [site.status for site in result.sites if site.kind is SiteKind.ENVELOPE_INTAKE]
+
+    before, after = intakes("before.py"), intakes("after.py")
+    assert SiteStatus.FIXABLE in before
+    assert after.count(SiteStatus.CORRECT) == before.count(SiteStatus.FIXABLE)
+    assert SiteStatus.FIXABLE not in after

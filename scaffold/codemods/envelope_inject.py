@@ -91,7 +91,7 @@ from scaffold.codemods._propagation import (
     with_comment,
 )
 from scaffold.codemods.base import dotted_name
-from scaffold.engine.gates import SyntaxIndex
+from scaffold.engine.gates import SyntaxGate, SyntaxIndex
 from scaffold.engine.model import Settings
 from scaffold.kit_api import INJECT_METADATA
 from scaffold.repo.info import FunctionInfo, ParamKind
@@ -124,8 +124,14 @@ class EnvelopeInject(PropagationCodemod):
         return any(suffix in source for suffix in resolved["envelope_suffixes"]) and any(
             method in source for method in resolved["publish_methods"])
 
-    # a site is a function building an envelope: it names the envelope class
+    # a site is a function building an envelope: it calls the envelope class, and names it
+    GATE = SyntaxGate(called_suffixes=ENVELOPE_SUFFIXES)
     SLICE_WORDS = frozenset()
+
+    @classmethod
+    def syntax_gate(cls, settings: Settings) -> SyntaxGate:
+        suffixes = cls.resolve_options(settings.options.get(cls.ID))["envelope_suffixes"]
+        return SyntaxGate(called_suffixes=suffixes)
 
     @classmethod
     def slice_carriers(cls, index: SyntaxIndex, settings: Settings) -> frozenset[str]:

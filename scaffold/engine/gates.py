@@ -11,7 +11,10 @@ names anything the rule could match. A rule declares that as a ``SyntaxGate``:
   cf`` then ``cf.ThreadPoolExecutor``), string annotations included;
 - ``words``: identifiers used in code: a name, an attribute, an imported name, a function,
   class, parameter or keyword-argument name (``run_in_executor``);
-- ``strings``: string constants (``"__main__"``).
+- ``strings``: string constants (``"__main__"``);
+- ``called_suffixes``: a call of a name ending in one of them (``EventEnvelope[T](...)``,
+  ``events.EventEnvelope(...)``), or of a local name an import binds to such a name: for a
+  rule that acts only where a class it knows by its suffix is constructed.
 
 Any one hit lets the file through. Before the ``ast`` is built, ``may_admit`` asks the text
 the same question cheaply: a name is only ever referenced with its last part spelled out (in
@@ -49,12 +52,14 @@ class SyntaxGate:
     names: frozenset[str] = frozenset()
     words: frozenset[str] = frozenset()
     strings: frozenset[str] = frozenset()
+    called_suffixes: tuple[str, ...] = ()
 
     def __init__(self, *, names: Iterable[str] = (), words: Iterable[str] = (),
-                 strings: Iterable[str] = ()) -> None:
+                 strings: Iterable[str] = (), called_suffixes: Iterable[str] = ()) -> None:
         object.__setattr__(self, "names", frozenset(names))
         object.__setattr__(self, "words", frozenset(words))
         object.__setattr__(self, "strings", frozenset(strings))
+        object.__setattr__(self, "called_suffixes", tuple(sorted(set(called_suffixes))))
 
     @cached_property
     def _name_parts(self) -> tuple[tuple[str, str], ...]:
@@ -71,7 +76,7 @@ class SyntaxGate:
         """
         if self.strings:
             return True
-        if any(word in text for word in self.words):
+        if any(word in text for word in (*self.words, *self.called_suffixes)):
             return True
         return any(last in text and first in text for first, last in self._name_parts) or any(
             name in text for name in self.names if "." not in name)
@@ -81,7 +86,14 @@ class SyntaxGate:
             not self.words.isdisjoint(index.words)
             or not self.strings.isdisjoint(index.strings)
             or not self.names.isdisjoint(index.referenced)
+            or bool(self.called_suffixes) and self._calls_one(index)
         )
+
+    def _calls_one(self, index: SyntaxIndex) -> bool:
+        suffixes = self.called_suffixes
+        return any(name.endswith(suffixes) or any(
+            target.endswith(suffixes) for target in index.imports.get(name, ()))
+            for name in index.called)
 
 
 @dataclass
@@ -92,6 +104,7 @@ class SyntaxIndex:
     chains: set[str] = field(default_factory=set)  # every Name/Attribute chain and its prefixes
     words: set[str] = field(default_factory=set)
     strings: set[str] = field(default_factory=set)
+    called: set[str] = field(default_factory=set)  # the last name of every call's callee
     # local name (or dotted prefix of ``import a.b``) -> what it imports, over all scopes
     imports: dict[str, set[str]] = field(default_factory=dict)
 
@@ -215,6 +228,14 @@ class SyntaxIndex:
                 if chain is not None:
                     chains.add(chain)
                 words.add(node.attr)
+            elif kind is ast.Call:
+                func = node.func
+                if type(func) is ast.Subscript:  # EventEnvelope[T](...)
+                    func = func.value
+                if type(func) is ast.Name:
+                    self.called.add(func.id)
+                elif type(func) is ast.Attribute:
+                    self.called.add(func.attr)
             elif kind is ast.Constant:
                 value = node.value
                 if type(value) is str:
